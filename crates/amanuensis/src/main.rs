@@ -1,0 +1,2 @@
+//! The `amanuensis` command line.
+fn main() {}

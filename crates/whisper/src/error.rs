@@ -1,0 +1,31 @@
+//! The one error type of the whisper crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading a model, reading audio or transcribing.
+/// Messages name the file and say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a valid CTranslate2 model file: {reason}")]
+    Model { path: PathBuf, reason: String },
+    #[error("model: {0}")]
+    Weights(String),
+    #[error("{path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("{path}: {reason}")]
+    Audio { path: PathBuf, reason: String },
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
