@@ -4,6 +4,7 @@
 //! This crate does no network I/O and knows nothing of HTTP or the NPU.
 
 pub mod audio;
+pub mod config;
 pub mod ct2;
 pub mod error;
 pub mod mel;
