@@ -242,16 +242,16 @@ impl Ct2File {
             entries.push(Entry { name, shape, dtype, offset, len });
         }
         let mut aliases = HashMap::new();
-        if c.pos < map.len() {
-            let n_aliases = c.u32("alias count")? as usize;
-            for _ in 0..n_aliases {
-                let alias = c.string("alias name")?;
-                let target = c.string("alias target")?;
-                if !index.contains_key(&target) {
-                    return Err(c.err(&format!("alias {alias} points to missing variable {target}")));
-                }
-                aliases.insert(alias, target);
+        // Every supported version (>= 3) writes the alias count, so a file that ends right after
+        // the variables was cut short (and would silently lack its aliases).
+        let n_aliases = c.u32("alias count")? as usize;
+        for _ in 0..n_aliases {
+            let alias = c.string("alias name")?;
+            let target = c.string("alias target")?;
+            if !index.contains_key(&target) {
+                return Err(c.err(&format!("alias {alias} points to missing variable {target}")));
             }
+            aliases.insert(alias, target);
         }
         if c.pos != map.len() {
             return Err(c.err("unexpected trailing bytes"));

@@ -18,6 +18,8 @@ pub enum Error {
     Tokenizer(String),
     #[error("{path}: {reason}")]
     Audio { path: PathBuf, reason: String },
+    #[error("{path}: not a valid .npy file: {reason}")]
+    Npy { path: PathBuf, reason: String },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }

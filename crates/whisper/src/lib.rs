@@ -4,9 +4,17 @@
 //! This crate does no network I/O and knows nothing of HTTP or the NPU.
 
 pub mod audio;
+pub mod compute;
 pub mod config;
 pub mod ct2;
+pub mod decode;
 pub mod error;
 pub mod mel;
+pub mod model;
+pub mod npy;
+#[doc(hidden)]
+pub mod testing;
+pub mod tokenizer;
+pub mod transcribe;
 
 pub use error::{Error, Result};

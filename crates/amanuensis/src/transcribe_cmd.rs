@@ -1,0 +1,189 @@
+//! `amanuensis transcribe`: files in, transcripts out (stdout or one file per format).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use whisper::tokenizer::Task;
+use whisper::transcribe::{TranscribeOptions, Transcriber};
+
+use crate::engine::{load_model, ComputeType};
+use crate::output::{render, Format};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TaskArg {
+    Transcribe,
+    Translate,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TranscribeArgs {
+    /// Audio files (WAV, FLAC, MP3, Ogg Vorbis, M4A/AAC).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Model name in the store (tiny.en, base) or a directory with config.json, model.bin, tokenizer.json.
+    #[arg(long, default_value = "base", env = "AMANUENSIS_MODEL")]
+    pub model: String,
+    /// Spoken language code (en, fr, ...) or `auto` to detect it.
+    #[arg(long, default_value = "auto")]
+    pub language: String,
+    #[arg(long, value_enum, default_value = "transcribe")]
+    pub task: TaskArg,
+    /// Beam width; 1 is greedy decoding.
+    #[arg(long, default_value_t = 5)]
+    pub beam_size: usize,
+    /// Samples drawn at each non-zero temperature.
+    #[arg(long, default_value_t = 5)]
+    pub best_of: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub patience: f32,
+    /// Temperatures tried in turn when a window's decoding looks wrong (fallback).
+    #[arg(long, num_args = 1.., default_values_t = vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0])]
+    pub temperature: Vec<f32>,
+    /// Decode each window once, at the first temperature.
+    #[arg(long)]
+    pub no_fallback: bool,
+    /// Text that conditions the first window (names, spelling, style).
+    #[arg(long)]
+    pub initial_prompt: Option<String>,
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub condition_on_previous_text: bool,
+    /// Suppress timestamps: one segment per 30 s window.
+    #[arg(long)]
+    pub without_timestamps: bool,
+    #[arg(long, value_enum, default_value = "f32")]
+    pub compute_type: ComputeType,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long, value_enum, default_value = "txt")]
+    pub output_format: Format,
+    /// Write DIR/NAME.<format> per input instead of printing to stdout.
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+}
+
+impl TranscribeArgs {
+    pub fn options(&self) -> anyhow::Result<TranscribeOptions> {
+        let mut o = TranscribeOptions {
+            language: match self.language.as_str() {
+                "auto" | "" => None,
+                code => Some(code.to_lowercase()),
+            },
+            task: match self.task {
+                TaskArg::Transcribe => Task::Transcribe,
+                TaskArg::Translate => Task::Translate,
+            },
+            beam_size: self.beam_size,
+            best_of: self.best_of,
+            patience: self.patience,
+            temperatures: self.temperature.clone(),
+            initial_prompt: self.initial_prompt.clone(),
+            condition_on_previous_text: self.condition_on_previous_text,
+            without_timestamps: self.without_timestamps,
+            ..TranscribeOptions::default()
+        };
+        if self.no_fallback {
+            o.temperatures.truncate(1);
+        }
+        o.validate()?;
+        Ok(o)
+    }
+}
+
+fn task_name(t: TaskArg) -> &'static str {
+    match t {
+        TaskArg::Transcribe => "transcribe",
+        TaskArg::Translate => "translate",
+    }
+}
+
+pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
+    let opts = args.options()?;
+    if args.output_format == Format::All && args.output_dir.is_none() {
+        bail!("--output-format all writes one file per format: add --output-dir DIR");
+    }
+    for f in &args.files {
+        if !f.is_file() {
+            bail!("{}: no such file", f.display());
+        }
+    }
+    if let Some(n) = args.threads {
+        crate::engine::set_threads(n)?;
+    }
+    if let Some(dir) = &args.output_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating output directory {}", dir.display()))?;
+    }
+    let t_load = Instant::now();
+    let model = load_model(&args.model, args.compute_type)?;
+    tracing::info!(seconds = t_load.elapsed().as_secs_f64(), "model loaded");
+    let transcriber = Transcriber::new(&model)?;
+    let (mut audio_total, mut wall_total) = (0.0, 0.0);
+    let mut failures = 0;
+    for file in &args.files {
+        let t0 = Instant::now();
+        let result = transcribe_file(&transcriber, file, &opts);
+        let wall = t0.elapsed().as_secs_f64();
+        match result {
+            Ok(t) => {
+                audio_total += t.duration;
+                wall_total += wall;
+                let task = task_name(args.task);
+                match &args.output_dir {
+                    Some(dir) => {
+                        let formats: Vec<Format> = if args.output_format == Format::All { Format::CONCRETE.to_vec() } else { vec![args.output_format] };
+                        for fmt in formats {
+                            let path = output_path(dir, file, fmt);
+                            std::fs::write(&path, render(&t, fmt, task)).with_context(|| format!("writing {}", path.display()))?;
+                        }
+                    }
+                    None => print!("{}", render(&t, args.output_format, task)),
+                }
+                eprintln!("{}: audio {:.2} s, wall {:.2} s, realtime {:.1}x", file.display(), t.duration, wall, t.duration / wall.max(1e-9));
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("error: {}: {e:#}", file.display());
+            }
+        }
+    }
+    if args.files.len() > 1 {
+        eprintln!("total: audio {audio_total:.2} s, wall {wall_total:.2} s, realtime {:.1}x", audio_total / wall_total.max(1e-9));
+    }
+    if failures > 0 {
+        bail!("{failures} of {} file(s) failed", args.files.len());
+    }
+    Ok(())
+}
+
+/// `DIR/NAME.<ext>` for input `path/NAME.ext`.
+pub fn output_path(dir: &Path, input: &Path, fmt: Format) -> PathBuf {
+    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "audio".into());
+    dir.join(format!("{stem}.{}", fmt.extension()))
+}
+
+fn transcribe_file(tr: &Transcriber, file: &Path, opts: &TranscribeOptions) -> anyhow::Result<whisper::transcribe::Transcript> {
+    let samples = whisper::audio::load_audio(file)?;
+    let duration = samples.len() as f64 / whisper::audio::SAMPLE_RATE as f64;
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new((duration * 100.0) as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} cs ({eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_message(file.display().to_string());
+        Some(b)
+    } else {
+        None
+    };
+    let t = tr.transcribe(&samples, opts, &mut |seg| {
+        if let Some(b) = &bar {
+            b.set_position((seg.end * 100.0) as u64);
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(t)
+}

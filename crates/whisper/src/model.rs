@@ -1,0 +1,460 @@
+//! The Whisper network: weights mapped from CTranslate2 names, the encoder, and the decoder
+//! with its preallocated KV cache. Every product goes through [`Compute`].
+
+use std::path::Path;
+
+use tracing::{debug_span, info_span};
+
+use crate::compute::{AttentionShape, Compute, Linear};
+use crate::config::{model_files, Dims, GenerationConfig};
+use crate::ct2::Ct2File;
+use crate::mel::Mel;
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Result};
+
+const LAYER_NORM_EPS: f32 = 1e-5;
+
+pub struct LayerNorm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl LayerNorm {
+    /// Normalizes each row of `x` (width = gamma.len()) into `out`.
+    pub fn forward(&self, x: &[f32], out: &mut [f32]) {
+        let d = self.gamma.len();
+        for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            let mean = xr.iter().sum::<f32>() / d as f32;
+            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+            let inv = 1.0 / (var + LAYER_NORM_EPS).sqrt();
+            for i in 0..d {
+                or[i] = (xr[i] - mean) * inv * self.gamma[i] + self.beta[i];
+            }
+        }
+    }
+}
+
+/// Exact (erf) GELU, as Whisper and CTranslate2 use.
+pub fn gelu_in_place(x: &mut [f32]) {
+    for v in x {
+        *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+fn add_in_place(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+struct Loader<'a> {
+    file: &'a Ct2File,
+}
+
+impl Loader<'_> {
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let t = self.file.require(name)?;
+        if t.shape != shape {
+            return Err(Error::Model {
+                path: self.file.path().to_path_buf(),
+                reason: format!("tensor `{name}` has shape {:?}, expected {shape:?}", t.shape),
+            });
+        }
+        let mut v = t.to_f32();
+        // int8 variables carry a per-row scale (CTranslate2 quantized models).
+        if t.dtype == crate::ct2::DType::I8 {
+            let scale = self.file.require(&format!("{name}_scale"))?.to_f32();
+            let rows = shape[0];
+            if scale.len() != rows {
+                return Err(Error::Model {
+                    path: self.file.path().to_path_buf(),
+                    reason: format!("`{name}_scale` has {} values for {rows} rows", scale.len()),
+                });
+            }
+            let cols = v.len() / rows.max(1);
+            for (r, row) in v.chunks_exact_mut(cols).enumerate() {
+                for x in row {
+                    *x /= scale[r];
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    fn linear(&self, prefix: &str, n_out: usize, k: usize, bias: bool) -> Result<Linear> {
+        let w = self.tensor(&format!("{prefix}/weight"), &[n_out, k])?;
+        let b = if bias { Some(self.tensor(&format!("{prefix}/bias"), &[n_out])?) } else { None };
+        Ok(Linear::new(w, n_out, k, b))
+    }
+
+    fn layer_norm(&self, prefix: &str, d: usize) -> Result<LayerNorm> {
+        Ok(LayerNorm { gamma: self.tensor(&format!("{prefix}/gamma"), &[d])?, beta: self.tensor(&format!("{prefix}/beta"), &[d])? })
+    }
+}
+
+struct EncoderLayer {
+    attn_ln: LayerNorm,
+    qkv: Linear,
+    out: Linear,
+    ffn_ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+struct DecoderLayer {
+    self_ln: LayerNorm,
+    self_qkv: Linear,
+    self_out: Linear,
+    cross_ln: LayerNorm,
+    cross_q: Linear,
+    cross_kv: Linear,
+    cross_out: Linear,
+    ffn_ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// A loaded Whisper model: dimensions, tokenizer, generation config and weights.
+pub struct Whisper {
+    pub dims: Dims,
+    pub config: GenerationConfig,
+    pub tokenizer: Tokenizer,
+    compute: Box<dyn Compute>,
+    conv1: Linear,
+    conv2: Linear,
+    enc_pos: Vec<f32>,
+    enc_layers: Vec<EncoderLayer>,
+    enc_ln: LayerNorm,
+    embedding: Linear,
+    dec_pos: Vec<f32>,
+    dec_layers: Vec<DecoderLayer>,
+    dec_ln: LayerNorm,
+}
+
+/// Cross-attention keys and values of one 30 s window, computed once and shared by every
+/// decoding step and every beam. Layout per layer: `[n_audio_ctx][2 * d]` (keys, then values).
+pub struct CrossKv {
+    kv: Vec<Vec<f32>>,
+    n_ctx: usize,
+}
+
+/// Self-attention keys and values, preallocated for the whole text context and all beams:
+/// `[layer][beam][n_text_ctx][d]`. Appending a step writes in place; nothing is concatenated.
+pub struct KvCache {
+    k: Vec<f32>,
+    v: Vec<f32>,
+    n_layer: usize,
+    n_beams: usize,
+    n_ctx: usize,
+    d: usize,
+    /// Positions filled (the same for every beam).
+    pub len: usize,
+    scratch: Vec<f32>,
+}
+
+impl KvCache {
+    fn layer_beam_offset(&self, layer: usize, beam: usize) -> usize {
+        ((layer * self.n_beams) + beam) * self.n_ctx * self.d
+    }
+
+    pub fn capacity_beams(&self) -> usize {
+        self.n_beams
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Beam `b` continues from old beam `src[b]`: copies the filled rows where they differ.
+    pub fn reorder(&mut self, src: &[usize]) {
+        if src.iter().enumerate().all(|(b, &s)| b == s) {
+            return;
+        }
+        let rows = self.len * self.d;
+        let n = src.len();
+        self.scratch.resize(n * rows, 0.0);
+        for buf_is_k in [true, false] {
+            for layer in 0..self.n_layer {
+                for (b, &s) in src.iter().enumerate() {
+                    let o = self.layer_beam_offset(layer, s);
+                    let buf = if buf_is_k { &self.k } else { &self.v };
+                    self.scratch[b * rows..(b + 1) * rows].copy_from_slice(&buf[o..o + rows]);
+                }
+                for b in 0..n {
+                    let o = self.layer_beam_offset(layer, b);
+                    let buf = if buf_is_k { &mut self.k } else { &mut self.v };
+                    buf[o..o + rows].copy_from_slice(&self.scratch[b * rows..(b + 1) * rows]);
+                }
+            }
+        }
+    }
+}
+
+impl Whisper {
+    /// Loads a model directory in the faster-whisper layout (config.json, model.bin,
+    /// tokenizer.json), converting weights to f32 for `compute`.
+    pub fn load(dir: &Path, compute: Box<dyn Compute>) -> Result<Whisper> {
+        let _span = info_span!("load", dir = %dir.display()).entered();
+        let [config_path, model_path, tokenizer_path] = model_files(dir)?;
+        let file = Ct2File::open(&model_path)?;
+        let dims = Dims::from_weights(&file)?;
+        let config = GenerationConfig::load(&config_path)?;
+        let tokenizer = Tokenizer::from_file(&tokenizer_path, dims.is_multilingual())?;
+        if tokenizer.vocab_size() != dims.n_vocab {
+            return Err(Error::Config {
+                path: tokenizer_path,
+                reason: format!(
+                    "has {} tokens but model.bin has {}: tokenizer.json belongs to a different model",
+                    tokenizer.vocab_size(),
+                    dims.n_vocab
+                ),
+            });
+        }
+        let l = Loader { file: &file };
+        let (da, dt, n_mels) = (dims.n_audio_state, dims.n_text_state, dims.n_mels);
+        // Conv weights [c_out][c_in][3] flatten to a linear [c_out][c_in*3] over im2col rows.
+        let conv1 = Linear::new(l.tensor("encoder/conv1/weight", &[da, n_mels, 3])?, da, n_mels * 3, Some(l.tensor("encoder/conv1/bias", &[da])?));
+        let conv2 = Linear::new(l.tensor("encoder/conv2/weight", &[da, da, 3])?, da, da * 3, Some(l.tensor("encoder/conv2/bias", &[da])?));
+        let enc_pos = l.tensor("encoder/position_encodings/encodings", &[dims.n_audio_ctx, da])?;
+        let mut enc_layers = Vec::with_capacity(dims.n_audio_layer);
+        for i in 0..dims.n_audio_layer {
+            let p = format!("encoder/layer_{i}");
+            enc_layers.push(EncoderLayer {
+                attn_ln: l.layer_norm(&format!("{p}/self_attention/layer_norm"), da)?,
+                qkv: l.linear(&format!("{p}/self_attention/linear_0"), 3 * da, da, true)?,
+                out: l.linear(&format!("{p}/self_attention/linear_1"), da, da, true)?,
+                ffn_ln: l.layer_norm(&format!("{p}/ffn/layer_norm"), da)?,
+                fc1: l.linear(&format!("{p}/ffn/linear_0"), 4 * da, da, true)?,
+                fc2: l.linear(&format!("{p}/ffn/linear_1"), da, 4 * da, true)?,
+            });
+        }
+        let enc_ln = l.layer_norm("encoder/layer_norm", da)?;
+        let embedding = l.linear("decoder/embeddings", dims.n_vocab, dt, false)?;
+        let dec_pos = l.tensor("decoder/position_encodings/encodings", &[dims.n_text_ctx, dt])?;
+        let mut dec_layers = Vec::with_capacity(dims.n_text_layer);
+        for i in 0..dims.n_text_layer {
+            let p = format!("decoder/layer_{i}");
+            dec_layers.push(DecoderLayer {
+                self_ln: l.layer_norm(&format!("{p}/self_attention/layer_norm"), dt)?,
+                self_qkv: l.linear(&format!("{p}/self_attention/linear_0"), 3 * dt, dt, true)?,
+                self_out: l.linear(&format!("{p}/self_attention/linear_1"), dt, dt, true)?,
+                cross_ln: l.layer_norm(&format!("{p}/attention/layer_norm"), dt)?,
+                cross_q: l.linear(&format!("{p}/attention/linear_0"), dt, dt, true)?,
+                cross_kv: l.linear(&format!("{p}/attention/linear_1"), 2 * dt, da, true)?,
+                cross_out: l.linear(&format!("{p}/attention/linear_2"), dt, dt, true)?,
+                ffn_ln: l.layer_norm(&format!("{p}/ffn/layer_norm"), dt)?,
+                fc1: l.linear(&format!("{p}/ffn/linear_0"), 4 * dt, dt, true)?,
+                fc2: l.linear(&format!("{p}/ffn/linear_1"), dt, 4 * dt, true)?,
+            });
+        }
+        let dec_ln = l.layer_norm("decoder/layer_norm", dt)?;
+        Ok(Whisper { dims, config, tokenizer, compute, conv1, conv2, enc_pos, enc_layers, enc_ln, embedding, dec_pos, dec_layers, dec_ln })
+    }
+
+    pub fn compute_name(&self) -> &'static str {
+        self.compute.name()
+    }
+
+    /// Bytes held by the weights in their prepared form.
+    pub fn weight_bytes(&self) -> usize {
+        let enc: usize = self.enc_layers.iter().map(|l| l.qkv.bytes() + l.out.bytes() + l.fc1.bytes() + l.fc2.bytes()).sum();
+        let dec: usize = self
+            .dec_layers
+            .iter()
+            .map(|l| l.self_qkv.bytes() + l.self_out.bytes() + l.cross_q.bytes() + l.cross_kv.bytes() + l.cross_out.bytes() + l.fc1.bytes() + l.fc2.bytes())
+            .sum();
+        enc + dec + self.conv1.bytes() + self.conv2.bytes() + self.embedding.bytes() + (self.enc_pos.len() + self.dec_pos.len()) * 4
+    }
+
+    /// Runs the encoder on one 30 s window of log-mel (`n_mels` x 3000 frames) and returns
+    /// the audio features `[n_audio_ctx][n_audio_state]`.
+    pub fn encode(&self, mel: &Mel) -> Result<Vec<f32>> {
+        let _span = info_span!("encoder").entered();
+        let d = self.dims.n_audio_state;
+        let n_ctx = self.dims.n_audio_ctx;
+        let t_in = 2 * n_ctx;
+        if mel.n_mels != self.dims.n_mels || mel.n_frames != t_in {
+            return Err(Error::InvalidArgument(format!(
+                "encoder expects {} mel bins x {t_in} frames, got {} x {}",
+                self.dims.n_mels, mel.n_mels, mel.n_frames
+            )));
+        }
+        let c = self.compute.as_ref();
+        // conv1 (stride 1, padding 1) as im2col [t_in][n_mels*3] · Wᵀ, time-major output.
+        let n_mels = mel.n_mels;
+        let mut cols = vec![0f32; t_in * n_mels * 3];
+        for t in 0..t_in {
+            let row = &mut cols[t * n_mels * 3..(t + 1) * n_mels * 3];
+            for ch in 0..n_mels {
+                for kk in 0..3 {
+                    let src = t as isize + kk as isize - 1;
+                    if (0..t_in as isize).contains(&src) {
+                        row[ch * 3 + kk] = mel.data[ch * t_in + src as usize];
+                    }
+                }
+            }
+        }
+        let mut h1 = vec![0f32; t_in * d];
+        {
+            let _s = debug_span!("conv1").entered();
+            c.linear(&cols, t_in, &self.conv1, &mut h1);
+            gelu_in_place(&mut h1);
+        }
+        // conv2 (stride 2, padding 1) over the time-major conv1 output.
+        let mut cols = vec![0f32; n_ctx * d * 3];
+        for t in 0..n_ctx {
+            let row = &mut cols[t * d * 3..(t + 1) * d * 3];
+            for kk in 0..3 {
+                let src = 2 * t as isize + kk as isize - 1;
+                if (0..t_in as isize).contains(&src) {
+                    let s = &h1[src as usize * d..(src as usize + 1) * d];
+                    for ch in 0..d {
+                        row[ch * 3 + kk] = s[ch];
+                    }
+                }
+            }
+        }
+        drop(h1);
+        let mut x = vec![0f32; n_ctx * d];
+        {
+            let _s = debug_span!("conv2").entered();
+            c.linear(&cols, n_ctx, &self.conv2, &mut x);
+            gelu_in_place(&mut x);
+        }
+        drop(cols);
+        add_in_place(&mut x, &self.enc_pos);
+
+        let n_head = self.dims.n_audio_head;
+        let mut h = vec![0f32; n_ctx * d];
+        let mut qkv = vec![0f32; n_ctx * 3 * d];
+        let mut attn = vec![0f32; n_ctx * d];
+        let mut ff = vec![0f32; n_ctx * 4 * d];
+        for (i, layer) in self.enc_layers.iter().enumerate() {
+            let _s = debug_span!("encoder_block", i).entered();
+            layer.attn_ln.forward(&x, &mut h);
+            c.linear(&h, n_ctx, &layer.qkv, &mut qkv);
+            let shape = AttentionShape { n_q: n_ctx, n_kv: n_ctx, n_heads: n_head, head_dim: d / n_head, causal_offset: None };
+            c.attention(&qkv, 3 * d, &qkv[d..], &qkv[2 * d..], 3 * d, shape, &mut attn);
+            c.linear(&attn, n_ctx, &layer.out, &mut h);
+            add_in_place(&mut x, &h);
+            layer.ffn_ln.forward(&x, &mut h);
+            c.linear(&h, n_ctx, &layer.fc1, &mut ff);
+            gelu_in_place(&mut ff);
+            c.linear(&ff, n_ctx, &layer.fc2, &mut h);
+            add_in_place(&mut x, &h);
+        }
+        self.enc_ln.forward(&x, &mut h);
+        Ok(h)
+    }
+
+    /// Projects encoder output to the cross-attention keys/values of every decoder layer.
+    pub fn cross_kv(&self, audio: &[f32]) -> CrossKv {
+        let _span = info_span!("cross_kv").entered();
+        let n_ctx = audio.len() / self.dims.n_audio_state;
+        let kv = self
+            .dec_layers
+            .iter()
+            .map(|layer| {
+                let mut kv = vec![0f32; n_ctx * 2 * self.dims.n_text_state];
+                self.compute.linear(audio, n_ctx, &layer.cross_kv, &mut kv);
+                kv
+            })
+            .collect();
+        CrossKv { kv, n_ctx }
+    }
+
+    /// A KV cache for up to `n_beams` beams over the whole text context.
+    pub fn new_kv_cache(&self, n_beams: usize) -> KvCache {
+        let (n_layer, n_ctx, d) = (self.dims.n_text_layer, self.dims.n_text_ctx, self.dims.n_text_state);
+        let size = n_layer * n_beams * n_ctx * d;
+        KvCache { k: vec![0.0; size], v: vec![0.0; size], n_layer, n_beams, n_ctx, d, len: 0, scratch: Vec::new() }
+    }
+
+    /// Runs the decoder on `n_beams` rows of `t` new tokens each (`tokens` is `[n_beams][t]`),
+    /// at positions `cache.len .. cache.len + t`, appending their keys/values to the cache.
+    /// Returns the final hidden states `[n_beams][t][d]` (after the last layer norm).
+    pub fn decode(&self, tokens: &[u32], n_beams: usize, cache: &mut KvCache, cross: &CrossKv) -> Result<Vec<f32>> {
+        let _span = debug_span!("decoder", n_beams, t = tokens.len() / n_beams.max(1)).entered();
+        let d = self.dims.n_text_state;
+        let t = tokens.len() / n_beams.max(1);
+        let pos0 = cache.len;
+        if n_beams == 0 || t * n_beams != tokens.len() || n_beams > cache.n_beams {
+            return Err(Error::InvalidArgument(format!("decode: {} tokens for {n_beams} beams", tokens.len())));
+        }
+        if pos0 + t > self.dims.n_text_ctx {
+            return Err(Error::InvalidArgument(format!("decode: position {} exceeds the text context {}", pos0 + t, self.dims.n_text_ctx)));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&tok| tok as usize >= self.dims.n_vocab) {
+            return Err(Error::InvalidArgument(format!("token {bad} is outside the vocabulary")));
+        }
+        let rows = n_beams * t;
+        let mut x = vec![0f32; rows * d];
+        for (r, &tok) in tokens.iter().enumerate() {
+            let pos = pos0 + r % t;
+            let e = &self.embedding.weights[tok as usize * d..(tok as usize + 1) * d];
+            let p = &self.dec_pos[pos * d..(pos + 1) * d];
+            for ((o, a), b) in x[r * d..(r + 1) * d].iter_mut().zip(e).zip(p) {
+                *o = a + b;
+            }
+        }
+        let c = self.compute.as_ref();
+        let n_head = self.dims.n_text_head;
+        let head_dim = d / n_head;
+        let mut h = vec![0f32; rows * d];
+        let mut qkv = vec![0f32; rows * 3 * d];
+        let mut attn = vec![0f32; rows * d];
+        let mut ff = vec![0f32; rows * 4 * d];
+        for (li, layer) in self.dec_layers.iter().enumerate() {
+            let _s = debug_span!("decoder_block", li).entered();
+            // Causal self-attention over the cache.
+            layer.self_ln.forward(&x, &mut h);
+            c.linear(&h, rows, &layer.self_qkv, &mut qkv);
+            for b in 0..n_beams {
+                let base = cache.layer_beam_offset(li, b);
+                for s in 0..t {
+                    let r = b * t + s;
+                    let dst = base + (pos0 + s) * d;
+                    cache.k[dst..dst + d].copy_from_slice(&qkv[r * 3 * d + d..r * 3 * d + 2 * d]);
+                    cache.v[dst..dst + d].copy_from_slice(&qkv[r * 3 * d + 2 * d..r * 3 * d + 3 * d]);
+                }
+                let n_kv = pos0 + t;
+                let shape = AttentionShape { n_q: t, n_kv, n_heads: n_head, head_dim, causal_offset: Some(pos0) };
+                c.attention(
+                    &qkv[b * t * 3 * d..],
+                    3 * d,
+                    &cache.k[base..base + n_kv * d],
+                    &cache.v[base..base + n_kv * d],
+                    d,
+                    shape,
+                    &mut attn[b * t * d..(b + 1) * t * d],
+                );
+            }
+            c.linear(&attn, rows, &layer.self_out, &mut h);
+            add_in_place(&mut x, &h);
+            // Cross-attention over the window's audio features.
+            layer.cross_ln.forward(&x, &mut h);
+            let q = &mut qkv[..rows * d];
+            c.linear(&h, rows, &layer.cross_q, q);
+            let kv = &cross.kv[li];
+            let shape = AttentionShape { n_q: rows, n_kv: cross.n_ctx, n_heads: n_head, head_dim, causal_offset: None };
+            c.attention(q, d, kv, &kv[d..], 2 * d, shape, &mut attn);
+            c.linear(&attn, rows, &layer.cross_out, &mut h);
+            add_in_place(&mut x, &h);
+            // MLP.
+            layer.ffn_ln.forward(&x, &mut h);
+            c.linear(&h, rows, &layer.fc1, &mut ff);
+            gelu_in_place(&mut ff);
+            c.linear(&ff, rows, &layer.fc2, &mut h);
+            add_in_place(&mut x, &h);
+        }
+        cache.len = pos0 + t;
+        self.dec_ln.forward(&x, &mut h);
+        Ok(h)
+    }
+
+    /// Logits over the vocabulary for `rows` hidden states (tied token embedding).
+    pub fn logits(&self, hidden: &[f32], rows: usize, out: &mut [f32]) {
+        let _span = debug_span!("logits", rows).entered();
+        self.compute.linear(hidden, rows, &self.embedding, out);
+    }
+}

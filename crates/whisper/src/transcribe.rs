@@ -1,0 +1,456 @@
+//! Long-form transcription: seek through the audio window by window, with temperature
+//! fallback, no-speech skipping and conditioning on previous text — the loop of
+//! openai-whisper's transcribe.py as faster-whisper 1.2.1 runs it.
+
+use std::io::Write;
+
+use tracing::{debug, info_span};
+
+use crate::decode::{generate, GenerateOptions, Generation};
+use crate::mel::{Mel, MelExtractor, HOP_LENGTH, N_FRAMES};
+use crate::model::Whisper;
+use crate::tokenizer::Task;
+use crate::{audio::SAMPLE_RATE, Error, Result};
+
+/// Seconds per timestamp token.
+pub const TIME_PRECISION: f64 = 0.02;
+/// Mel frames per encoder output position.
+const INPUT_STRIDE: usize = 2;
+const SECONDS_PER_FRAME: f64 = HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+
+/// Everything that steers a transcription. Defaults are faster-whisper's.
+#[derive(Clone, Debug)]
+pub struct TranscribeOptions {
+    /// Language code; `None` detects it (multilingual models) or uses English.
+    pub language: Option<String>,
+    pub task: Task,
+    pub beam_size: usize,
+    pub best_of: usize,
+    pub patience: f32,
+    pub length_penalty: f32,
+    pub temperatures: Vec<f32>,
+    pub compression_ratio_threshold: Option<f32>,
+    pub log_prob_threshold: Option<f32>,
+    pub no_speech_threshold: Option<f32>,
+    pub condition_on_previous_text: bool,
+    pub prompt_reset_on_temperature: f32,
+    pub initial_prompt: Option<String>,
+    pub without_timestamps: bool,
+    pub max_initial_timestamp: f32,
+    pub suppress_blank: bool,
+    /// Token ids to suppress; `-1` stands for the model's non-speech symbols.
+    pub suppress_tokens: Vec<i64>,
+    pub seed: u64,
+}
+
+impl Default for TranscribeOptions {
+    fn default() -> Self {
+        TranscribeOptions {
+            language: None,
+            task: Task::Transcribe,
+            beam_size: 5,
+            best_of: 5,
+            patience: 1.0,
+            length_penalty: 1.0,
+            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            compression_ratio_threshold: Some(2.4),
+            log_prob_threshold: Some(-1.0),
+            no_speech_threshold: Some(0.6),
+            condition_on_previous_text: true,
+            prompt_reset_on_temperature: 0.5,
+            initial_prompt: None,
+            without_timestamps: false,
+            max_initial_timestamp: 1.0,
+            suppress_blank: true,
+            suppress_tokens: vec![-1],
+            seed: 0,
+        }
+    }
+}
+
+impl TranscribeOptions {
+    /// Rejects values no decoder can honour, with a message saying what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if !(1..=16).contains(&self.beam_size) {
+            return bad(format!("beam size {} must be between 1 and 16", self.beam_size));
+        }
+        if !(1..=16).contains(&self.best_of) {
+            return bad(format!("best_of {} must be between 1 and 16", self.best_of));
+        }
+        if !(self.patience > 0.0 && self.patience <= 16.0) {
+            return bad(format!("patience {} must be in (0, 16]", self.patience));
+        }
+        if !self.length_penalty.is_finite() || self.length_penalty < 0.0 || self.length_penalty > 10.0 {
+            return bad(format!("length penalty {} must be in [0, 10]", self.length_penalty));
+        }
+        if self.temperatures.is_empty() || self.temperatures.iter().any(|t| !(0.0..=2.0).contains(t)) {
+            return bad("temperatures must be a non-empty list of values in [0, 2]".into());
+        }
+        if !(0.0..=30.0).contains(&self.max_initial_timestamp) {
+            return bad("max initial timestamp must be in [0, 30] seconds".into());
+        }
+        Ok(())
+    }
+}
+
+/// One transcribed segment (OpenAI's verbose_json fields).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Segment {
+    pub id: usize,
+    pub seek: usize,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub temperature: f32,
+    pub avg_logprob: f32,
+    pub compression_ratio: f32,
+    pub no_speech_prob: f32,
+}
+
+/// The result of transcribing one input.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Transcript {
+    pub language: String,
+    pub language_probability: f32,
+    /// Seconds of audio.
+    pub duration: f64,
+    pub segments: Vec<Segment>,
+}
+
+impl Transcript {
+    pub fn text(&self) -> String {
+        self.segments.iter().map(|s| s.text.as_str()).collect::<String>().trim().to_string()
+    }
+}
+
+/// Ratio of the UTF-8 length of `text` to its zlib-compressed length (Whisper's repetition
+/// detector; zlib level 6 like Python's `zlib.compress`).
+pub fn compression_ratio(text: &str) -> f32 {
+    let bytes = text.as_bytes();
+    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    enc.write_all(bytes).expect("in-memory write");
+    let compressed = enc.finish().expect("in-memory write");
+    bytes.len() as f32 / compressed.len() as f32
+}
+
+/// Holds what stays the same across inputs: the mel extractor and scratch state.
+pub struct Transcriber<'a> {
+    pub model: &'a Whisper,
+    mel: MelExtractor,
+}
+
+impl<'a> Transcriber<'a> {
+    pub fn new(model: &'a Whisper) -> Result<Self> {
+        Ok(Transcriber { model, mel: MelExtractor::new(model.dims.n_mels)? })
+    }
+
+    pub fn mel(&self, samples: &[f32]) -> Mel {
+        self.mel.compute(samples)
+    }
+
+    /// Detects the spoken language from the first 30 s window: (code, probability).
+    pub fn detect_language(&self, window_audio: &[f32]) -> Result<(String, f32)> {
+        let tk = &self.model.tokenizer;
+        if !tk.multilingual {
+            return Ok(("en".into(), 1.0));
+        }
+        let cross = self.model.cross_kv(window_audio);
+        let mut cache = self.model.new_kv_cache(1);
+        let hidden = self.model.decode(&[tk.sot], 1, &mut cache, &cross)?;
+        let mut logits = vec![0f32; self.model.dims.n_vocab];
+        self.model.logits(&hidden, 1, &mut logits);
+        let langs = tk.languages();
+        let lang_logits: Vec<f32> = langs.iter().map(|(_, id)| logits[*id as usize]).collect();
+        let max = lang_logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = lang_logits.iter().map(|l| (l - max).exp()).sum();
+        let (best, &best_logit) = lang_logits
+            .iter()
+            .enumerate()
+            .fold((0, &f32::NEG_INFINITY), |acc, (i, l)| if *l > *acc.1 { (i, l) } else { acc });
+        Ok((langs[best].0.clone(), (best_logit - max).exp() / sum))
+    }
+
+    fn suppress_tokens(&self, opts: &TranscribeOptions) -> Vec<u32> {
+        let tk = &self.model.tokenizer;
+        let mut out: Vec<u32> = opts.suppress_tokens.iter().filter(|&&t| t >= 0).map(|&t| t as u32).collect();
+        if opts.suppress_tokens.contains(&-1) {
+            out.extend(tk.non_speech_tokens());
+        }
+        if !opts.suppress_tokens.is_empty() {
+            out.extend([tk.transcribe, tk.translate, tk.sot, tk.sot_prev, tk.sot_lm, tk.no_speech]);
+        }
+        out.retain(|&t| (t as usize) < self.model.dims.n_vocab);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Transcribes 16 kHz mono `samples`, calling `on_segment` as each segment is final.
+    pub fn transcribe(&self, samples: &[f32], opts: &TranscribeOptions, on_segment: &mut dyn FnMut(&Segment)) -> Result<Transcript> {
+        let _span = info_span!("transcribe", seconds = samples.len() as f64 / SAMPLE_RATE as f64).entered();
+        opts.validate()?;
+        let model = self.model;
+        let tk = &model.tokenizer;
+        let duration = samples.len() as f64 / SAMPLE_RATE as f64;
+        let features = self.mel.compute(samples);
+        let content_frames = features.n_frames.saturating_sub(1);
+
+        let window = |seek: usize, size: usize| features.window(seek, size).pad_or_trim(N_FRAMES);
+        let mut encoded: Option<(usize, Vec<f32>)> = None;
+        let (language, language_probability) = match &opts.language {
+            Some(code) if !tk.multilingual => {
+                if code != "en" {
+                    tracing::warn!("the model is English-only; transcribing as English, not `{code}`");
+                }
+                ("en".to_string(), 1.0)
+            }
+            Some(code) => {
+                tk.language_token(code).ok_or_else(|| Error::InvalidArgument(format!("unknown language code `{code}`")))?;
+                (code.clone(), 1.0)
+            }
+            None if !tk.multilingual => ("en".to_string(), 1.0),
+            None => {
+                // faster-whisper detects on the first 3000 frames of the features (the last,
+                // dropped frame included), so the encoding is reusable only for long inputs.
+                let audio = model.encode(&window(0, N_FRAMES))?;
+                let r = self.detect_language(&audio)?;
+                if content_frames >= N_FRAMES {
+                    encoded = Some((0, audio));
+                }
+                r
+            }
+        };
+        let sot_sequence = tk.sot_sequence(Some(&language), opts.task)?;
+        let suppress = self.suppress_tokens(opts);
+        let max_initial_timestamp_index = (opts.max_initial_timestamp as f64 / TIME_PRECISION).round() as u32;
+        let beams = opts.beam_size.max(opts.best_of);
+        let mut cache = model.new_kv_cache(beams);
+
+        let mut all_tokens: Vec<u32> = Vec::new();
+        let mut prompt_reset_since = 0;
+        if let Some(p) = &opts.initial_prompt {
+            all_tokens.extend(tk.encode(&format!(" {}", p.trim()))?);
+        }
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut seek = 0usize;
+        while seek < content_frames {
+            let time_offset = seek as f64 * SECONDS_PER_FRAME;
+            let segment_size = N_FRAMES.min(content_frames - seek);
+            let segment_duration = segment_size as f64 * SECONDS_PER_FRAME;
+            let audio = match encoded.take() {
+                Some((s, a)) if s == seek => a,
+                _ => model.encode(&window(seek, segment_size))?,
+            };
+            let cross = model.cross_kv(&audio);
+            drop(audio);
+
+            let previous = &all_tokens[prompt_reset_since..];
+            let mut prompt = Vec::with_capacity(previous.len().min(223) + 5);
+            if !previous.is_empty() {
+                prompt.push(tk.sot_prev);
+                let keep = model.dims.n_text_ctx / 2 - 1;
+                prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
+            }
+            prompt.extend_from_slice(&sot_sequence);
+            if opts.without_timestamps {
+                prompt.push(tk.no_timestamps);
+            }
+
+            let (result, avg_logprob, temperature, cr) =
+                self.generate_with_fallback(&cross, &mut cache, &prompt, &suppress, max_initial_timestamp_index, opts)?;
+
+            if let Some(th) = opts.no_speech_threshold {
+                let mut skip = result.no_speech_prob > th;
+                if opts.log_prob_threshold.is_some_and(|lp| avg_logprob > lp) {
+                    skip = false;
+                }
+                if skip {
+                    debug!(no_speech_prob = result.no_speech_prob, "skipping a window without speech");
+                    seek += segment_size;
+                    continue;
+                }
+            }
+            let previous_seek = seek;
+            let (pieces, new_seek) = split_by_timestamps(tk.no_timestamps + 1, &result.tokens, time_offset, seek, segment_size, segment_duration);
+            seek = new_seek;
+            for (start, end, toks) in pieces {
+                let text = tk.decode(&toks);
+                if start == end || text.trim().is_empty() {
+                    continue;
+                }
+                all_tokens.extend_from_slice(&toks);
+                let seg = Segment {
+                    id: segments.len() + 1,
+                    seek: previous_seek,
+                    start,
+                    end,
+                    text,
+                    tokens: toks,
+                    temperature,
+                    avg_logprob,
+                    compression_ratio: cr,
+                    no_speech_prob: result.no_speech_prob,
+                };
+                on_segment(&seg);
+                segments.push(seg);
+            }
+            if !opts.condition_on_previous_text || temperature > opts.prompt_reset_on_temperature {
+                prompt_reset_since = all_tokens.len();
+            }
+        }
+        Ok(Transcript { language, language_probability, duration, segments })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn generate_with_fallback(
+        &self,
+        cross: &crate::model::CrossKv,
+        cache: &mut crate::model::KvCache,
+        prompt: &[u32],
+        suppress: &[u32],
+        max_initial_timestamp_index: u32,
+        opts: &TranscribeOptions,
+    ) -> Result<(Generation, f32, f32, f32)> {
+        let tk = &self.model.tokenizer;
+        let mut all: Vec<(Generation, f32, f32, f32)> = Vec::new();
+        let mut below_cr: Vec<usize> = Vec::new();
+        let mut last_t = 0.0;
+        for &t in &opts.temperatures {
+            last_t = t;
+            let g = GenerateOptions {
+                beam_size: if t > 0.0 { 1 } else { opts.beam_size },
+                patience: opts.patience,
+                length_penalty: opts.length_penalty,
+                temperature: t,
+                best_of: opts.best_of,
+                suppress_tokens: suppress.to_vec(),
+                suppress_blank: opts.suppress_blank,
+                max_initial_timestamp_index,
+                max_length: self.model.dims.n_text_ctx,
+                seed: opts.seed,
+            };
+            let result = generate(self.model, cross, cache, prompt, &g)?;
+            let avg_logprob = result.avg_logprob();
+            let text = tk.decode(&result.tokens);
+            let cr = compression_ratio(text.trim());
+            let mut needs_fallback = false;
+            if let Some(th) = opts.compression_ratio_threshold {
+                if cr > th {
+                    needs_fallback = true;
+                } else {
+                    below_cr.push(all.len());
+                }
+            }
+            if opts.log_prob_threshold.is_some_and(|lp| avg_logprob < lp) {
+                needs_fallback = true;
+            }
+            if let (Some(ns), Some(lp)) = (opts.no_speech_threshold, opts.log_prob_threshold) {
+                if result.no_speech_prob > ns && avg_logprob < lp {
+                    needs_fallback = false;
+                }
+            }
+            let no_speech = result.no_speech_prob;
+            all.push((result, avg_logprob, t, cr));
+            if !needs_fallback {
+                return Ok(all.pop().expect("just pushed"));
+            }
+            debug!(temperature = t, avg_logprob, compression_ratio = cr, no_speech, "falling back to a higher temperature");
+        }
+        // Every temperature failed: keep the best average log-prob, preferring results that
+        // were not too repetitive, and report the last temperature (for the prompt reset).
+        let pool: Vec<usize> = if below_cr.is_empty() { (0..all.len()).collect() } else { below_cr };
+        let best = pool
+            .into_iter()
+            .fold(None::<usize>, |b, i| match b {
+                Some(j) if all[j].1 >= all[i].1 => Some(j),
+                _ => Some(i),
+            })
+            .expect("at least one temperature");
+        let (g, lp, _, cr) = all.swap_remove(best);
+        Ok((g, lp, last_t, cr))
+    }
+}
+
+/// Cuts a window's tokens into segments at timestamp pairs and says where to seek next
+/// (openai-whisper's rules). Returns `(start, end, tokens)` pieces and the new seek.
+pub fn split_by_timestamps(
+    timestamp_begin: u32,
+    tokens: &[u32],
+    time_offset: f64,
+    seek: usize,
+    segment_size: usize,
+    segment_duration: f64,
+) -> (Vec<(f64, f64, Vec<u32>)>, usize) {
+    let is_ts = |t: u32| t >= timestamp_begin;
+    let n = tokens.len();
+    let single_timestamp_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]);
+    let consecutive: Vec<usize> = (1..n).filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1])).collect();
+    let mut pieces = Vec::new();
+    if !consecutive.is_empty() {
+        let mut slices = consecutive;
+        if single_timestamp_ending {
+            slices.push(n);
+        }
+        let mut last = 0;
+        for &cur in &slices {
+            let sliced = &tokens[last..cur];
+            let start = time_offset + (sliced[0] - timestamp_begin) as f64 * TIME_PRECISION;
+            let end = time_offset + (sliced[sliced.len() - 1] - timestamp_begin) as f64 * TIME_PRECISION;
+            pieces.push((start, end, sliced.to_vec()));
+            last = cur;
+        }
+        let next = if single_timestamp_ending {
+            seek + segment_size
+        } else {
+            seek + (tokens[last - 1] - timestamp_begin) as usize * INPUT_STRIDE
+        };
+        (pieces, next)
+    } else {
+        let mut duration = segment_duration;
+        if let Some(&last_ts) = tokens.iter().filter(|&&t| is_ts(t)).last() {
+            if last_ts != timestamp_begin {
+                duration = (last_ts - timestamp_begin) as f64 * TIME_PRECISION;
+            }
+        }
+        pieces.push((time_offset, time_offset + duration, tokens.to_vec()));
+        (pieces, seek + segment_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_ratio_flags_repetition() {
+        let plain = "The birch canoe slid on the smooth planks.";
+        let repeated = "the the the the the the the the the the the the the the the the the the";
+        assert!(compression_ratio(plain) < 2.4);
+        assert!(compression_ratio(repeated) > 2.4);
+    }
+
+    #[test]
+    fn split_pairs_and_seek() {
+        let tb = 100;
+        // <0.00> a b <1.00><1.00> c <2.00>   (single timestamp ending)
+        let toks = [tb, 1, 2, tb + 50, tb + 50, 3, tb + 100];
+        let (pieces, seek) = split_by_timestamps(tb, &toks, 10.0, 1000, 3000, 30.0);
+        assert_eq!(pieces.len(), 2);
+        assert_eq!((pieces[0].0, pieces[0].1), (10.0, 11.0));
+        assert_eq!((pieces[1].0, pieces[1].1), (11.0, 12.0));
+        assert_eq!(seek, 4000);
+        // Unfinished last segment: seek to the last complete timestamp.
+        let toks = [tb, 1, tb + 50, tb + 50, 3];
+        let (pieces, seek) = split_by_timestamps(tb, &toks, 0.0, 0, 3000, 30.0);
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(seek, 100);
+        // No pairs: one segment up to the last timestamp.
+        let toks = [tb, 1, 2, tb + 60];
+        let (pieces, seek) = split_by_timestamps(tb, &toks, 0.0, 0, 700, 7.0);
+        assert_eq!(pieces.len(), 1);
+        assert!((pieces[0].1 - 1.2).abs() < 1e-9 && pieces[0].2 == toks);
+        assert_eq!(seek, 700);
+    }
+}

@@ -1,0 +1,171 @@
+//! Engine correctness gates: encoder vs CTranslate2, cached vs uncached decoding, and
+//! transcripts vs faster-whisper's on the shared clips (tiny.en always; base with RUN_SLOW_TESTS).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use whisper::compute::CpuF32;
+use whisper::decode::{generate, GenerateOptions};
+use whisper::mel::{Mel, N_FRAMES};
+use whisper::model::Whisper;
+use whisper::transcribe::{TranscribeOptions, Transcriber};
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+fn load(name: &str) -> Option<Whisper> {
+    let dir = whisper::testing::model_dir(name)?;
+    Some(Whisper::load(&dir, Box::new(CpuF32)).expect("model loads"))
+}
+
+fn features(id: &str) -> Mel {
+    let (shape, data) = whisper::npy::read_f32(&data().join(format!("features/{id}.npy"))).unwrap();
+    Mel { n_mels: shape[0], n_frames: shape[1], data }
+}
+
+/// faster-whisper's output for one model/compute/beam: clip id -> (text, tokens of all segments).
+fn reference(model: &str, beam: usize) -> BTreeMap<String, (String, Vec<u32>)> {
+    let path = data().join(format!("transcripts/{model}_float32_b{beam}.json"));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["clips"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, c)| {
+            let tokens = c["segments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s["tokens"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32))
+                .collect();
+            (id.clone(), (c["text"].as_str().unwrap().to_string(), tokens))
+        })
+        .collect()
+}
+
+fn clip_ids() -> Vec<String> {
+    let tsv = std::fs::read_to_string(data().join("audio/clips.tsv")).unwrap();
+    tsv.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split('\t').next().unwrap().to_string()).collect()
+}
+
+fn clip_path(id: &str) -> PathBuf {
+    let tsv = std::fs::read_to_string(data().join("audio/clips.tsv")).unwrap();
+    let line = tsv.lines().find(|l| l.split('\t').next() == Some(id)).unwrap();
+    data().join("audio").join(line.split('\t').nth(1).unwrap())
+}
+
+fn check_encoder(model_name: &str, clip: &str) {
+    let Some(model) = load(model_name) else { return };
+    let mel = features(clip).window(0, N_FRAMES).pad_or_trim(N_FRAMES);
+    let ours = model.encode(&mel).unwrap();
+    let (shape, theirs) = whisper::npy::read_f32(&data().join(format!("encoder/{model_name}_{clip}.npy"))).unwrap();
+    assert_eq!(shape, vec![model.dims.n_audio_ctx, model.dims.n_audio_state]);
+    let (mut num, mut den, mut max_abs) = (0f64, 0f64, 0f32);
+    for (a, b) in ours.iter().zip(&theirs) {
+        num += ((a - b) as f64).powi(2);
+        den += (*b as f64).powi(2);
+        max_abs = max_abs.max((a - b).abs());
+    }
+    let rel = (num / den).sqrt();
+    eprintln!("{model_name} {clip}: encoder relative error {rel:.2e}, max abs {max_abs:.2e}");
+    assert!(rel <= 1e-3, "encoder relative error {rel} > 1e-3");
+}
+
+#[test]
+fn encoder_matches_ctranslate2_tiny_en() {
+    check_encoder("tiny.en", "librivox_0870");
+    check_encoder("tiny.en", "librivox_0880");
+}
+
+#[test]
+fn encoder_matches_ctranslate2_base() {
+    check_encoder("base", "librivox_0870");
+}
+
+/// Greedy decoding with the KV cache gives exactly the tokens of recomputing the whole prefix.
+#[test]
+fn cached_decoding_equals_uncached() {
+    let Some(model) = load("tiny.en") else { return };
+    let mel = features("s03").window(0, N_FRAMES).pad_or_trim(N_FRAMES);
+    let cross = model.cross_kv(&model.encode(&mel).unwrap());
+    let tk = &model.tokenizer;
+    let prompt = tk.sot_sequence(Some("en"), whisper::tokenizer::Task::Transcribe).unwrap();
+    let mut cache = model.new_kv_cache(1);
+    let opts = GenerateOptions { beam_size: 1, suppress_tokens: vec![], suppress_blank: false, ..Default::default() };
+    let cached = generate(&model, &cross, &mut cache, &[prompt.clone(), vec![tk.no_timestamps]].concat(), &opts).unwrap();
+    assert!(cached.tokens.len() > 10, "expected a real sentence, got {:?}", cached.tokens);
+
+    // Uncached: every step re-runs the decoder over the full sequence from an empty cache.
+    let mut seq = [prompt, vec![tk.no_timestamps]].concat();
+    let mut uncached = Vec::new();
+    let vocab = model.dims.n_vocab;
+    let d = model.dims.n_text_state;
+    let mut logits = vec![0f32; vocab];
+    for _ in 0..cached.tokens.len() + 1 {
+        let mut fresh = model.new_kv_cache(1);
+        let hidden = model.decode(&seq, 1, &mut fresh, &cross).unwrap();
+        model.logits(&hidden[(seq.len() - 1) * d..], 1, &mut logits);
+        let best = (0..vocab).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap() as u32;
+        if best == tk.eot {
+            break;
+        }
+        uncached.push(best);
+        seq.push(best);
+    }
+    assert_eq!(cached.tokens, uncached);
+}
+
+fn check_transcripts(model_name: &str, beam: usize, min_identical: f64) {
+    let Some(model) = load(model_name) else { return };
+    let reference = reference(model_name, beam);
+    let tr = Transcriber::new(&model).unwrap();
+    let mut opts = TranscribeOptions { beam_size: beam, ..Default::default() };
+    if beam == 1 {
+        opts.temperatures = vec![0.0];
+    }
+    if model_name.ends_with(".en") {
+        opts.language = Some("en".into());
+    }
+    let ids = clip_ids();
+    let mut identical = 0;
+    let mut report = String::new();
+    for id in &ids {
+        let samples = whisper::audio::load_audio(&clip_path(id)).unwrap();
+        let t = tr.transcribe(&samples, &opts, &mut |_| {}).unwrap();
+        let (want, want_tokens) = &reference[id];
+        let got_tokens: Vec<u32> = t.segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        if &t.text() == want {
+            identical += 1;
+        } else {
+            report += &format!("\n{id}:\n  ours:   {}\n  theirs: {want}\n  ours {got_tokens:?}\n  theirs {want_tokens:?}", t.text());
+        }
+    }
+    let frac = identical as f64 / ids.len() as f64;
+    eprintln!("{model_name} beam {beam}: {identical}/{} identical{report}", ids.len());
+    assert!(frac >= min_identical, "{model_name} beam {beam}: only {identical}/{} transcripts identical to faster-whisper:{report}", ids.len());
+}
+
+#[test]
+fn greedy_matches_faster_whisper_tiny_en() {
+    check_transcripts("tiny.en", 1, 1.0);
+}
+
+#[test]
+fn beam5_matches_faster_whisper_tiny_en() {
+    check_transcripts("tiny.en", 5, 0.9);
+}
+
+#[test]
+fn greedy_matches_faster_whisper_base() {
+    if whisper::testing::slow_tests_enabled() {
+        check_transcripts("base", 1, 1.0);
+    }
+}
+
+#[test]
+fn beam5_matches_faster_whisper_base() {
+    if whisper::testing::slow_tests_enabled() {
+        check_transcripts("base", 5, 0.9);
+    }
+}
