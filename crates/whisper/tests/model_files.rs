@@ -590,11 +590,15 @@ fn check_tokenizer_against_model(dir: &Path) -> Tokenizer {
     assert_eq!(tok.timestamp_secs(tok.no_timestamps), None);
 
     // A token cut in the middle of a multi-byte character decodes to a replacement, no panic.
-    let note = tok.encode("♪").unwrap();
-    assert!(note.len() > 1, "♪ is several byte-level tokens");
-    assert!(tok.decode(&note[..1]).contains('\u{fffd}'));
-    assert_eq!(tok.decode(&note), "♪");
-    assert!(tok.non_speech_tokens().contains(&note[0]), "the first token of ♪ is suppressed");
+    let crab = tok.encode("🦀").unwrap();
+    assert!(crab.len() > 1, "🦀 is several byte-level tokens");
+    assert!(tok.decode(&crab[..1]).contains('\u{fffd}'));
+    assert_eq!(tok.decode(&crab), "🦀");
+    // Music notes are suppressed by their first token even when they take several.
+    let suppressed = tok.non_speech_tokens();
+    for note in ["♩", "♪", "♫", "♬", "♭", "♮", "♯"] {
+        assert!(suppressed.contains(&tok.encode(note).unwrap()[0]), "{note} is not suppressed");
+    }
     tok
 }
 
