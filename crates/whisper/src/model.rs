@@ -57,7 +57,10 @@ impl Loader<'_> {
         if t.shape != shape {
             return Err(Error::Model {
                 path: self.file.path().to_path_buf(),
-                reason: format!("tensor `{name}` has shape {:?}, expected {shape:?}", t.shape),
+                reason: format!(
+                    "tensor `{name}` has shape {:?}, expected {shape:?}",
+                    t.shape
+                ),
             });
         }
         let mut v = t.to_f32();
@@ -83,12 +86,19 @@ impl Loader<'_> {
 
     fn linear(&self, prefix: &str, n_out: usize, k: usize, bias: bool) -> Result<Linear> {
         let w = self.tensor(&format!("{prefix}/weight"), &[n_out, k])?;
-        let b = if bias { Some(self.tensor(&format!("{prefix}/bias"), &[n_out])?) } else { None };
+        let b = if bias {
+            Some(self.tensor(&format!("{prefix}/bias"), &[n_out])?)
+        } else {
+            None
+        };
         Ok(Linear::new(w, n_out, k, b))
     }
 
     fn layer_norm(&self, prefix: &str, d: usize) -> Result<LayerNorm> {
-        Ok(LayerNorm { gamma: self.tensor(&format!("{prefix}/gamma"), &[d])?, beta: self.tensor(&format!("{prefix}/beta"), &[d])? })
+        Ok(LayerNorm {
+            gamma: self.tensor(&format!("{prefix}/gamma"), &[d])?,
+            beta: self.tensor(&format!("{prefix}/beta"), &[d])?,
+        })
     }
 }
 
@@ -213,9 +223,22 @@ impl Whisper {
         let l = Loader { file: &file };
         let (da, dt, n_mels) = (dims.n_audio_state, dims.n_text_state, dims.n_mels);
         // Conv weights [c_out][c_in][3] flatten to a linear [c_out][c_in*3] over im2col rows.
-        let conv1 = Linear::new(l.tensor("encoder/conv1/weight", &[da, n_mels, 3])?, da, n_mels * 3, Some(l.tensor("encoder/conv1/bias", &[da])?));
-        let conv2 = Linear::new(l.tensor("encoder/conv2/weight", &[da, da, 3])?, da, da * 3, Some(l.tensor("encoder/conv2/bias", &[da])?));
-        let enc_pos = l.tensor("encoder/position_encodings/encodings", &[dims.n_audio_ctx, da])?;
+        let conv1 = Linear::new(
+            l.tensor("encoder/conv1/weight", &[da, n_mels, 3])?,
+            da,
+            n_mels * 3,
+            Some(l.tensor("encoder/conv1/bias", &[da])?),
+        );
+        let conv2 = Linear::new(
+            l.tensor("encoder/conv2/weight", &[da, da, 3])?,
+            da,
+            da * 3,
+            Some(l.tensor("encoder/conv2/bias", &[da])?),
+        );
+        let enc_pos = l.tensor(
+            "encoder/position_encodings/encodings",
+            &[dims.n_audio_ctx, da],
+        )?;
         let mut enc_layers = Vec::with_capacity(dims.n_audio_layer);
         for i in 0..dims.n_audio_layer {
             let p = format!("encoder/layer_{i}");
@@ -230,7 +253,10 @@ impl Whisper {
         }
         let enc_ln = l.layer_norm("encoder/layer_norm", da)?;
         let embedding = l.linear("decoder/embeddings", dims.n_vocab, dt, false)?;
-        let dec_pos = l.tensor("decoder/position_encodings/encodings", &[dims.n_text_ctx, dt])?;
+        let dec_pos = l.tensor(
+            "decoder/position_encodings/encodings",
+            &[dims.n_text_ctx, dt],
+        )?;
         let mut dec_layers = Vec::with_capacity(dims.n_text_layer);
         for i in 0..dims.n_text_layer {
             let p = format!("decoder/layer_{i}");
@@ -248,7 +274,21 @@ impl Whisper {
             });
         }
         let dec_ln = l.layer_norm("decoder/layer_norm", dt)?;
-        Ok(Whisper { dims, config, tokenizer, compute, conv1, conv2, enc_pos, enc_layers, enc_ln, embedding, dec_pos, dec_layers, dec_ln })
+        Ok(Whisper {
+            dims,
+            config,
+            tokenizer,
+            compute,
+            conv1,
+            conv2,
+            enc_pos,
+            enc_layers,
+            enc_ln,
+            embedding,
+            dec_pos,
+            dec_layers,
+            dec_ln,
+        })
     }
 
     pub fn compute_name(&self) -> &'static str {
@@ -257,94 +297,149 @@ impl Whisper {
 
     /// Bytes held by the weights in their prepared form.
     pub fn weight_bytes(&self) -> usize {
-        let enc: usize = self.enc_layers.iter().map(|l| l.qkv.bytes() + l.out.bytes() + l.fc1.bytes() + l.fc2.bytes()).sum();
+        let enc: usize = self
+            .enc_layers
+            .iter()
+            .map(|l| l.qkv.bytes() + l.out.bytes() + l.fc1.bytes() + l.fc2.bytes())
+            .sum();
         let dec: usize = self
             .dec_layers
             .iter()
-            .map(|l| l.self_qkv.bytes() + l.self_out.bytes() + l.cross_q.bytes() + l.cross_kv.bytes() + l.cross_out.bytes() + l.fc1.bytes() + l.fc2.bytes())
+            .map(|l| {
+                l.self_qkv.bytes()
+                    + l.self_out.bytes()
+                    + l.cross_q.bytes()
+                    + l.cross_kv.bytes()
+                    + l.cross_out.bytes()
+                    + l.fc1.bytes()
+                    + l.fc2.bytes()
+            })
             .sum();
-        enc + dec + self.conv1.bytes() + self.conv2.bytes() + self.embedding.bytes() + (self.enc_pos.len() + self.dec_pos.len()) * 4
+        enc + dec
+            + self.conv1.bytes()
+            + self.conv2.bytes()
+            + self.embedding.bytes()
+            + (self.enc_pos.len() + self.dec_pos.len()) * 4
     }
 
     /// Runs the encoder on one 30 s window of log-mel (`n_mels` x 3000 frames) and returns
     /// the audio features `[n_audio_ctx][n_audio_state]`.
     pub fn encode(&self, mel: &Mel) -> Result<Vec<f32>> {
-        let _span = info_span!("encoder").entered();
+        Ok(self.encode_batch(std::slice::from_ref(mel))?.remove(0))
+    }
+
+    /// Encodes several windows at once: their rows go through each matrix product together
+    /// (one larger GEMM instead of several), attention stays per window.
+    pub fn encode_batch(&self, mels: &[Mel]) -> Result<Vec<Vec<f32>>> {
+        let _span = info_span!("encoder", windows = mels.len()).entered();
         let d = self.dims.n_audio_state;
         let n_ctx = self.dims.n_audio_ctx;
         let t_in = 2 * n_ctx;
-        if mel.n_mels != self.dims.n_mels || mel.n_frames != t_in {
-            return Err(Error::InvalidArgument(format!(
-                "encoder expects {} mel bins x {t_in} frames, got {} x {}",
-                self.dims.n_mels, mel.n_mels, mel.n_frames
-            )));
+        let n_win = mels.len();
+        for mel in mels {
+            if mel.n_mels != self.dims.n_mels || mel.n_frames != t_in {
+                return Err(Error::InvalidArgument(format!(
+                    "encoder expects {} mel bins x {t_in} frames, got {} x {}",
+                    self.dims.n_mels, mel.n_mels, mel.n_frames
+                )));
+            }
+        }
+        if n_win == 0 {
+            return Ok(Vec::new());
         }
         let c = self.compute.as_ref();
+        let n_mels = self.dims.n_mels;
         // conv1 (stride 1, padding 1) as im2col [t_in][n_mels*3] · Wᵀ, time-major output.
-        let n_mels = mel.n_mels;
-        let mut cols = vec![0f32; t_in * n_mels * 3];
-        for t in 0..t_in {
-            let row = &mut cols[t * n_mels * 3..(t + 1) * n_mels * 3];
-            for ch in 0..n_mels {
-                for kk in 0..3 {
-                    let src = t as isize + kk as isize - 1;
-                    if (0..t_in as isize).contains(&src) {
-                        row[ch * 3 + kk] = mel.data[ch * t_in + src as usize];
+        let mut cols = vec![0f32; n_win * t_in * n_mels * 3];
+        for (w, mel) in mels.iter().enumerate() {
+            for t in 0..t_in {
+                let r = w * t_in + t;
+                let row = &mut cols[r * n_mels * 3..(r + 1) * n_mels * 3];
+                for ch in 0..n_mels {
+                    for kk in 0..3 {
+                        let src = t as isize + kk as isize - 1;
+                        if (0..t_in as isize).contains(&src) {
+                            row[ch * 3 + kk] = mel.data[ch * t_in + src as usize];
+                        }
                     }
                 }
             }
         }
-        let mut h1 = vec![0f32; t_in * d];
+        let mut h1 = vec![0f32; n_win * t_in * d];
         {
             let _s = debug_span!("conv1").entered();
-            c.linear(&cols, t_in, &self.conv1, &mut h1);
+            c.linear(&cols, n_win * t_in, &self.conv1, &mut h1);
             gelu_in_place(&mut h1);
         }
         // conv2 (stride 2, padding 1) over the time-major conv1 output.
-        let mut cols = vec![0f32; n_ctx * d * 3];
-        for t in 0..n_ctx {
-            let row = &mut cols[t * d * 3..(t + 1) * d * 3];
-            for kk in 0..3 {
-                let src = 2 * t as isize + kk as isize - 1;
-                if (0..t_in as isize).contains(&src) {
-                    let s = &h1[src as usize * d..(src as usize + 1) * d];
-                    for ch in 0..d {
-                        row[ch * 3 + kk] = s[ch];
+        let mut cols = vec![0f32; n_win * n_ctx * d * 3];
+        for w in 0..n_win {
+            let h1w = &h1[w * t_in * d..(w + 1) * t_in * d];
+            for t in 0..n_ctx {
+                let r = w * n_ctx + t;
+                let row = &mut cols[r * d * 3..(r + 1) * d * 3];
+                for kk in 0..3 {
+                    let src = 2 * t as isize + kk as isize - 1;
+                    if (0..t_in as isize).contains(&src) {
+                        let s = &h1w[src as usize * d..(src as usize + 1) * d];
+                        for ch in 0..d {
+                            row[ch * 3 + kk] = s[ch];
+                        }
                     }
                 }
             }
         }
         drop(h1);
-        let mut x = vec![0f32; n_ctx * d];
+        let rows = n_win * n_ctx;
+        let mut x = vec![0f32; rows * d];
         {
             let _s = debug_span!("conv2").entered();
-            c.linear(&cols, n_ctx, &self.conv2, &mut x);
+            c.linear(&cols, rows, &self.conv2, &mut x);
             gelu_in_place(&mut x);
         }
         drop(cols);
-        add_in_place(&mut x, &self.enc_pos);
+        for xw in x.chunks_exact_mut(n_ctx * d) {
+            add_in_place(xw, &self.enc_pos);
+        }
 
         let n_head = self.dims.n_audio_head;
-        let mut h = vec![0f32; n_ctx * d];
-        let mut qkv = vec![0f32; n_ctx * 3 * d];
-        let mut attn = vec![0f32; n_ctx * d];
-        let mut ff = vec![0f32; n_ctx * 4 * d];
+        let mut h = vec![0f32; rows * d];
+        let mut qkv = vec![0f32; rows * 3 * d];
+        let mut attn = vec![0f32; rows * d];
+        let mut ff = vec![0f32; rows * 4 * d];
         for (i, layer) in self.enc_layers.iter().enumerate() {
             let _s = debug_span!("encoder_block", i).entered();
             layer.attn_ln.forward(&x, &mut h);
-            c.linear(&h, n_ctx, &layer.qkv, &mut qkv);
-            let shape = AttentionShape { n_q: n_ctx, n_kv: n_ctx, n_heads: n_head, head_dim: d / n_head, causal_offset: None };
-            c.attention(&qkv, 3 * d, &qkv[d..], &qkv[2 * d..], 3 * d, shape, &mut attn);
-            c.linear(&attn, n_ctx, &layer.out, &mut h);
+            c.linear(&h, rows, &layer.qkv, &mut qkv);
+            let shape = AttentionShape {
+                n_q: n_ctx,
+                n_kv: n_ctx,
+                n_heads: n_head,
+                head_dim: d / n_head,
+                causal_offset: None,
+            };
+            for w in 0..n_win {
+                let q = &qkv[w * n_ctx * 3 * d..(w + 1) * n_ctx * 3 * d];
+                c.attention(
+                    q,
+                    3 * d,
+                    &q[d..],
+                    &q[2 * d..],
+                    3 * d,
+                    shape,
+                    &mut attn[w * n_ctx * d..(w + 1) * n_ctx * d],
+                );
+            }
+            c.linear(&attn, rows, &layer.out, &mut h);
             add_in_place(&mut x, &h);
             layer.ffn_ln.forward(&x, &mut h);
-            c.linear(&h, n_ctx, &layer.fc1, &mut ff);
+            c.linear(&h, rows, &layer.fc1, &mut ff);
             gelu_in_place(&mut ff);
-            c.linear(&ff, n_ctx, &layer.fc2, &mut h);
+            c.linear(&ff, rows, &layer.fc2, &mut h);
             add_in_place(&mut x, &h);
         }
         self.enc_ln.forward(&x, &mut h);
-        Ok(h)
+        Ok(h.chunks_exact(n_ctx * d).map(<[f32]>::to_vec).collect())
     }
 
     /// Projects encoder output to the cross-attention keys/values of every decoder layer.
@@ -365,27 +460,58 @@ impl Whisper {
 
     /// A KV cache for up to `n_beams` beams over the whole text context.
     pub fn new_kv_cache(&self, n_beams: usize) -> KvCache {
-        let (n_layer, n_ctx, d) = (self.dims.n_text_layer, self.dims.n_text_ctx, self.dims.n_text_state);
+        let (n_layer, n_ctx, d) = (
+            self.dims.n_text_layer,
+            self.dims.n_text_ctx,
+            self.dims.n_text_state,
+        );
         let size = n_layer * n_beams * n_ctx * d;
-        KvCache { k: vec![0.0; size], v: vec![0.0; size], n_layer, n_beams, n_ctx, d, len: 0, scratch: Vec::new() }
+        KvCache {
+            k: vec![0.0; size],
+            v: vec![0.0; size],
+            n_layer,
+            n_beams,
+            n_ctx,
+            d,
+            len: 0,
+            scratch: Vec::new(),
+        }
     }
 
     /// Runs the decoder on `n_beams` rows of `t` new tokens each (`tokens` is `[n_beams][t]`),
     /// at positions `cache.len .. cache.len + t`, appending their keys/values to the cache.
     /// Returns the final hidden states `[n_beams][t][d]` (after the last layer norm).
-    pub fn decode(&self, tokens: &[u32], n_beams: usize, cache: &mut KvCache, cross: &CrossKv) -> Result<Vec<f32>> {
+    pub fn decode(
+        &self,
+        tokens: &[u32],
+        n_beams: usize,
+        cache: &mut KvCache,
+        cross: &CrossKv,
+    ) -> Result<Vec<f32>> {
         let _span = debug_span!("decoder", n_beams, t = tokens.len() / n_beams.max(1)).entered();
         let d = self.dims.n_text_state;
         let t = tokens.len() / n_beams.max(1);
         let pos0 = cache.len;
         if n_beams == 0 || t * n_beams != tokens.len() || n_beams > cache.n_beams {
-            return Err(Error::InvalidArgument(format!("decode: {} tokens for {n_beams} beams", tokens.len())));
+            return Err(Error::InvalidArgument(format!(
+                "decode: {} tokens for {n_beams} beams",
+                tokens.len()
+            )));
         }
         if pos0 + t > self.dims.n_text_ctx {
-            return Err(Error::InvalidArgument(format!("decode: position {} exceeds the text context {}", pos0 + t, self.dims.n_text_ctx)));
+            return Err(Error::InvalidArgument(format!(
+                "decode: position {} exceeds the text context {}",
+                pos0 + t,
+                self.dims.n_text_ctx
+            )));
         }
-        if let Some(&bad) = tokens.iter().find(|&&tok| tok as usize >= self.dims.n_vocab) {
-            return Err(Error::InvalidArgument(format!("token {bad} is outside the vocabulary")));
+        if let Some(&bad) = tokens
+            .iter()
+            .find(|&&tok| tok as usize >= self.dims.n_vocab)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "token {bad} is outside the vocabulary"
+            )));
         }
         let rows = n_beams * t;
         let mut x = vec![0f32; rows * d];
@@ -415,10 +541,17 @@ impl Whisper {
                     let r = b * t + s;
                     let dst = base + (pos0 + s) * d;
                     cache.k[dst..dst + d].copy_from_slice(&qkv[r * 3 * d + d..r * 3 * d + 2 * d]);
-                    cache.v[dst..dst + d].copy_from_slice(&qkv[r * 3 * d + 2 * d..r * 3 * d + 3 * d]);
+                    cache.v[dst..dst + d]
+                        .copy_from_slice(&qkv[r * 3 * d + 2 * d..r * 3 * d + 3 * d]);
                 }
                 let n_kv = pos0 + t;
-                let shape = AttentionShape { n_q: t, n_kv, n_heads: n_head, head_dim, causal_offset: Some(pos0) };
+                let shape = AttentionShape {
+                    n_q: t,
+                    n_kv,
+                    n_heads: n_head,
+                    head_dim,
+                    causal_offset: Some(pos0),
+                };
                 c.attention(
                     &qkv[b * t * 3 * d..],
                     3 * d,
@@ -436,7 +569,13 @@ impl Whisper {
             let q = &mut qkv[..rows * d];
             c.linear(&h, rows, &layer.cross_q, q);
             let kv = &cross.kv[li];
-            let shape = AttentionShape { n_q: rows, n_kv: cross.n_ctx, n_heads: n_head, head_dim, causal_offset: None };
+            let shape = AttentionShape {
+                n_q: rows,
+                n_kv: cross.n_ctx,
+                n_heads: n_head,
+                head_dim,
+                causal_offset: None,
+            };
             c.attention(q, d, kv, &kv[d..], 2 * d, shape, &mut attn);
             c.linear(&attn, rows, &layer.cross_out, &mut h);
             add_in_place(&mut x, &h);

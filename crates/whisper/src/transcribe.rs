@@ -8,7 +8,7 @@ use tracing::{debug, info_span};
 
 use crate::decode::{generate, GenerateOptions, Generation};
 use crate::mel::{Mel, MelExtractor, HOP_LENGTH, N_FRAMES};
-use crate::model::Whisper;
+use crate::model::{KvCache, Whisper};
 use crate::tokenizer::Task;
 use crate::{audio::SAMPLE_RATE, Error, Result};
 
@@ -73,7 +73,10 @@ impl TranscribeOptions {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         if !(1..=16).contains(&self.beam_size) {
-            return bad(format!("beam size {} must be between 1 and 16", self.beam_size));
+            return bad(format!(
+                "beam size {} must be between 1 and 16",
+                self.beam_size
+            ));
         }
         if !(1..=16).contains(&self.best_of) {
             return bad(format!("best_of {} must be between 1 and 16", self.best_of));
@@ -81,10 +84,18 @@ impl TranscribeOptions {
         if !(self.patience > 0.0 && self.patience <= 16.0) {
             return bad(format!("patience {} must be in (0, 16]", self.patience));
         }
-        if !self.length_penalty.is_finite() || self.length_penalty < 0.0 || self.length_penalty > 10.0 {
-            return bad(format!("length penalty {} must be in [0, 10]", self.length_penalty));
+        if !self.length_penalty.is_finite()
+            || self.length_penalty < 0.0
+            || self.length_penalty > 10.0
+        {
+            return bad(format!(
+                "length penalty {} must be in [0, 10]",
+                self.length_penalty
+            ));
         }
-        if self.temperatures.is_empty() || self.temperatures.iter().any(|t| !(0.0..=2.0).contains(t)) {
+        if self.temperatures.is_empty()
+            || self.temperatures.iter().any(|t| !(0.0..=2.0).contains(t))
+        {
             return bad("temperatures must be a non-empty list of values in [0, 2]".into());
         }
         if !(0.0..=30.0).contains(&self.max_initial_timestamp) {
@@ -121,7 +132,12 @@ pub struct Transcript {
 
 impl Transcript {
     pub fn text(&self) -> String {
-        self.segments.iter().map(|s| s.text.as_str()).collect::<String>().trim().to_string()
+        self.segments
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<String>()
+            .trim()
+            .to_string()
     }
 }
 
@@ -143,7 +159,10 @@ pub struct Transcriber<'a> {
 
 impl<'a> Transcriber<'a> {
     pub fn new(model: &'a Whisper) -> Result<Self> {
-        Ok(Transcriber { model, mel: MelExtractor::new(model.dims.n_mels)? })
+        Ok(Transcriber {
+            model,
+            mel: MelExtractor::new(model.dims.n_mels)?,
+        })
     }
 
     pub fn mel(&self, samples: &[f32]) -> Mel {
@@ -163,23 +182,45 @@ impl<'a> Transcriber<'a> {
         self.model.logits(&hidden, 1, &mut logits);
         let langs = tk.languages();
         let lang_logits: Vec<f32> = langs.iter().map(|(_, id)| logits[*id as usize]).collect();
-        let max = lang_logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = lang_logits.iter().map(|l| (l - max).exp()).sum();
-        let (best, &best_logit) = lang_logits
+        let max = lang_logits
             .iter()
-            .enumerate()
-            .fold((0, &f32::NEG_INFINITY), |acc, (i, l)| if *l > *acc.1 { (i, l) } else { acc });
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = lang_logits.iter().map(|l| (l - max).exp()).sum();
+        let (best, &best_logit) =
+            lang_logits
+                .iter()
+                .enumerate()
+                .fold((0, &f32::NEG_INFINITY), |acc, (i, l)| {
+                    if *l > *acc.1 {
+                        (i, l)
+                    } else {
+                        acc
+                    }
+                });
         Ok((langs[best].0.clone(), (best_logit - max).exp() / sum))
     }
 
     fn suppress_tokens(&self, opts: &TranscribeOptions) -> Vec<u32> {
         let tk = &self.model.tokenizer;
-        let mut out: Vec<u32> = opts.suppress_tokens.iter().filter(|&&t| t >= 0).map(|&t| t as u32).collect();
+        let mut out: Vec<u32> = opts
+            .suppress_tokens
+            .iter()
+            .filter(|&&t| t >= 0)
+            .map(|&t| t as u32)
+            .collect();
         if opts.suppress_tokens.contains(&-1) {
             out.extend(tk.non_speech_tokens());
         }
         if !opts.suppress_tokens.is_empty() {
-            out.extend([tk.transcribe, tk.translate, tk.sot, tk.sot_prev, tk.sot_lm, tk.no_speech]);
+            out.extend([
+                tk.transcribe,
+                tk.translate,
+                tk.sot,
+                tk.sot_prev,
+                tk.sot_lm,
+                tk.no_speech,
+            ]);
         }
         out.retain(|&t| (t as usize) < self.model.dims.n_vocab);
         out.sort_unstable();
@@ -188,189 +229,347 @@ impl<'a> Transcriber<'a> {
     }
 
     /// Transcribes 16 kHz mono `samples`, calling `on_segment` as each segment is final.
-    pub fn transcribe(&self, samples: &[f32], opts: &TranscribeOptions, on_segment: &mut dyn FnMut(&Segment)) -> Result<Transcript> {
-        let _span = info_span!("transcribe", seconds = samples.len() as f64 / SAMPLE_RATE as f64).entered();
+    pub fn transcribe(
+        &self,
+        samples: &[f32],
+        opts: &TranscribeOptions,
+        on_segment: &mut dyn FnMut(&Segment),
+    ) -> Result<Transcript> {
+        let _span = info_span!(
+            "transcribe",
+            seconds = samples.len() as f64 / SAMPLE_RATE as f64
+        )
+        .entered();
+        let mut session = self.start(samples, opts)?;
+        let mut cache = session.new_cache();
+        while !session.is_done() {
+            let encoded = match session.window_mel() {
+                Some(mel) => Some(self.model.encode(&mel)?),
+                None => None,
+            };
+            session.step(encoded, &mut cache, on_segment)?;
+        }
+        Ok(session.finish())
+    }
+
+    /// Starts a transcription that the caller drives window by window (so that a scheduler
+    /// can batch the windows of several sessions through the encoder).
+    pub fn start(&self, samples: &[f32], opts: &TranscribeOptions) -> Result<Session<'a>> {
         opts.validate()?;
         let model = self.model;
         let tk = &model.tokenizer;
         let duration = samples.len() as f64 / SAMPLE_RATE as f64;
         let features = self.mel.compute(samples);
         let content_frames = features.n_frames.saturating_sub(1);
-
-        let window = |seek: usize, size: usize| features.window(seek, size).pad_or_trim(N_FRAMES);
-        let mut encoded: Option<(usize, Vec<f32>)> = None;
+        let mut pre_encoded = None;
         let (language, language_probability) = match &opts.language {
             Some(code) if !tk.multilingual => {
                 if code != "en" {
-                    tracing::warn!("the model is English-only; transcribing as English, not `{code}`");
+                    tracing::warn!(
+                        "the model is English-only; transcribing as English, not `{code}`"
+                    );
                 }
                 ("en".to_string(), 1.0)
             }
             Some(code) => {
-                tk.language_token(code).ok_or_else(|| Error::InvalidArgument(format!("unknown language code `{code}`")))?;
+                tk.language_token(code).ok_or_else(|| {
+                    Error::InvalidArgument(format!("unknown language code `{code}`"))
+                })?;
                 (code.clone(), 1.0)
             }
             None if !tk.multilingual => ("en".to_string(), 1.0),
             None => {
                 // faster-whisper detects on the first 3000 frames of the features (the last,
                 // dropped frame included), so the encoding is reusable only for long inputs.
-                let audio = model.encode(&window(0, N_FRAMES))?;
+                let audio = model.encode(&features.window(0, N_FRAMES).pad_or_trim(N_FRAMES))?;
                 let r = self.detect_language(&audio)?;
                 if content_frames >= N_FRAMES {
-                    encoded = Some((0, audio));
+                    pre_encoded = Some(audio);
                 }
                 r
             }
         };
         let sot_sequence = tk.sot_sequence(Some(&language), opts.task)?;
-        let suppress = self.suppress_tokens(opts);
-        let max_initial_timestamp_index = (opts.max_initial_timestamp as f64 / TIME_PRECISION).round() as u32;
-        let beams = opts.beam_size.max(opts.best_of);
-        let mut cache = model.new_kv_cache(beams);
-
-        let mut all_tokens: Vec<u32> = Vec::new();
-        let mut prompt_reset_since = 0;
+        let mut all_tokens = Vec::new();
         if let Some(p) = &opts.initial_prompt {
             all_tokens.extend(tk.encode(&format!(" {}", p.trim()))?);
         }
-        let mut segments: Vec<Segment> = Vec::new();
-        let mut seek = 0usize;
-        while seek < content_frames {
-            let time_offset = seek as f64 * SECONDS_PER_FRAME;
-            let segment_size = N_FRAMES.min(content_frames - seek);
-            let segment_duration = segment_size as f64 * SECONDS_PER_FRAME;
-            let audio = match encoded.take() {
-                Some((s, a)) if s == seek => a,
-                _ => model.encode(&window(seek, segment_size))?,
-            };
-            let cross = model.cross_kv(&audio);
-            drop(audio);
+        Ok(Session {
+            model,
+            suppress: self.suppress_tokens(opts),
+            max_initial_timestamp_index: (opts.max_initial_timestamp as f64 / TIME_PRECISION)
+                .round() as u32,
+            opts: opts.clone(),
+            features,
+            content_frames,
+            seek: 0,
+            pre_encoded,
+            sot_sequence,
+            all_tokens,
+            prompt_reset_since: 0,
+            segments: Vec::new(),
+            language,
+            language_probability,
+            duration,
+        })
+    }
+}
 
-            let previous = &all_tokens[prompt_reset_since..];
-            let mut prompt = Vec::with_capacity(previous.len().min(223) + 5);
-            if !previous.is_empty() {
-                prompt.push(tk.sot_prev);
-                let keep = model.dims.n_text_ctx / 2 - 1;
-                prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
-            }
-            prompt.extend_from_slice(&sot_sequence);
-            if opts.without_timestamps {
-                prompt.push(tk.no_timestamps);
-            }
+/// One transcription in progress: the seek loop of openai-whisper's transcribe.py, one
+/// window per [`Session::step`].
+pub struct Session<'a> {
+    model: &'a Whisper,
+    opts: TranscribeOptions,
+    suppress: Vec<u32>,
+    max_initial_timestamp_index: u32,
+    features: Mel,
+    content_frames: usize,
+    seek: usize,
+    /// Encoder output of the window at seek 0, left over from language detection.
+    pre_encoded: Option<Vec<f32>>,
+    sot_sequence: Vec<u32>,
+    all_tokens: Vec<u32>,
+    prompt_reset_since: usize,
+    segments: Vec<Segment>,
+    language: String,
+    language_probability: f32,
+    duration: f64,
+}
 
-            let (result, avg_logprob, temperature, cr) =
-                self.generate_with_fallback(&cross, &mut cache, &prompt, &suppress, max_initial_timestamp_index, opts)?;
-
-            if let Some(th) = opts.no_speech_threshold {
-                let mut skip = result.no_speech_prob > th;
-                if opts.log_prob_threshold.is_some_and(|lp| avg_logprob > lp) {
-                    skip = false;
-                }
-                if skip {
-                    debug!(no_speech_prob = result.no_speech_prob, "skipping a window without speech");
-                    seek += segment_size;
-                    continue;
-                }
-            }
-            let previous_seek = seek;
-            let (pieces, new_seek) = split_by_timestamps(tk.no_timestamps + 1, &result.tokens, time_offset, seek, segment_size, segment_duration);
-            seek = new_seek;
-            for (start, end, toks) in pieces {
-                let text = tk.decode(&toks);
-                if start == end || text.trim().is_empty() {
-                    continue;
-                }
-                all_tokens.extend_from_slice(&toks);
-                let seg = Segment {
-                    id: segments.len() + 1,
-                    seek: previous_seek,
-                    start,
-                    end,
-                    text,
-                    tokens: toks,
-                    temperature,
-                    avg_logprob,
-                    compression_ratio: cr,
-                    no_speech_prob: result.no_speech_prob,
-                };
-                on_segment(&seg);
-                segments.push(seg);
-            }
-            if !opts.condition_on_previous_text || temperature > opts.prompt_reset_on_temperature {
-                prompt_reset_since = all_tokens.len();
-            }
-        }
-        Ok(Transcript { language, language_probability, duration, segments })
+impl Session<'_> {
+    pub fn is_done(&self) -> bool {
+        self.seek >= self.content_frames
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn generate_with_fallback(
-        &self,
-        cross: &crate::model::CrossKv,
-        cache: &mut crate::model::KvCache,
-        prompt: &[u32],
-        suppress: &[u32],
-        max_initial_timestamp_index: u32,
-        opts: &TranscribeOptions,
-    ) -> Result<(Generation, f32, f32, f32)> {
-        let tk = &self.model.tokenizer;
-        let mut all: Vec<(Generation, f32, f32, f32)> = Vec::new();
-        let mut below_cr: Vec<usize> = Vec::new();
-        let mut last_t = 0.0;
-        for &t in &opts.temperatures {
-            last_t = t;
-            let g = GenerateOptions {
-                beam_size: if t > 0.0 { 1 } else { opts.beam_size },
-                patience: opts.patience,
-                length_penalty: opts.length_penalty,
-                temperature: t,
-                best_of: opts.best_of,
-                suppress_tokens: suppress.to_vec(),
-                suppress_blank: opts.suppress_blank,
-                max_initial_timestamp_index,
-                max_length: self.model.dims.n_text_ctx,
-                seed: opts.seed,
-            };
-            let result = generate(self.model, cross, cache, prompt, &g)?;
-            let avg_logprob = result.avg_logprob();
-            let text = tk.decode(&result.tokens);
-            let cr = compression_ratio(text.trim());
-            let mut needs_fallback = false;
-            if let Some(th) = opts.compression_ratio_threshold {
-                if cr > th {
-                    needs_fallback = true;
-                } else {
-                    below_cr.push(all.len());
-                }
+    /// Seconds of audio already transcribed.
+    pub fn progress_seconds(&self) -> f64 {
+        self.seek.min(self.content_frames) as f64 * SECONDS_PER_FRAME
+    }
+
+    pub fn duration(&self) -> f64 {
+        self.duration
+    }
+
+    pub fn language(&self) -> &str {
+        &self.language
+    }
+
+    /// A KV cache big enough for this session's beams (reusable across sessions).
+    pub fn new_cache(&self) -> KvCache {
+        self.model
+            .new_kv_cache(self.opts.beam_size.max(self.opts.best_of))
+    }
+
+    fn segment_size(&self) -> usize {
+        N_FRAMES.min(self.content_frames - self.seek)
+    }
+
+    /// The log-mel of the current window when it still needs encoding; `None` when the
+    /// session is done or the window is already encoded.
+    pub fn window_mel(&self) -> Option<Mel> {
+        if self.is_done() || (self.seek == 0 && self.pre_encoded.is_some()) {
+            return None;
+        }
+        Some(
+            self.features
+                .window(self.seek, self.segment_size())
+                .pad_or_trim(N_FRAMES),
+        )
+    }
+
+    /// Decodes the current window from its encoder output (`None` if [`window_mel`] said it
+    /// needs none) and advances. Finished segments are passed to `on_segment`.
+    pub fn step(
+        &mut self,
+        encoded: Option<Vec<f32>>,
+        cache: &mut KvCache,
+        on_segment: &mut dyn FnMut(&Segment),
+    ) -> Result<()> {
+        if self.is_done() {
+            return Ok(());
+        }
+        let audio = match encoded.or_else(|| self.pre_encoded.take()) {
+            Some(a) => a,
+            None => {
+                return Err(Error::InvalidArgument(
+                    "step needs the encoder output of the current window".into(),
+                ))
             }
-            if opts.log_prob_threshold.is_some_and(|lp| avg_logprob < lp) {
+        };
+        self.pre_encoded = None;
+        if cache.capacity_beams() < self.opts.beam_size.max(self.opts.best_of) {
+            *cache = self.new_cache();
+        }
+        let model = self.model;
+        let tk = &model.tokenizer;
+        let opts = &self.opts;
+        let seek = self.seek;
+        let time_offset = seek as f64 * SECONDS_PER_FRAME;
+        let segment_size = self.segment_size();
+        let segment_duration = segment_size as f64 * SECONDS_PER_FRAME;
+        let cross = model.cross_kv(&audio);
+        drop(audio);
+
+        let previous = &self.all_tokens[self.prompt_reset_since..];
+        let mut prompt = Vec::with_capacity(previous.len().min(model.dims.n_text_ctx / 2) + 5);
+        if !previous.is_empty() {
+            prompt.push(tk.sot_prev);
+            let keep = model.dims.n_text_ctx / 2 - 1;
+            prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
+        }
+        prompt.extend_from_slice(&self.sot_sequence);
+        if opts.without_timestamps {
+            prompt.push(tk.no_timestamps);
+        }
+
+        let (result, avg_logprob, temperature, cr) = generate_with_fallback(
+            model,
+            &cross,
+            cache,
+            &prompt,
+            &self.suppress,
+            self.max_initial_timestamp_index,
+            opts,
+        )?;
+
+        if let Some(th) = opts.no_speech_threshold {
+            let mut skip = result.no_speech_prob > th;
+            if opts.log_prob_threshold.is_some_and(|lp| avg_logprob > lp) {
+                skip = false;
+            }
+            if skip {
+                debug!(
+                    no_speech_prob = result.no_speech_prob,
+                    "skipping a window without speech"
+                );
+                self.seek += segment_size;
+                return Ok(());
+            }
+        }
+        let (pieces, new_seek) = split_by_timestamps(
+            tk.no_timestamps + 1,
+            &result.tokens,
+            time_offset,
+            seek,
+            segment_size,
+            segment_duration,
+        );
+        // A window always moves the seek forward, so a degenerate decoding cannot loop.
+        self.seek = new_seek.max(seek + 1);
+        for (start, end, toks) in pieces {
+            let text = tk.decode(&toks);
+            if start == end || text.trim().is_empty() {
+                continue;
+            }
+            self.all_tokens.extend_from_slice(&toks);
+            let seg = Segment {
+                id: self.segments.len() + 1,
+                seek,
+                start,
+                end,
+                text,
+                tokens: toks,
+                temperature,
+                avg_logprob,
+                compression_ratio: cr,
+                no_speech_prob: result.no_speech_prob,
+            };
+            on_segment(&seg);
+            self.segments.push(seg);
+        }
+        if !opts.condition_on_previous_text || temperature > opts.prompt_reset_on_temperature {
+            self.prompt_reset_since = self.all_tokens.len();
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Transcript {
+        Transcript {
+            language: self.language,
+            language_probability: self.language_probability,
+            duration: self.duration,
+            segments: self.segments,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn generate_with_fallback(
+    model: &Whisper,
+    cross: &crate::model::CrossKv,
+    cache: &mut crate::model::KvCache,
+    prompt: &[u32],
+    suppress: &[u32],
+    max_initial_timestamp_index: u32,
+    opts: &TranscribeOptions,
+) -> Result<(Generation, f32, f32, f32)> {
+    let tk = &model.tokenizer;
+    let mut all: Vec<(Generation, f32, f32, f32)> = Vec::new();
+    let mut below_cr: Vec<usize> = Vec::new();
+    let mut last_t = 0.0;
+    for &t in &opts.temperatures {
+        last_t = t;
+        let g = GenerateOptions {
+            beam_size: if t > 0.0 { 1 } else { opts.beam_size },
+            patience: opts.patience,
+            length_penalty: opts.length_penalty,
+            temperature: t,
+            best_of: opts.best_of,
+            suppress_tokens: suppress.to_vec(),
+            suppress_blank: opts.suppress_blank,
+            max_initial_timestamp_index,
+            max_length: model.dims.n_text_ctx,
+            seed: opts.seed,
+        };
+        let result = generate(model, cross, cache, prompt, &g)?;
+        let avg_logprob = result.avg_logprob();
+        let text = tk.decode(&result.tokens);
+        let cr = compression_ratio(text.trim());
+        let mut needs_fallback = false;
+        if let Some(th) = opts.compression_ratio_threshold {
+            if cr > th {
                 needs_fallback = true;
+            } else {
+                below_cr.push(all.len());
             }
-            if let (Some(ns), Some(lp)) = (opts.no_speech_threshold, opts.log_prob_threshold) {
-                if result.no_speech_prob > ns && avg_logprob < lp {
-                    needs_fallback = false;
-                }
-            }
-            let no_speech = result.no_speech_prob;
-            all.push((result, avg_logprob, t, cr));
-            if !needs_fallback {
-                return Ok(all.pop().expect("just pushed"));
-            }
-            debug!(temperature = t, avg_logprob, compression_ratio = cr, no_speech, "falling back to a higher temperature");
         }
-        // Every temperature failed: keep the best average log-prob, preferring results that
-        // were not too repetitive, and report the last temperature (for the prompt reset).
-        let pool: Vec<usize> = if below_cr.is_empty() { (0..all.len()).collect() } else { below_cr };
-        let best = pool
-            .into_iter()
-            .fold(None::<usize>, |b, i| match b {
-                Some(j) if all[j].1 >= all[i].1 => Some(j),
-                _ => Some(i),
-            })
-            .expect("at least one temperature");
-        let (g, lp, _, cr) = all.swap_remove(best);
-        Ok((g, lp, last_t, cr))
+        if opts.log_prob_threshold.is_some_and(|lp| avg_logprob < lp) {
+            needs_fallback = true;
+        }
+        if let (Some(ns), Some(lp)) = (opts.no_speech_threshold, opts.log_prob_threshold) {
+            if result.no_speech_prob > ns && avg_logprob < lp {
+                needs_fallback = false;
+            }
+        }
+        let no_speech = result.no_speech_prob;
+        all.push((result, avg_logprob, t, cr));
+        if !needs_fallback {
+            return Ok(all.pop().expect("just pushed"));
+        }
+        debug!(
+            temperature = t,
+            avg_logprob,
+            compression_ratio = cr,
+            no_speech,
+            "falling back to a higher temperature"
+        );
     }
+    // Every temperature failed: keep the best average log-prob, preferring results that
+    // were not too repetitive, and report the last temperature (for the prompt reset).
+    let pool: Vec<usize> = if below_cr.is_empty() {
+        (0..all.len()).collect()
+    } else {
+        below_cr
+    };
+    let best = pool
+        .into_iter()
+        .fold(None::<usize>, |b, i| match b {
+            Some(j) if all[j].1 >= all[i].1 => Some(j),
+            _ => Some(i),
+        })
+        .expect("at least one temperature");
+    let (g, lp, _, cr) = all.swap_remove(best);
+    Ok((g, lp, last_t, cr))
 }
 
 /// Cuts a window's tokens into segments at timestamp pairs and says where to seek next
@@ -386,7 +585,9 @@ pub fn split_by_timestamps(
     let is_ts = |t: u32| t >= timestamp_begin;
     let n = tokens.len();
     let single_timestamp_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]);
-    let consecutive: Vec<usize> = (1..n).filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1])).collect();
+    let consecutive: Vec<usize> = (1..n)
+        .filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1]))
+        .collect();
     let mut pieces = Vec::new();
     if !consecutive.is_empty() {
         let mut slices = consecutive;
@@ -397,7 +598,8 @@ pub fn split_by_timestamps(
         for &cur in &slices {
             let sliced = &tokens[last..cur];
             let start = time_offset + (sliced[0] - timestamp_begin) as f64 * TIME_PRECISION;
-            let end = time_offset + (sliced[sliced.len() - 1] - timestamp_begin) as f64 * TIME_PRECISION;
+            let end =
+                time_offset + (sliced[sliced.len() - 1] - timestamp_begin) as f64 * TIME_PRECISION;
             pieces.push((start, end, sliced.to_vec()));
             last = cur;
         }
