@@ -23,7 +23,10 @@ fn signal(n: usize) -> Vec<f32> {
 fn bench(c: &mut Criterion) {
     let audio = signal(N_SAMPLES);
     // One rayon thread: the figure is for a single core.
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("mel");
     group.throughput(Throughput::Elements(N_SAMPLES as u64));
     for n_mels in [80, 128] {
@@ -32,7 +35,9 @@ fn bench(c: &mut Criterion) {
             pool.install(|| b.iter(|| ext.compute(black_box(&audio))))
         });
     }
-    group.bench_function("extractor_new_80", |b| b.iter(|| MelExtractor::new(black_box(80)).unwrap()));
+    group.bench_function("extractor_new_80", |b| {
+        b.iter(|| MelExtractor::new(black_box(80)).unwrap())
+    });
     group.finish();
 }
 

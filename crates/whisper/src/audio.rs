@@ -10,7 +10,7 @@
 //! exactly `pcm / 32768`.
 
 use std::fs::File;
-use std::io::Cursor;
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -34,14 +34,19 @@ pub const SAMPLE_RATE: usize = 16_000;
 const SUPPORTED: &str = "supported: WAV, FLAC, MP3, Ogg Vorbis, M4A/MP4 AAC; convert other \
                          files with e.g. `ffmpeg -i INPUT -ar 16000 -ac 1 out.wav`";
 
-/// Input frames handed to the resampler per call. With the FFT resampler this also sets the
-/// FFT length (rounded up to a multiple of the rates' ratio), hence the filter sharpness:
-/// 1024 gives about 1000+ taps at 44.1/48 kHz, far beyond what speech needs.
+/// Minimum input frames handed to the resampler per call. With the FFT resampler this also
+/// sets the FFT length, hence the filter length: 1000+ taps at 44.1/48 kHz, far beyond what
+/// speech needs.
 const RESAMPLE_CHUNK: usize = 1024;
+/// Largest MP4 `moov` box read to find the edit list (real ones are kilobytes to a few MB).
+const MAX_MOOV_BYTES: u64 = 64 << 20;
 
 /// Decodes any supported file to 16 kHz mono samples in [-1, 1).
 pub fn load_audio(path: &Path) -> Result<Vec<f32>> {
-    let fail = |reason: String| Error::Audio { path: path.to_path_buf(), reason };
+    let fail = |reason: String| Error::Audio {
+        path: path.to_path_buf(),
+        reason,
+    };
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -53,11 +58,16 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>> {
         return Err(fail("is a directory, not an audio file".into()));
     }
     if meta.len() == 0 {
-        return Err(fail("file is empty (0 bytes); no audio to transcribe".into()));
+        return Err(fail(
+            "file is empty (0 bytes); no audio to transcribe".into(),
+        ));
     }
-    let file = File::open(path).map_err(|e| fail(format!("cannot open file: {e}")))?;
+    let mut file = File::open(path).map_err(|e| fail(format!("cannot open file: {e}")))?;
+    let priming = mp4_priming(&mut file);
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| fail(format!("cannot read file: {e}")))?;
     let ext = path.extension().and_then(|e| e.to_str());
-    decode_guarded(Box::new(file), ext, path)
+    decode_guarded(Box::new(file), ext, priming, path)
 }
 
 /// Decodes an in-memory file (e.g. an HTTP upload). `hint_ext` is its extension if known
@@ -68,9 +78,15 @@ pub fn decode_audio_bytes(bytes: Vec<u8>, hint_ext: Option<&str>) -> Result<Vec<
         None => "<audio data>".to_string(),
     });
     if bytes.is_empty() {
-        return Err(Error::Audio { path: label, reason: "no data (0 bytes); no audio to transcribe".into() });
+        return Err(Error::Audio {
+            path: label,
+            reason: "no data (0 bytes); no audio to transcribe".into(),
+        });
     }
-    decode_guarded(Box::new(Cursor::new(bytes)), hint_ext, &label)
+    let mut cursor = Cursor::new(bytes);
+    let priming = mp4_priming(&mut cursor);
+    cursor.set_position(0);
+    decode_guarded(Box::new(cursor), hint_ext, priming, &label)
 }
 
 /// Length of 16 kHz samples in seconds.
@@ -80,8 +96,13 @@ pub fn duration_secs(samples: &[f32]) -> f64 {
 
 /// Runs the decoder, turning a panic inside a codec (possible on hostile input) into an error:
 /// bad input must never bring down a server.
-fn decode_guarded(source: Box<dyn MediaSource>, ext: Option<&str>, label: &Path) -> Result<Vec<f32>> {
-    match catch_unwind(AssertUnwindSafe(|| decode(source, ext, label))) {
+fn decode_guarded(
+    source: Box<dyn MediaSource>,
+    ext: Option<&str>,
+    priming: Option<Priming>,
+    label: &Path,
+) -> Result<Vec<f32>> {
+    match catch_unwind(AssertUnwindSafe(|| decode(source, ext, priming, label))) {
         Ok(result) => result,
         Err(panic) => {
             let msg = panic
@@ -91,14 +112,24 @@ fn decode_guarded(source: Box<dyn MediaSource>, ext: Option<&str>, label: &Path)
                 .unwrap_or_default();
             Err(Error::Audio {
                 path: label.to_path_buf(),
-                reason: format!("the decoder failed on malformed data ({msg}); the file is corrupt"),
+                reason: format!(
+                    "the decoder failed on malformed data ({msg}); the file is corrupt"
+                ),
             })
         }
     }
 }
 
-fn decode(source: Box<dyn MediaSource>, ext: Option<&str>, label: &Path) -> Result<Vec<f32>> {
-    let fail = |reason: String| Error::Audio { path: label.to_path_buf(), reason };
+fn decode(
+    source: Box<dyn MediaSource>,
+    ext: Option<&str>,
+    priming: Option<Priming>,
+    label: &Path,
+) -> Result<Vec<f32>> {
+    let fail = |reason: String| Error::Audio {
+        path: label.to_path_buf(),
+        reason,
+    };
     let mut hint = Hint::new();
     if let Some(ext) = ext {
         hint.with_extension(ext);
@@ -106,13 +137,20 @@ fn decode(source: Box<dyn MediaSource>, ext: Option<&str>, label: &Path) -> Resu
     let stream = MediaSourceStream::new(source, Default::default());
     // Gapless: drop the encoder delay and padding that MP3 (LAME header) and AAC declare, as
     // FFmpeg (hence faster-whisper) does; otherwise the audio would start late.
-    let format_opts = FormatOptions { enable_gapless: true, ..Default::default() };
+    let format_opts = FormatOptions {
+        enable_gapless: true,
+        ..Default::default()
+    };
     let probed = symphonia::default::get_probe()
         .format(&hint, stream, &format_opts, &MetadataOptions::default())
         .map_err(|e| {
             fail(match e {
                 SymError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    format!("not a recognised audio file, or truncated inside its header ({SUPPORTED})")
+                    // The readers scan for a header or first frame until the end of the data.
+                    format!(
+                        "found no decodable audio: not a recognised audio file, or damaged or \
+                         truncated ({SUPPORTED})"
+                    )
                 }
                 SymError::Unsupported(_) => format!("not a recognised audio file ({SUPPORTED})"),
                 other => format!("cannot read the audio container: {other} ({SUPPORTED})"),
@@ -133,10 +171,19 @@ fn decode(source: Box<dyn MediaSource>, ext: Option<&str>, label: &Path) -> Resu
                 .get_codec(track.codec_params.codec)
                 .map(|d| d.short_name.to_string())
                 .unwrap_or_else(|| format!("{}", track.codec_params.codec));
-            fail(format!("audio codec '{codec}' is not supported ({e}); {SUPPORTED}"))
+            fail(format!(
+                "audio codec '{codec}' is not supported ({e}); {SUPPORTED}"
+            ))
         })?;
 
     let mut sink = MonoSink::default();
+    // symphonia's MP4 reader ignores the edit list, which is where MP4 declares the encoder
+    // priming (1024 frames for a typical AAC encoder); FFmpeg skips it, so do we.
+    if let (Some(p), None) = (priming, track.codec_params.delay) {
+        if let Some(rate) = track.codec_params.sample_rate {
+            sink.skip = p.media_time.saturating_mul(rate as u64) / p.timescale.max(1) as u64;
+        }
+    }
     let mut packets_ok = 0usize;
     let mut packets_bad = 0usize;
     let mut first_error: Option<String> = None;
@@ -147,14 +194,20 @@ fn decode(source: Box<dyn MediaSource>, ext: Option<&str>, label: &Path) -> Resu
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             // A new chained stream (e.g. concatenated Ogg files): keep what we have.
             Err(SymError::ResetRequired) => {
-                tracing::warn!("{}: stream changes mid-file; decoding stops there", label.display());
+                tracing::warn!(
+                    "{}: stream changes mid-file; decoding stops there",
+                    label.display()
+                );
                 break;
             }
             Err(SymError::IoError(e)) => return Err(fail(format!("read error: {e}"))),
             Err(e) => {
                 // A broken container after good audio: keep the good part, as FFmpeg does.
                 if packets_ok > 0 {
-                    tracing::warn!("{}: container damaged after {packets_ok} packets: {e}", label.display());
+                    tracing::warn!(
+                        "{}: container damaged after {packets_ok} packets: {e}",
+                        label.display()
+                    );
                     break;
                 }
                 return Err(fail(format!("the audio data is corrupt: {e}")));
@@ -210,13 +263,19 @@ struct MonoSink {
     resampler: Option<StreamResampler>,
     /// Rate of the buffers seen so far (0 before the first).
     rate: u32,
+    /// Leading decoded frames still to drop (encoder priming).
+    skip: u64,
 }
 
 impl MonoSink {
     fn push(&mut self, buf: AudioBufferRef<'_>) -> std::result::Result<(), String> {
         let spec = *buf.spec();
         if spec.channels.count() == 0 || spec.rate == 0 {
-            return Err(format!("invalid stream: {} channels at {} Hz", spec.channels.count(), spec.rate));
+            return Err(format!(
+                "invalid stream: {} channels at {} Hz",
+                spec.channels.count(),
+                spec.rate
+            ));
         }
         if spec.rate != self.rate {
             // First buffer, or a rate change mid-stream: flush and restart the resampler.
@@ -227,6 +286,11 @@ impl MonoSink {
             }
         }
         downmix(&buf, &mut self.mono);
+        if self.skip > 0 {
+            let n = (self.skip as usize).min(self.mono.len());
+            self.mono.drain(..n);
+            self.skip -= n as u64;
+        }
         match &mut self.resampler {
             Some(r) => r.push(&self.mono, &mut self.out),
             None => self.out.extend(self.mono.iter().map(|&x| to_s16_grid(x))),
@@ -288,6 +352,8 @@ fn to_s16_grid(x: f32) -> f32 {
 struct StreamResampler {
     inner: FftFixedIn<f32>,
     rate: usize,
+    /// Input frames per rubato call.
+    chunk: usize,
     /// Input not yet handed to rubato (less than one chunk after each push).
     pending: Vec<f32>,
     out_buf: Vec<Vec<f32>>,
@@ -299,14 +365,21 @@ struct StreamResampler {
 
 impl StreamResampler {
     fn new(rate: usize) -> std::result::Result<Self, String> {
-        let inner = FftFixedIn::<f32>::new(rate, SAMPLE_RATE, RESAMPLE_CHUNK, 1, 1)
+        // rubato centres its filter on sample fft_size/2 (integer division) but reports a delay
+        // of half the output FFT: the two agree only for an even number of the rates' smallest
+        // whole periods per FFT. An odd one would shift the output by half an input sample.
+        let period_in = rate / gcd(rate, SAMPLE_RATE);
+        let periods = 2 * RESAMPLE_CHUNK.div_ceil(2 * period_in);
+        let chunk = periods * period_in;
+        let inner = FftFixedIn::<f32>::new(rate, SAMPLE_RATE, chunk, 1, 1)
             .map_err(|e| format!("cannot resample from {rate} Hz: {e}"))?;
         let out_buf = vec![vec![0f32; inner.output_frames_max()]];
         let skip = inner.output_delay();
         Ok(StreamResampler {
             inner,
             rate,
-            pending: Vec::with_capacity(2 * RESAMPLE_CHUNK),
+            chunk,
+            pending: Vec::with_capacity(2 * chunk),
             out_buf,
             skip,
             in_total: 0,
@@ -318,13 +391,13 @@ impl StreamResampler {
         self.in_total += samples.len() as u64;
         self.pending.extend_from_slice(samples);
         let mut used = 0;
-        while self.pending.len() - used >= RESAMPLE_CHUNK {
-            let chunk = &self.pending[used..used + RESAMPLE_CHUNK];
+        while self.pending.len() - used >= self.chunk {
+            let chunk = &self.pending[used..used + self.chunk];
             let (_, n) = self
                 .inner
                 .process_into_buffer(&[chunk], &mut self.out_buf, None)
                 .expect("buffers sized by the resampler");
-            used += RESAMPLE_CHUNK;
+            used += self.chunk;
             self.emit(n, out, u64::MAX);
         }
         self.pending.drain(..used);
@@ -337,9 +410,11 @@ impl StreamResampler {
         while self.out_total < target {
             let res = if first && !self.pending.is_empty() {
                 let rest = std::mem::take(&mut self.pending);
-                self.inner.process_partial_into_buffer(Some(&[rest][..]), &mut self.out_buf, None)
+                self.inner
+                    .process_partial_into_buffer(Some(&[rest][..]), &mut self.out_buf, None)
             } else {
-                self.inner.process_partial_into_buffer(None::<&[Vec<f32>]>, &mut self.out_buf, None)
+                self.inner
+                    .process_partial_into_buffer(None::<&[Vec<f32>]>, &mut self.out_buf, None)
             };
             first = false;
             let (_, n) = res.map_err(|e| format!("resampling failed: {e}"))?;
@@ -358,6 +433,124 @@ impl StreamResampler {
         out.extend(take.iter().map(|&x| to_s16_grid(x)));
         self.out_total += take.len() as u64;
     }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Leading media time an MP4 edit list skips, in the track's media timescale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Priming {
+    media_time: u64,
+    timescale: u32,
+}
+
+/// The encoder priming of the first sound track of an MP4/M4A file, from its edit list
+/// (`moov/trak/edts/elst`, first non-empty edit) and media timescale (`mdia/mdhd`). `None` for
+/// anything else or anything malformed: then nothing is skipped and symphonia reports errors.
+fn mp4_priming<R: Read + Seek>(src: &mut R) -> Option<Priming> {
+    let mut head = [0u8; 8];
+    src.read_exact(&mut head).ok()?;
+    if &head[4..8] != b"ftyp" {
+        return None;
+    }
+    // Walk the top-level boxes (moov is often after the media data) and load moov.
+    let mut pos = 0u64;
+    loop {
+        src.seek(SeekFrom::Start(pos)).ok()?;
+        src.read_exact(&mut head).ok()?;
+        let (size, header) = match u32::from_be_bytes(head[..4].try_into().ok()?) {
+            1 => {
+                let mut big = [0u8; 8];
+                src.read_exact(&mut big).ok()?;
+                (u64::from_be_bytes(big), 16)
+            }
+            0 => return None, // last box runs to the end: no moov after it
+            n => (n as u64, 8),
+        };
+        if size < header {
+            return None;
+        }
+        if &head[4..8] == b"moov" {
+            if size > MAX_MOOV_BYTES {
+                return None;
+            }
+            let mut moov = vec![0u8; (size - header) as usize];
+            src.read_exact(&mut moov).ok()?;
+            return boxes(&moov)
+                .filter(|(t, _)| t == b"trak")
+                .find_map(|(_, trak)| trak_priming(trak));
+        }
+        pos = pos.checked_add(size)?;
+    }
+}
+
+fn trak_priming(trak: &[u8]) -> Option<Priming> {
+    let mdia = child(trak, b"mdia")?;
+    let hdlr = child(mdia, b"hdlr")?;
+    if hdlr.get(8..12)? != b"soun" {
+        return None;
+    }
+    let mdhd = child(mdia, b"mdhd")?;
+    let timescale = match mdhd.first()? {
+        0 => be_u32(mdhd.get(12..16)?),
+        1 => be_u32(mdhd.get(20..24)?),
+        _ => return None,
+    };
+    let elst = child(child(trak, b"edts")?, b"elst")?;
+    let version = *elst.first()?;
+    let count = be_u32(elst.get(4..8)?) as usize;
+    let entry_len = if version == 1 { 20 } else { 12 };
+    (0..count.min(64)).find_map(|i| {
+        let e = elst.get(8 + i * entry_len..8 + (i + 1) * entry_len)?;
+        let media_time = if version == 1 {
+            i64::from_be_bytes(e[8..16].try_into().ok()?)
+        } else {
+            be_u32(&e[4..8]) as i32 as i64
+        };
+        // media_time −1 marks an empty edit (a gap), not a skip.
+        (media_time >= 0).then_some(Priming {
+            media_time: media_time as u64,
+            timescale,
+        })
+    })
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Payload of the first child box of type `kind`.
+fn child<'a>(parent: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    boxes(parent).find(|(t, _)| t == kind).map(|(_, body)| body)
+}
+
+/// The (type, payload) of each box in `buf`, stopping at the first malformed header.
+fn boxes(buf: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        let head = buf.get(pos..pos + 8)?;
+        let kind: [u8; 4] = head[4..8].try_into().ok()?;
+        let (size, header) = match be_u32(&head[..4]) {
+            1 => (
+                u64::from_be_bytes(buf.get(pos + 8..pos + 16)?.try_into().ok()?) as usize,
+                16,
+            ),
+            0 => (buf.len() - pos, 8),
+            n => (n as usize, 8),
+        };
+        let end = pos
+            .checked_add(size)
+            .filter(|&e| e <= buf.len() && size >= header)?;
+        let body = &buf[pos + header..end];
+        pos = end;
+        Some((kind, body))
+    })
 }
 
 #[cfg(test)]
@@ -390,7 +583,11 @@ mod tests {
                 r.push(piece, &mut out);
             }
             r.finish(&mut out).unwrap();
-            assert_eq!(out.len() as u64, (n_in as u64 * 16_000).div_ceil(rate as u64), "rate {rate}");
+            assert_eq!(
+                out.len() as u64,
+                (n_in as u64 * 16_000).div_ceil(rate as u64),
+                "rate {rate}"
+            );
             // Away from the edges the error is at the s16 quantisation level.
             let worst = (2000..out.len() - 2000)
                 .map(|i| (out[i] - tone(i as f64 / 16_000.0)).abs())

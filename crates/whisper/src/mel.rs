@@ -75,7 +75,13 @@ pub fn mel_filters(n_mels: usize) -> Vec<f32> {
     // Band edges, evenly spaced in mel (numpy.linspace: start + i * step, last point exact).
     let step = max_mel / (n_points - 1) as f64;
     let edges: Vec<f64> = (0..n_points)
-        .map(|i| if i + 1 == n_points { max_mel } else { i as f64 * step })
+        .map(|i| {
+            if i + 1 == n_points {
+                max_mel
+            } else {
+                i as f64 * step
+            }
+        })
         .map(mel_to_hz)
         .collect();
 
@@ -111,10 +117,18 @@ impl Mel {
         let end = start_frame.saturating_add(n_frames).min(self.n_frames);
         let len = end - start;
         let mut data = Vec::with_capacity(self.n_mels * len);
-        for row in self.data.chunks_exact(self.n_frames.max(1)).take(self.n_mels) {
+        for row in self
+            .data
+            .chunks_exact(self.n_frames.max(1))
+            .take(self.n_mels)
+        {
             data.extend_from_slice(&row[start..end]);
         }
-        Mel { n_mels: self.n_mels, n_frames: len, data }
+        Mel {
+            n_mels: self.n_mels,
+            n_frames: len,
+            data,
+        }
     }
 
     /// Exactly `n_frames` frames: the first ones, padded with 0.0 after the normalisation
@@ -130,7 +144,11 @@ impl Mel {
                 dst[..keep].copy_from_slice(&src[..keep]);
             }
         }
-        Mel { n_mels: self.n_mels, n_frames, data }
+        Mel {
+            n_mels: self.n_mels,
+            n_frames,
+            data,
+        }
     }
 
     /// The `n_frames` values of one mel band.
@@ -180,8 +198,14 @@ impl MelExtractor {
                 let first = row.iter().position(|&w| w != 0.0);
                 let last = row.iter().rposition(|&w| w != 0.0);
                 match (first, last) {
-                    (Some(a), Some(b)) => SparseFilter { start: a, weights: row[a..=b].to_vec() },
-                    _ => SparseFilter { start: 0, weights: Vec::new() },
+                    (Some(a), Some(b)) => SparseFilter {
+                        start: a,
+                        weights: row[a..=b].to_vec(),
+                    },
+                    _ => SparseFilter {
+                        start: 0,
+                        weights: Vec::new(),
+                    },
                 }
             })
             .collect();
@@ -193,7 +217,12 @@ impl MelExtractor {
             })
             .collect();
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT);
-        Ok(MelExtractor { n_mels, window, filters, fft })
+        Ok(MelExtractor {
+            n_mels,
+            window,
+            filters,
+            fft,
+        })
     }
 
     pub fn n_mels(&self) -> usize {
@@ -243,7 +272,11 @@ impl MelExtractor {
                 }
             }
         }
-        Mel { n_mels, n_frames, data }
+        Mel {
+            n_mels,
+            n_frames,
+            data,
+        }
     }
 
     fn scratch(&self) -> Scratch {
@@ -375,7 +408,11 @@ mod tests {
 
     #[test]
     fn window_and_pad_or_trim() {
-        let mel = Mel { n_mels: 2, n_frames: 5, data: (0..10).map(|v| v as f32).collect() };
+        let mel = Mel {
+            n_mels: 2,
+            n_frames: 5,
+            data: (0..10).map(|v| v as f32).collect(),
+        };
         let w = mel.window(3, 4);
         assert_eq!((w.n_frames, w.data.clone()), (2, vec![3.0, 4.0, 8.0, 9.0]));
         assert_eq!(mel.window(7, 3).n_frames, 0);

@@ -12,12 +12,18 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 pub fn read_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>)> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse(&bytes).map_err(|reason| Error::Npy { path: path.to_path_buf(), reason })
+    parse(&bytes).map_err(|reason| Error::Npy {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 /// Same as [`read_f32`] for a `.npy` image in memory (e.g. a member of an `.npz` zip).
 pub fn read_f32_bytes(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>)> {
-    parse(bytes).map_err(|reason| Error::Npy { path: PathBuf::from("<npy bytes>"), reason })
+    parse(bytes).map_err(|reason| Error::Npy {
+        path: PathBuf::from("<npy bytes>"),
+        reason,
+    })
 }
 
 /// Writes `data` with `shape` as a little-endian float32 C-order `.npy` (version 1.0).
@@ -33,14 +39,20 @@ pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Resul
     }
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     // A 1-D shape needs the trailing comma of a Python tuple: (n,).
-    let shape_txt = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let shape_txt = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
     // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
     let unpadded = MAGIC.len() + 4 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     header.push('\n');
     let header_len = u16::try_from(header.len()).map_err(|_| {
-        Error::InvalidArgument(format!("npy::write_f32: shape {shape:?} makes too long a header"))
+        Error::InvalidArgument(format!(
+            "npy::write_f32: shape {shape:?} makes too long a header"
+        ))
     })?;
     let mut out = Vec::with_capacity(MAGIC.len() + 4 + header.len() + 4 * data.len());
     out.extend_from_slice(MAGIC);
@@ -64,7 +76,10 @@ fn parse(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
             if bytes.len() < 12 {
                 return Err("truncated header".into());
             }
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
         }
         v => return Err(format!("unsupported format version {v}.{}", bytes[7])),
     };
@@ -89,7 +104,9 @@ fn parse(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
     };
     let fortran = dict_value(header, "fortran_order").ok_or("header has no 'fortran_order'")?;
     if fortran.trim() != "False" {
-        return Err("Fortran-ordered arrays are not supported; save np.ascontiguousarray(arr)".into());
+        return Err(
+            "Fortran-ordered arrays are not supported; save np.ascontiguousarray(arr)".into(),
+        );
     }
     let shape_txt = dict_value(header, "shape").ok_or("header has no 'shape'")?;
     let shape = shape_txt
@@ -99,7 +116,10 @@ fn parse(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape {shape_txt}")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad shape {shape_txt}"))
+        })
         .collect::<std::result::Result<Vec<usize>, String>>()?;
     let count = shape
         .iter()
@@ -107,7 +127,9 @@ fn parse(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
         .ok_or_else(|| format!("shape {shape:?} overflows"))?;
 
     let body = &bytes[data_start..];
-    let needed = count.checked_mul(width).ok_or_else(|| format!("shape {shape:?} overflows"))?;
+    let needed = count
+        .checked_mul(width)
+        .ok_or_else(|| format!("shape {shape:?} overflows"))?;
     if body.len() < needed {
         return Err(format!(
             "shape {shape:?} needs {needed} bytes of data but only {} are present (truncated?)",
@@ -115,7 +137,10 @@ fn parse(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
         ));
     }
     let data = if width == 4 {
-        body[..needed].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        body[..needed]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
     } else {
         body[..needed]
             .chunks_exact(8)
@@ -127,7 +152,9 @@ fn parse(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
 
 /// The raw text of `key`'s value in numpy's header dict (`{'descr': '<f4', 'shape': (2, 3), }`).
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    let at = header.find(&format!("'{key}'")).or_else(|| header.find(&format!("\"{key}\"")))?;
+    let at = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))?;
     let rest = &header[at + key.len() + 2..];
     let rest = rest.trim_start().strip_prefix(':')?.trim_start();
     // A tuple value ends at its ')', anything else at the next ',' or '}'.
@@ -176,7 +203,8 @@ mod tests {
         assert!(err(b"hello world").contains("magic"));
         assert!(err(b"\x93NUMPY\x01\x00\xff\x00{").contains("runs past"));
         let h = |d: &str, shape: &str| {
-            let header = format!("{{'descr': '{d}', 'fortran_order': False, 'shape': {shape}, }}\n");
+            let header =
+                format!("{{'descr': '{d}', 'fortran_order': False, 'shape': {shape}, }}\n");
             let mut b = MAGIC.to_vec();
             b.extend_from_slice(&[1, 0]);
             b.extend_from_slice(&(header.len() as u16).to_le_bytes());

@@ -42,7 +42,10 @@ fn read_npz(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Pearson correlation over the common prefix.
@@ -95,7 +98,9 @@ fn wav_bytes(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
 fn garbage(n: usize, mut seed: u64) -> Vec<u8> {
     (0..n)
         .map(|_| {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             (seed >> 56) as u8
         })
         .collect()
@@ -112,7 +117,10 @@ fn filter_bank_matches_openai_whisper() {
         let peak = want.iter().copied().fold(0f32, f32::max);
         let err = max_abs_diff(&got, &want);
         eprintln!("mel_{n_mels}: max abs error {err:.3e} (peak weight {peak:.3e})");
-        assert!(err <= 1e-6 * peak, "mel_{n_mels}: max abs error {err} vs peak {peak}");
+        assert!(
+            err <= 1e-6 * peak,
+            "mel_{n_mels}: max abs error {err} vs peak {peak}"
+        );
         // Same sparsity pattern: a weight that is zero in one must be (near) zero in the other.
         for (g, w) in got.iter().zip(&want) {
             assert_eq!(*g == 0.0, *w == 0.0 || w.abs() < 1e-9, "{g} vs {w}");
@@ -181,15 +189,27 @@ fn decode_variant(name: &str) -> Vec<f32> {
     let from_file = load_audio(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
     let bytes = std::fs::read(&path).unwrap();
     let ext = path.extension().and_then(|e| e.to_str());
-    assert_eq!(decode_audio_bytes(bytes.clone(), ext).unwrap(), from_file, "{name} from bytes");
-    assert_eq!(decode_audio_bytes(bytes, None).unwrap(), from_file, "{name} from bytes, no hint");
+    assert_eq!(
+        decode_audio_bytes(bytes.clone(), ext).unwrap(),
+        from_file,
+        "{name} from bytes"
+    );
+    assert_eq!(
+        decode_audio_bytes(bytes, None).unwrap(),
+        from_file,
+        "{name} from bytes, no hint"
+    );
     from_file
 }
 
 #[test]
 fn lossless_16k_variants_are_exact() {
     let reference = load_audio(&data("audio/human/librivox_0880.wav")).unwrap();
-    for name in ["librivox_0880.flac", "librivox_0880_s24.wav", "librivox_0880_f32.wav"] {
+    for name in [
+        "librivox_0880.flac",
+        "librivox_0880_s24.wav",
+        "librivox_0880_f32.wav",
+    ] {
         assert_eq!(decode_variant(name), reference, "{name}");
     }
     for name in ["librivox_0880_1s_s32.wav", "librivox_0880_1s_f64.wav"] {
@@ -203,26 +223,74 @@ fn lossless_16k_variants_are_exact() {
     assert!(correlation(&u8, &reference) > 0.99);
 }
 
+/// Reads a reference decode made by faster-whisper's decoder (PyAV), see testdata/README.md.
+fn pyav_reference(name: &str) -> Vec<f32> {
+    // These are 16 kHz mono s16 WAVs, which load_audio returns exactly as pcm / 32768
+    // (checked by wav_pcm16_is_exactly_pcm_over_32768).
+    load_audio(&data(&format!("audio/formats/pyav/{name}.wav"))).unwrap()
+}
+
+/// Signal-to-difference ratio of `got` against `want`, in dB.
+fn snr_db(want: &[f32], got: &[f32]) -> f64 {
+    let n = want.len().min(got.len());
+    let signal: f64 = want[..n].iter().map(|&x| (x as f64).powi(2)).sum();
+    let noise: f64 = (0..n).map(|i| ((want[i] - got[i]) as f64).powi(2)).sum();
+    10.0 * (signal / noise).log10()
+}
+
 #[test]
-fn resampled_and_lossy_variants_match_the_wav() {
+fn resampled_and_lossy_variants_match_the_wav_and_faster_whisper() {
     let reference = load_audio(&data("audio/human/librivox_0880.wav")).unwrap();
-    // (file, expected gain relative to the mono original, minimum correlation)
+    // (file, gain relative to the mono original and its tolerance, allowed length
+    // difference in ms)
     let cases = [
         // Right channel at half level: the mean of the channels is 0.75 × the original.
-        ("librivox_0880_44k_stereo.wav", 0.75, 0.999),
-        ("librivox_0880_44k_stereo.mp3", 1.0, 0.99),
-        ("librivox_0880.ogg", 1.0, 0.99),
-        ("librivox_0880_48k.m4a", 1.0, 0.99),
+        ("librivox_0880_44k_stereo.wav", 0.75, 0.01, 1.0),
+        // FFmpeg's mono→stereo upmix puts the signal at 1/√2 in each channel; the encoder
+        // lowers the level a little more (measured 0.67, the same in FFmpeg's own decode).
+        (
+            "librivox_0880_44k_stereo.mp3",
+            std::f64::consts::FRAC_1_SQRT_2,
+            0.05,
+            1.0,
+        ),
+        ("librivox_0880.ogg", 1.0, 0.02, 1.0),
+        // FFmpeg (so faster-whisper) drops AAC's leading priming but keeps its end padding,
+        // up to 1024 frames (21 ms at 48 kHz); we do the same.
+        ("librivox_0880_48k.m4a", 1.0, 0.02, 25.0),
     ];
-    for (name, want_gain, min_corr) in cases {
+    for (name, want_gain, gain_tol, max_len_ms) in cases {
         let got = decode_variant(name);
         let len_diff_ms = (got.len() as f64 - reference.len() as f64).abs() * 1000.0 / 16_000.0;
         let corr = correlation(&reference, &got);
         let g = gain(&reference, &got);
-        eprintln!("{name}: {} samples ({len_diff_ms:.1} ms off), correlation {corr:.5}, gain {g:.3}", got.len());
-        assert!(len_diff_ms <= 5.0, "{name}: length {} vs {}", got.len(), reference.len());
-        assert!(corr > min_corr, "{name}: correlation {corr}");
-        assert!((g - want_gain).abs() < 0.05, "{name}: gain {g}, want {want_gain}");
+        let fw = pyav_reference(name);
+        let fw_corr = correlation(&fw, &got);
+        let fw_snr = snr_db(&fw, &got);
+        eprintln!(
+            "{name}: {} samples ({len_diff_ms:.1} ms off), correlation {corr:.5}, gain {g:.3}; \
+             vs faster-whisper's decode: {} samples, correlation {fw_corr:.6}, SNR {fw_snr:.1} dB",
+            got.len(),
+            fw.len()
+        );
+        assert!(
+            len_diff_ms <= max_len_ms,
+            "{name}: length {} vs {}",
+            got.len(),
+            reference.len()
+        );
+        assert!(corr > 0.99, "{name}: correlation {corr}");
+        assert!(
+            (g - want_gain).abs() < gain_tol,
+            "{name}: gain {g}, want {want_gain}"
+        );
+        // Same length and time alignment as faster-whisper; differences are only resampling
+        // filter and decoder rounding.
+        assert_eq!(got.len(), fw.len(), "{name}: length vs faster-whisper");
+        assert!(
+            fw_corr > 0.9999 && fw_snr > 45.0,
+            "{name}: vs faster-whisper {fw_corr} / {fw_snr} dB"
+        );
     }
 }
 
@@ -253,7 +321,10 @@ fn assert_audio_error(result: whisper::Result<Vec<f32>>, needles: &[&str], what:
         Err(e @ whisper::Error::Audio { .. }) => {
             let msg = e.to_string();
             eprintln!("{what}: {msg}");
-            assert!(needles.iter().any(|n| msg.contains(n)), "{what}: unexpected message: {msg}");
+            assert!(
+                needles.iter().any(|n| msg.contains(n)),
+                "{what}: unexpected message: {msg}"
+            );
         }
         Err(e) => panic!("{what}: wrong error kind: {e:?}"),
         Ok(s) => panic!("{what}: decoded {} samples instead of failing", s.len()),
@@ -263,30 +334,49 @@ fn assert_audio_error(result: whisper::Result<Vec<f32>>, needles: &[&str], what:
 #[test]
 fn missing_empty_directory_and_text_files_are_errors() {
     let dir = tempfile::tempdir().unwrap();
-    assert_audio_error(load_audio(&dir.path().join("nope.wav")), &["not found"], "missing");
+    assert_audio_error(
+        load_audio(&dir.path().join("nope.wav")),
+        &["not found"],
+        "missing",
+    );
     let empty = dir.path().join("empty.wav");
     std::fs::write(&empty, b"").unwrap();
     assert_audio_error(load_audio(&empty), &["empty"], "empty file");
-    assert_audio_error(decode_audio_bytes(Vec::new(), Some("wav")), &["0 bytes"], "empty bytes");
+    assert_audio_error(
+        decode_audio_bytes(Vec::new(), Some("wav")),
+        &["0 bytes"],
+        "empty bytes",
+    );
     assert_audio_error(load_audio(dir.path()), &["directory"], "directory");
     let text = dir.path().join("notes.wav");
     std::fs::write(&text, "This is a text file, not a recording.\n".repeat(50)).unwrap();
-    assert_audio_error(load_audio(&text), &["not a recognised audio file"], "text named .wav");
+    assert_audio_error(
+        load_audio(&text),
+        &["not a recognised audio file"],
+        "text named .wav",
+    );
 }
 
 #[test]
 fn garbage_is_an_error_whatever_the_extension() {
     let dir = tempfile::tempdir().unwrap();
-    for (i, ext) in ["wav", "mp3", "flac", "ogg", "m4a", "bin"].iter().enumerate() {
+    for (i, ext) in ["wav", "mp3", "flac", "ogg", "m4a", "bin"]
+        .iter()
+        .enumerate()
+    {
         for size in [100usize, 70_000] {
             let bytes = garbage(size, i as u64 * 7 + size as u64);
             let path = dir.path().join(format!("garbage_{size}.{ext}"));
             std::fs::write(&path, &bytes).unwrap();
             let what = format!("garbage {size} bytes .{ext}");
-            assert_audio_error(load_audio(&path), &["not a recognised", "corrupt", "no audio"], &what);
+            assert_audio_error(
+                load_audio(&path),
+                &["not a recognised", "corrupt", "no decodable audio"],
+                &what,
+            );
             assert_audio_error(
                 decode_audio_bytes(bytes, None),
-                &["not a recognised", "corrupt", "no audio"],
+                &["not a recognised", "corrupt", "no decodable audio"],
                 &format!("{what} (bytes)"),
             );
         }
@@ -309,7 +399,11 @@ fn flac_with_garbage_body_is_an_error() {
     }
     let mut broken = bytes[..pos].to_vec();
     broken.extend(garbage(bytes.len() - pos, 99));
-    assert_audio_error(decode_audio_bytes(broken, Some("flac")), &["corrupt", "no audio"], "flac garbage body");
+    assert_audio_error(
+        decode_audio_bytes(broken, Some("flac")),
+        &["corrupt", "no decodable audio"],
+        "flac garbage body",
+    );
 }
 
 #[test]
@@ -327,7 +421,8 @@ fn truncated_files_decode_what_is_there() {
         ("human/librivox_0880.wav", 0.55),
         ("formats/librivox_0880.flac", 0.5),
         ("formats/librivox_0880_44k_stereo.mp3", 0.5),
-        ("formats/librivox_0880.ogg", 0.5),
+        // Ogg pages are atomic (FFmpeg writes about one per second): the partial last page is lost.
+        ("formats/librivox_0880.ogg", 0.3),
     ] {
         let bytes = std::fs::read(data(&format!("audio/{file}"))).unwrap();
         let cut = bytes[..bytes.len() * 6 / 10].to_vec();
@@ -335,33 +430,17 @@ fn truncated_files_decode_what_is_there() {
         let got = decode_audio_bytes(cut, ext).unwrap_or_else(|e| panic!("truncated {file}: {e}"));
         let fraction = got.len() as f64 / reference.len() as f64;
         eprintln!("truncated {file}: {fraction:.2} of the samples");
-        assert!(fraction >= min_fraction && fraction <= 0.7, "truncated {file}: fraction {fraction}");
+        assert!(
+            fraction >= min_fraction && fraction <= 0.7,
+            "truncated {file}: fraction {fraction}"
+        );
         assert!(correlation(&reference, &got) > 0.99, "truncated {file}");
     }
     // Cut inside the header: nothing to decode.
     let bytes = std::fs::read(data("audio/human/librivox_0880.wav")).unwrap();
-    assert_audio_error(decode_audio_bytes(bytes[..20].to_vec(), Some("wav")), &["not a recognised", "truncated", "corrupt", "no audio"], "wav cut in header");
-}
-
-#[test]
-fn tmp_compare_pyav() {
-    let Ok(dir) = std::env::var("PYAV_DIR") else { return };
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_name().unwrap().to_str().unwrap().trim_end_matches(".npy").to_string();
-        let (_, want) = npy::read_f32(&p).unwrap();
-        let src = if name == "librivox_0880.wav" { data("audio/human/librivox_0880.wav") } else { data(&format!("audio/formats/{name}")) };
-        let got = load_audio(&src).unwrap();
-        npy::write_f32(format!("/tmp/ours/{name}.npy"), &[got.len()], &got).unwrap();
-        let n = got.len().min(want.len());
-        let mut best = (0i64, -1.0f64);
-        for lag in -2000i64..=2000 {
-            let (a, b): (&[f32], &[f32]) = if lag >= 0 { (&got[lag as usize..], &want[..]) } else { (&got[..], &want[(-lag) as usize..]) };
-            let c = correlation(a, b);
-            if c > best.1 { best = (lag, c); }
-        }
-        let rms = (want.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / want.len() as f64).sqrt();
-        let diff = (0..n).map(|i| ((got[i] - want[i]) as f64).powi(2)).sum::<f64>() / n as f64;
-        eprintln!("{name}: ours {} pyav {} maxdiff {:.2e} corr0 {:.6} best lag {} corr {:.6} snr {:.1} dB", got.len(), want.len(), max_abs_diff(&got[..n], &want[..n]), correlation(&got, &want), best.0, best.1, 10.0*(rms*rms/diff).log10());
-    }
+    assert_audio_error(
+        decode_audio_bytes(bytes[..20].to_vec(), Some("wav")),
+        &["not a recognised", "truncated", "corrupt"],
+        "wav cut in header",
+    );
 }
