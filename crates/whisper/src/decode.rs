@@ -100,7 +100,11 @@ impl Rules<'_> {
         } else {
             let last = generated[step - 1] as usize;
             if last >= tb {
-                let penultimate = if step >= 2 { generated[step - 2] as usize } else { last };
+                let penultimate = if step >= 2 {
+                    generated[step - 2] as usize
+                } else {
+                    last
+                };
                 if penultimate >= tb {
                     // Two timestamps in a row: text must follow.
                     logits[tb..=te].fill(ninf);
@@ -171,10 +175,9 @@ impl Rng {
 /// sequence (CTranslate2's `prompt_length`).
 fn prompt_layout(model: &Whisper, prompt: &[u32]) -> Result<(usize, usize)> {
     let tk = &model.tokenizer;
-    let sot_index = prompt
-        .iter()
-        .position(|&t| t == tk.sot)
-        .ok_or_else(|| crate::Error::InvalidArgument("prompt has no start-of-transcript token".into()))?;
+    let sot_index = prompt.iter().position(|&t| t == tk.sot).ok_or_else(|| {
+        crate::Error::InvalidArgument("prompt has no start-of-transcript token".into())
+    })?;
     let mut len = sot_index;
     while len < prompt.len() && prompt[len] >= tk.sot && prompt[len] <= tk.no_timestamps {
         len += 1;
@@ -183,7 +186,13 @@ fn prompt_layout(model: &Whisper, prompt: &[u32]) -> Result<(usize, usize)> {
 }
 
 /// Decodes one window. `cache` must hold at least `max(beam_size, best_of)` beams; it is reset.
-pub fn generate(model: &Whisper, cross: &CrossKv, cache: &mut KvCache, prompt: &[u32], opts: &GenerateOptions) -> Result<Generation> {
+pub fn generate(
+    model: &Whisper,
+    cross: &CrossKv,
+    cache: &mut KvCache,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+) -> Result<Generation> {
     let tk = &model.tokenizer;
     let (sot_index, prompt_length) = prompt_layout(model, prompt)?;
     let vocab = model.dims.n_vocab;
@@ -191,14 +200,25 @@ pub fn generate(model: &Whisper, cross: &CrossKv, cache: &mut KvCache, prompt: &
     let rules = Rules {
         model,
         suppress: &opts.suppress_tokens,
-        suppress_begin: if opts.suppress_blank { model.config.suppress_ids_begin.clone() } else { Vec::new() },
+        suppress_begin: if opts.suppress_blank {
+            model.config.suppress_ids_begin.clone()
+        } else {
+            Vec::new()
+        },
         timestamps,
         timestamp_begin: tk.no_timestamps + 1,
         timestamp_end: vocab as u32 - 1,
         max_initial_timestamp: tk.no_timestamps + 1 + opts.max_initial_timestamp_index,
     };
-    if let Some(&bad) = opts.suppress_tokens.iter().chain(&rules.suppress_begin).find(|&&t| t as usize >= vocab) {
-        return Err(crate::Error::InvalidArgument(format!("suppressed token {bad} is outside the vocabulary")));
+    if let Some(&bad) = opts
+        .suppress_tokens
+        .iter()
+        .chain(&rules.suppress_begin)
+        .find(|&&t| t as usize >= vocab)
+    {
+        return Err(crate::Error::InvalidArgument(format!(
+            "suppressed token {bad} is outside the vocabulary"
+        )));
     }
 
     // Feed the prompt up to (not including) its last SOT-sequence token; that token starts
@@ -209,20 +229,35 @@ pub fn generate(model: &Whisper, cross: &CrossKv, cache: &mut KvCache, prompt: &
     let mut logits = vec![0f32; vocab * cache.capacity_beams().max(1)];
     if prompt_length > 1 {
         let hidden = model.decode(&prompt[..prompt_length - 1], 1, cache, cross)?;
-        let d = model.dims.n_text_state;
-        model.logits(&hidden[sot_index * d..(sot_index + 1) * d], 1, &mut logits[..vocab]);
-        no_speech_prob = Some(softmax_at(&logits[..vocab], tk.no_speech as usize));
+        // When the SOT token itself starts the search, its logits come at step 0 instead.
+        if sot_index < prompt_length - 1 {
+            let d = model.dims.n_text_state;
+            model.logits(&hidden[sot_index * d..(sot_index + 1) * d], 1, &mut logits[..vocab]);
+            no_speech_prob = Some(softmax_at(&logits[..vocab], tk.no_speech as usize));
+        }
     }
     let start_tokens = &prompt[prompt_length - 1..];
     if start_tokens.len() != 1 {
-        return Err(crate::Error::InvalidArgument("prompt prefixes after the SOT sequence are not supported".into()));
+        return Err(crate::Error::InvalidArgument(
+            "prompt prefixes after the SOT sequence are not supported".into(),
+        ));
     }
     let start = start_tokens[0];
     let max_steps = (opts.max_length / 2).min(opts.max_length.saturating_sub(start_step));
     if max_steps == 0 {
-        return Err(crate::Error::InvalidArgument("the prompt leaves no room to generate".into()));
+        return Err(crate::Error::InvalidArgument(
+            "the prompt leaves no room to generate".into(),
+        ));
     }
-    let ctx = Search { model, cross, rules: &rules, vocab, start, max_steps, sot_is_start: prompt_length - 1 == sot_index };
+    let ctx = Search {
+        model,
+        cross,
+        rules: &rules,
+        vocab,
+        start,
+        max_steps,
+        sot_is_start: prompt_length - 1 == sot_index,
+    };
     let mut out = if opts.temperature > 0.0 {
         ctx.sample(cache, opts, &mut logits)?
     } else if opts.beam_size <= 1 {
@@ -242,8 +277,17 @@ fn softmax_at(logits: &[f32], i: usize) -> f32 {
 
 fn finalize(tokens: Vec<u32>, sum_logprob: f32, length_penalty: f32) -> Generation {
     let len = tokens.len() as f32;
-    let score = if length_penalty == 0.0 { sum_logprob } else { sum_logprob / len.powf(length_penalty) };
-    Generation { tokens, sum_logprob, score, no_speech_prob: 0.0 }
+    let score = if length_penalty == 0.0 {
+        sum_logprob
+    } else {
+        sum_logprob / len.powf(length_penalty)
+    };
+    Generation {
+        tokens,
+        sum_logprob,
+        score,
+        no_speech_prob: 0.0,
+    }
 }
 
 struct Search<'a> {
@@ -260,12 +304,23 @@ impl Search<'_> {
     /// Runs one decoder step for `rows` hypotheses and leaves their raw logits in `logits`.
     fn step(&self, cache: &mut KvCache, inputs: &[u32], logits: &mut [f32]) -> Result<()> {
         let hidden = self.model.decode(inputs, inputs.len(), cache, self.cross)?;
-        self.model.logits(&hidden, inputs.len(), &mut logits[..inputs.len() * self.vocab]);
+        self.model.logits(
+            &hidden,
+            inputs.len(),
+            &mut logits[..inputs.len() * self.vocab],
+        );
         Ok(())
     }
 
     /// Greedy search (or `n` independent samples at `temperature`), CTranslate2 semantics.
-    fn run_independent(&self, cache: &mut KvCache, n: usize, temperature: f32, seed: u64, logits: &mut [f32]) -> Result<Vec<(Generation, f32)>> {
+    fn run_independent(
+        &self,
+        cache: &mut KvCache,
+        n: usize,
+        temperature: f32,
+        seed: u64,
+        logits: &mut [f32],
+    ) -> Result<Vec<(Generation, f32)>> {
         let vocab = self.vocab;
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let mut seqs: Vec<Vec<u32>> = vec![Vec::new(); n];
@@ -289,7 +344,11 @@ impl Search<'_> {
                 }
                 self.rules.apply(step, &seqs[i], row);
                 log_softmax(row);
-                let tok = if temperature > 0.0 { sample(row, temperature, &mut rng) } else { argmax(row) };
+                let tok = if temperature > 0.0 {
+                    sample(row, temperature, &mut rng)
+                } else {
+                    argmax(row)
+                };
                 sums[i] += row[tok];
                 let tok = tok as u32;
                 let is_eot = tok == self.model.tokenizer.eot;
@@ -305,10 +364,29 @@ impl Search<'_> {
                 break;
             }
         }
-        Ok(seqs.into_iter().zip(sums).map(|(s, sum)| (Generation { tokens: s, sum_logprob: sum, score: 0.0, no_speech_prob: no_speech }, sum)).collect())
+        Ok(seqs
+            .into_iter()
+            .zip(sums)
+            .map(|(s, sum)| {
+                (
+                    Generation {
+                        tokens: s,
+                        sum_logprob: sum,
+                        score: 0.0,
+                        no_speech_prob: no_speech,
+                    },
+                    sum,
+                )
+            })
+            .collect())
     }
 
-    fn greedy(&self, cache: &mut KvCache, opts: &GenerateOptions, logits: &mut [f32]) -> Result<Generation> {
+    fn greedy(
+        &self,
+        cache: &mut KvCache,
+        opts: &GenerateOptions,
+        logits: &mut [f32],
+    ) -> Result<Generation> {
         let (g, sum) = self.run_independent(cache, 1, 0.0, 0, logits)?.remove(0);
         let ns = g.no_speech_prob;
         let mut out = finalize(g.tokens, sum, opts.length_penalty);
@@ -316,7 +394,12 @@ impl Search<'_> {
         Ok(out)
     }
 
-    fn sample(&self, cache: &mut KvCache, opts: &GenerateOptions, logits: &mut [f32]) -> Result<Generation> {
+    fn sample(
+        &self,
+        cache: &mut KvCache,
+        opts: &GenerateOptions,
+        logits: &mut [f32],
+    ) -> Result<Generation> {
         let n = opts.best_of.max(1).min(cache.capacity_beams());
         let seed = opts.seed ^ (opts.temperature.to_bits() as u64);
         let results = self.run_independent(cache, n, opts.temperature, seed, logits)?;
@@ -334,7 +417,12 @@ impl Search<'_> {
 
     /// Beam search as CTranslate2 does it: 2·beam candidates per step, finished hypotheses
     /// replaced by the next live candidates, stop after `round(beam·patience)` finished.
-    fn beam(&self, cache: &mut KvCache, opts: &GenerateOptions, logits: &mut [f32]) -> Result<Generation> {
+    fn beam(
+        &self,
+        cache: &mut KvCache,
+        opts: &GenerateOptions,
+        logits: &mut [f32],
+    ) -> Result<Generation> {
         let vocab = self.vocab;
         let beam = opts.beam_size.min(cache.capacity_beams());
         let n_cand = 2 * beam;
@@ -394,11 +482,14 @@ impl Search<'_> {
             }
             let src: Vec<usize> = next.iter().map(|&j| cand[j].1).collect();
             cache.reorder(&src);
-            seqs = next.iter().map(|&j| {
-                let mut s = seqs[cand[j].1].clone();
-                s.push(cand[j].2);
-                s
-            }).collect();
+            seqs = next
+                .iter()
+                .map(|&j| {
+                    let mut s = seqs[cand[j].1].clone();
+                    s.push(cand[j].2);
+                    s
+                })
+                .collect();
             scores = next.iter().map(|&j| cand[j].0).collect();
             inputs = next.iter().map(|&j| cand[j].2).collect();
         }
@@ -410,14 +501,20 @@ impl Search<'_> {
                 _ => Some(g),
             })
             .expect("beam search finishes at least one hypothesis");
-        Ok(Generation { no_speech_prob: no_speech, ..best })
+        Ok(Generation {
+            no_speech_prob: no_speech,
+            ..best
+        })
     }
 }
 
 /// Draws from softmax(log_probs / temperature).
 fn sample(log_probs: &[f32], temperature: f32, rng: &mut Rng) -> usize {
     let max = log_probs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let total: f64 = log_probs.iter().map(|&lp| (((lp - max) / temperature) as f64).exp()).sum();
+    let total: f64 = log_probs
+        .iter()
+        .map(|&lp| (((lp - max) / temperature) as f64).exp())
+        .sum();
     let mut r = rng.next_f64() * total;
     for (i, &lp) in log_probs.iter().enumerate() {
         r -= (((lp - max) / temperature) as f64).exp();

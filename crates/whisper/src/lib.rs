@@ -9,6 +9,7 @@ pub mod config;
 pub mod ct2;
 pub mod decode;
 pub mod error;
+pub mod eval;
 pub mod mel;
 pub mod model;
 pub mod npy;

@@ -21,13 +21,18 @@ fn load(name: &str) -> Option<Whisper> {
 
 fn features(id: &str) -> Mel {
     let (shape, data) = whisper::npy::read_f32(&data().join(format!("features/{id}.npy"))).unwrap();
-    Mel { n_mels: shape[0], n_frames: shape[1], data }
+    Mel {
+        n_mels: shape[0],
+        n_frames: shape[1],
+        data,
+    }
 }
 
 /// faster-whisper's output for one model/compute/beam: clip id -> (text, tokens of all segments).
 fn reference(model: &str, beam: usize) -> BTreeMap<String, (String, Vec<u32>)> {
     let path = data().join(format!("transcripts/{model}_float32_b{beam}.json"));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     v["clips"]
         .as_object()
         .unwrap()
@@ -37,30 +42,52 @@ fn reference(model: &str, beam: usize) -> BTreeMap<String, (String, Vec<u32>)> {
                 .as_array()
                 .unwrap()
                 .iter()
-                .flat_map(|s| s["tokens"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32))
+                .flat_map(|s| {
+                    s["tokens"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.as_u64().unwrap() as u32)
+                })
                 .collect();
-            (id.clone(), (c["text"].as_str().unwrap().to_string(), tokens))
+            (
+                id.clone(),
+                (c["text"].as_str().unwrap().to_string(), tokens),
+            )
         })
         .collect()
 }
 
 fn clip_ids() -> Vec<String> {
     let tsv = std::fs::read_to_string(data().join("audio/clips.tsv")).unwrap();
-    tsv.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split('\t').next().unwrap().to_string()).collect()
+    tsv.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect()
 }
 
 fn clip_path(id: &str) -> PathBuf {
     let tsv = std::fs::read_to_string(data().join("audio/clips.tsv")).unwrap();
-    let line = tsv.lines().find(|l| l.split('\t').next() == Some(id)).unwrap();
+    let line = tsv
+        .lines()
+        .find(|l| l.split('\t').next() == Some(id))
+        .unwrap();
     data().join("audio").join(line.split('\t').nth(1).unwrap())
 }
 
 fn check_encoder(model_name: &str, clip: &str) {
-    let Some(model) = load(model_name) else { return };
+    let Some(model) = load(model_name) else {
+        return;
+    };
     let mel = features(clip).window(0, N_FRAMES).pad_or_trim(N_FRAMES);
     let ours = model.encode(&mel).unwrap();
-    let (shape, theirs) = whisper::npy::read_f32(&data().join(format!("encoder/{model_name}_{clip}.npy"))).unwrap();
-    assert_eq!(shape, vec![model.dims.n_audio_ctx, model.dims.n_audio_state]);
+    let (shape, theirs) =
+        whisper::npy::read_f32(&data().join(format!("encoder/{model_name}_{clip}.npy"))).unwrap();
+    assert_eq!(
+        shape,
+        vec![model.dims.n_audio_ctx, model.dims.n_audio_state]
+    );
     let (mut num, mut den, mut max_abs) = (0f64, 0f64, 0f32);
     for (a, b) in ours.iter().zip(&theirs) {
         num += ((a - b) as f64).powi(2);
@@ -90,11 +117,29 @@ fn cached_decoding_equals_uncached() {
     let mel = features("s03").window(0, N_FRAMES).pad_or_trim(N_FRAMES);
     let cross = model.cross_kv(&model.encode(&mel).unwrap());
     let tk = &model.tokenizer;
-    let prompt = tk.sot_sequence(Some("en"), whisper::tokenizer::Task::Transcribe).unwrap();
+    let prompt = tk
+        .sot_sequence(Some("en"), whisper::tokenizer::Task::Transcribe)
+        .unwrap();
     let mut cache = model.new_kv_cache(1);
-    let opts = GenerateOptions { beam_size: 1, suppress_tokens: vec![], suppress_blank: false, ..Default::default() };
-    let cached = generate(&model, &cross, &mut cache, &[prompt.clone(), vec![tk.no_timestamps]].concat(), &opts).unwrap();
-    assert!(cached.tokens.len() > 10, "expected a real sentence, got {:?}", cached.tokens);
+    let opts = GenerateOptions {
+        beam_size: 1,
+        suppress_tokens: vec![],
+        suppress_blank: false,
+        ..Default::default()
+    };
+    let cached = generate(
+        &model,
+        &cross,
+        &mut cache,
+        &[prompt.clone(), vec![tk.no_timestamps]].concat(),
+        &opts,
+    )
+    .unwrap();
+    assert!(
+        cached.tokens.len() > 10,
+        "expected a real sentence, got {:?}",
+        cached.tokens
+    );
 
     // Uncached: every step re-runs the decoder over the full sequence from an empty cache.
     let mut seq = [prompt, vec![tk.no_timestamps]].concat();
@@ -106,7 +151,9 @@ fn cached_decoding_equals_uncached() {
         let mut fresh = model.new_kv_cache(1);
         let hidden = model.decode(&seq, 1, &mut fresh, &cross).unwrap();
         model.logits(&hidden[(seq.len() - 1) * d..], 1, &mut logits);
-        let best = (0..vocab).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap() as u32;
+        let best = (0..vocab)
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+            .unwrap() as u32;
         if best == tk.eot {
             break;
         }
@@ -117,10 +164,15 @@ fn cached_decoding_equals_uncached() {
 }
 
 fn check_transcripts(model_name: &str, beam: usize, min_identical: f64) {
-    let Some(model) = load(model_name) else { return };
+    let Some(model) = load(model_name) else {
+        return;
+    };
     let reference = reference(model_name, beam);
     let tr = Transcriber::new(&model).unwrap();
-    let mut opts = TranscribeOptions { beam_size: beam, ..Default::default() };
+    let mut opts = TranscribeOptions {
+        beam_size: beam,
+        ..Default::default()
+    };
     if beam == 1 {
         opts.temperatures = vec![0.0];
     }
@@ -134,7 +186,11 @@ fn check_transcripts(model_name: &str, beam: usize, min_identical: f64) {
         let samples = whisper::audio::load_audio(&clip_path(id)).unwrap();
         let t = tr.transcribe(&samples, &opts, &mut |_| {}).unwrap();
         let (want, want_tokens) = &reference[id];
-        let got_tokens: Vec<u32> = t.segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        let got_tokens: Vec<u32> = t
+            .segments
+            .iter()
+            .flat_map(|s| s.tokens.iter().copied())
+            .collect();
         if &t.text() == want {
             identical += 1;
         } else {
@@ -142,7 +198,10 @@ fn check_transcripts(model_name: &str, beam: usize, min_identical: f64) {
         }
     }
     let frac = identical as f64 / ids.len() as f64;
-    eprintln!("{model_name} beam {beam}: {identical}/{} identical{report}", ids.len());
+    eprintln!(
+        "{model_name} beam {beam}: {identical}/{} identical{report}",
+        ids.len()
+    );
     assert!(frac >= min_identical, "{model_name} beam {beam}: only {identical}/{} transcripts identical to faster-whisper:{report}", ids.len());
 }
 
@@ -168,4 +227,91 @@ fn beam5_matches_faster_whisper_base() {
     if whisper::testing::slow_tests_enabled() {
         check_transcripts("base", 5, 0.9);
     }
+}
+
+/// WER on the human clips (reference transcripts in clips.tsv) is no worse than
+/// faster-whisper's, through the same normalizer.
+fn check_wer(model_name: &str) {
+    let Some(model) = load(model_name) else { return };
+    let tsv = std::fs::read_to_string(data().join("audio/clips.tsv")).unwrap();
+    let human: Vec<(String, String)> = tsv
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains("\thuman/"))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[5].to_string())
+        })
+        .collect();
+    assert_eq!(human.len(), 8, "clips.tsv lists the 8 human clips");
+    let peer = reference(model_name, 5);
+    let tr = Transcriber::new(&model).unwrap();
+    let opts = TranscribeOptions::default();
+    let ours: Vec<String> = human
+        .iter()
+        .map(|(id, _)| tr.transcribe(&whisper::audio::load_audio(&clip_path(id)).unwrap(), &opts, &mut |_| {}).unwrap().text())
+        .collect();
+    let wer_ours = whisper::eval::wer(human.iter().zip(&ours).map(|((_, r), h)| (r.as_str(), h.as_str())));
+    let wer_peer = whisper::eval::wer(human.iter().map(|(id, r)| (r.as_str(), peer[id].0.as_str())));
+    eprintln!("{model_name} beam 5 WER on human clips: ours {:.1}%, faster-whisper {:.1}%", wer_ours * 100.0, wer_peer * 100.0);
+    assert!(wer_ours <= wer_peer + 1e-9, "our WER {wer_ours} is worse than faster-whisper's {wer_peer}");
+}
+
+#[test]
+fn wer_no_worse_than_faster_whisper_tiny_en() {
+    check_wer("tiny.en");
+}
+
+#[test]
+fn wer_no_worse_than_faster_whisper_base() {
+    if whisper::testing::slow_tests_enabled() {
+        check_wer("base");
+    }
+}
+
+/// A ten-minute recording (the clips, repeated, with pauses) transcribes end to end with
+/// monotonic timestamps inside the audio and a sensible word error rate.
+#[test]
+fn ten_minute_file_long_form() {
+    let Some(model) = load("tiny.en") else { return };
+    let tsv = std::fs::read_to_string(data().join("audio/clips.tsv")).unwrap();
+    let clips: Vec<(Vec<f32>, String)> = tsv
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (whisper::audio::load_audio(&data().join("audio").join(f[1])).unwrap(), f[5].to_string())
+        })
+        .collect();
+    let sr = whisper::audio::SAMPLE_RATE;
+    let (mut samples, mut reference) = (Vec::new(), String::new());
+    let mut i = 0usize;
+    while samples.len() < 600 * sr {
+        let (clip, text) = &clips[i % clips.len()];
+        samples.extend_from_slice(clip);
+        // Pauses of 0.4 .. 2.2 s between sentences, as in speech.
+        samples.extend(std::iter::repeat_n(0.0, sr * (4 + (i * 7) % 19) / 10));
+        reference.push_str(text);
+        reference.push(' ');
+        i += 1;
+    }
+    let duration = samples.len() as f64 / sr as f64;
+    let tr = Transcriber::new(&model).unwrap();
+    let opts = TranscribeOptions { beam_size: 1, ..Default::default() };
+    let t0 = std::time::Instant::now();
+    let t = tr.transcribe(&samples, &opts, &mut |_| {}).unwrap();
+    let wall = t0.elapsed().as_secs_f64();
+    let wer = whisper::eval::wer([(reference.as_str(), t.text().as_str())]);
+    eprintln!("{duration:.0} s of audio in {wall:.1} s ({:.1}x), {} segments, WER {:.1}%", duration / wall, t.segments.len(), wer * 100.0);
+    assert!(t.segments.len() >= 50, "only {} segments for {duration:.0} s", t.segments.len());
+    let mut prev_start = 0.0;
+    for s in &t.segments {
+        assert!(s.start >= prev_start - 1e-9, "segment {} starts at {} before the previous start {prev_start}", s.id, s.start);
+        assert!(s.end > s.start, "segment {} ends at {} before its start {}", s.id, s.end, s.start);
+        assert!(s.end <= duration + 1.0, "segment {} ends at {} after the audio ({duration} s)", s.id, s.end);
+        prev_start = s.start;
+    }
+    assert!(t.segments.last().unwrap().end > duration - 60.0, "the last minute was not transcribed");
+    assert!(wer < 0.25, "WER {wer} on the ten-minute file");
 }
