@@ -19,7 +19,12 @@ impl Linear {
         if let Some(b) = &bias {
             assert_eq!(b.len(), n_out, "linear bias shape");
         }
-        Linear { n_out, k, weights, bias }
+        Linear {
+            n_out,
+            k,
+            weights,
+            bias,
+        }
     }
 
     /// Bytes held by the weights.
@@ -49,7 +54,16 @@ pub trait Compute: Send + Sync {
     /// Scaled dot-product attention, softmax(q·kᵀ/√d)·v per head, into `out[n_q][n_heads*head_dim]`.
     /// `q_stride`, `kv_stride` are the row strides (elements) of `q` and of `k`/`v`.
     #[allow(clippy::too_many_arguments)]
-    fn attention(&self, q: &[f32], q_stride: usize, k: &[f32], v: &[f32], kv_stride: usize, shape: AttentionShape, out: &mut [f32]);
+    fn attention(
+        &self,
+        q: &[f32],
+        q_stride: usize,
+        k: &[f32],
+        v: &[f32],
+        kv_stride: usize,
+        shape: AttentionShape,
+        out: &mut [f32],
+    );
 }
 
 /// Plain f32 CPU backend: `matrixmultiply` for large products, vectorizable dot loops for
@@ -79,37 +93,83 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `c[m][n] = a[m][k] · b[n][k]ᵀ` (single-threaded; callers parallelize).
-fn gemm_abt(m: usize, n: usize, k: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+fn gemm_abt(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
     if m == 0 || n == 0 {
         return;
     }
     // SAFETY: the slices cover the strided extents, checked by the asserts below.
-    assert!(a.len() >= (m - 1) * lda + k && b.len() >= (n - 1) * ldb + k && c.len() >= (m - 1) * ldc + n);
+    assert!(
+        a.len() >= (m - 1) * lda + k
+            && b.len() >= (n - 1) * ldb + k
+            && c.len() >= (m - 1) * ldc + n
+    );
     unsafe {
         matrixmultiply::sgemm(
-            m, k, n, 1.0,
-            a.as_ptr(), lda as isize, 1,
-            b.as_ptr(), 1, ldb as isize,
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            lda as isize,
+            1,
+            b.as_ptr(),
+            1,
+            ldb as isize,
             0.0,
-            c.as_mut_ptr(), ldc as isize, 1,
+            c.as_mut_ptr(),
+            ldc as isize,
+            1,
         );
     }
 }
 
 /// `c[m][n] = a[m][k] · b[k][n]`.
-fn gemm_ab(m: usize, n: usize, k: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+fn gemm_ab(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
     if m == 0 || n == 0 {
         return;
     }
-    assert!(a.len() >= (m - 1) * lda + k && b.len() >= (k.max(1) - 1) * ldb + n && c.len() >= (m - 1) * ldc + n);
+    assert!(
+        a.len() >= (m - 1) * lda + k
+            && b.len() >= (k.max(1) - 1) * ldb + n
+            && c.len() >= (m - 1) * ldc + n
+    );
     // SAFETY: extents checked above.
     unsafe {
         matrixmultiply::sgemm(
-            m, k, n, 1.0,
-            a.as_ptr(), lda as isize, 1,
-            b.as_ptr(), ldb as isize, 1,
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            lda as isize,
+            1,
+            b.as_ptr(),
+            ldb as isize,
+            1,
             0.0,
-            c.as_mut_ptr(), ldc as isize, 1,
+            c.as_mut_ptr(),
+            ldc as isize,
+            1,
         );
     }
 }
@@ -135,14 +195,22 @@ impl Compute for CpuF32 {
 
     fn linear(&self, x: &[f32], m: usize, lin: &Linear, y: &mut [f32]) {
         let (k, n) = (lin.k, lin.n_out);
-        assert!(x.len() >= m * k && y.len() >= m * n, "linear: buffers too small");
+        assert!(
+            x.len() >= m * k && y.len() >= m * n,
+            "linear: buffers too small"
+        );
         if m >= GEMM_MIN_ROWS {
             // Split rows across threads; each runs a cache-blocked GEMM.
-            let rows_per = m.div_ceil(rayon::current_num_threads().max(1)).max(GEMM_MIN_ROWS);
-            y[..m * n].par_chunks_mut(rows_per * n).zip(x[..m * k].par_chunks(rows_per * k)).for_each(|(yc, xc)| {
-                let rows = xc.len() / k;
-                gemm_abt(rows, n, k, xc, k, &lin.weights, k, yc, n);
-            });
+            let rows_per = m
+                .div_ceil(rayon::current_num_threads().max(1))
+                .max(GEMM_MIN_ROWS);
+            y[..m * n]
+                .par_chunks_mut(rows_per * n)
+                .zip(x[..m * k].par_chunks(rows_per * k))
+                .for_each(|(yc, xc)| {
+                    let rows = xc.len() / k;
+                    gemm_abt(rows, n, k, xc, k, &lin.weights, k, yc, n);
+                });
         } else {
             // Skinny product (decoder steps): split the output columns across threads so the
             // weights are streamed once.
@@ -170,7 +238,16 @@ impl Compute for CpuF32 {
         }
     }
 
-    fn attention(&self, q: &[f32], q_stride: usize, k: &[f32], v: &[f32], kv_stride: usize, s: AttentionShape, out: &mut [f32]) {
+    fn attention(
+        &self,
+        q: &[f32],
+        q_stride: usize,
+        k: &[f32],
+        v: &[f32],
+        kv_stride: usize,
+        s: AttentionShape,
+        out: &mut [f32],
+    ) {
         let d = s.n_heads * s.head_dim;
         let scale = 1.0 / (s.head_dim as f32).sqrt();
         let out_ptr = SyncPtr(out.as_mut_ptr());
@@ -181,12 +258,25 @@ impl Compute for CpuF32 {
             let mut scores = vec![0f32; s.n_q * s.n_kv];
             let mut head_out = vec![0f32; s.n_q * s.head_dim];
             if s.n_q >= GEMM_MIN_ROWS {
-                gemm_abt(s.n_q, s.n_kv, s.head_dim, &q[off..], q_stride, &k[off..], kv_stride, &mut scores, s.n_kv);
+                gemm_abt(
+                    s.n_q,
+                    s.n_kv,
+                    s.head_dim,
+                    &q[off..],
+                    q_stride,
+                    &k[off..],
+                    kv_stride,
+                    &mut scores,
+                    s.n_kv,
+                );
             } else {
                 for i in 0..s.n_q {
                     let qi = &q[i * q_stride + off..i * q_stride + off + s.head_dim];
                     for j in 0..s.n_kv {
-                        scores[i * s.n_kv + j] = dot(qi, &k[j * kv_stride + off..j * kv_stride + off + s.head_dim]);
+                        scores[i * s.n_kv + j] = dot(
+                            qi,
+                            &k[j * kv_stride + off..j * kv_stride + off + s.head_dim],
+                        );
                     }
                 }
             }
@@ -203,7 +293,17 @@ impl Compute for CpuF32 {
                 row[visible..].fill(0.0);
             }
             if s.n_q >= GEMM_MIN_ROWS {
-                gemm_ab(s.n_q, s.head_dim, s.n_kv, &scores, s.n_kv, &v[off..], kv_stride, &mut head_out, s.head_dim);
+                gemm_ab(
+                    s.n_q,
+                    s.head_dim,
+                    s.n_kv,
+                    &scores,
+                    s.n_kv,
+                    &v[off..],
+                    kv_stride,
+                    &mut head_out,
+                    s.head_dim,
+                );
             } else {
                 for i in 0..s.n_q {
                     let o = &mut head_out[i * s.head_dim..(i + 1) * s.head_dim];
@@ -221,7 +321,11 @@ impl Compute for CpuF32 {
             for i in 0..s.n_q {
                 // SAFETY: head `h` writes only columns off..off+head_dim of each row.
                 unsafe {
-                    std::ptr::copy_nonoverlapping(head_out.as_ptr().add(i * s.head_dim), out_ptr.get().add(i * d + off), s.head_dim);
+                    std::ptr::copy_nonoverlapping(
+                        head_out.as_ptr().add(i * s.head_dim),
+                        out_ptr.get().add(i * d + off),
+                        s.head_dim,
+                    );
                 }
             }
         });

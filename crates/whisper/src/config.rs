@@ -49,7 +49,12 @@ impl GenerationConfig {
 }
 
 fn count_layers(file: &Ct2File, prefix: &str) -> usize {
-    (0..).take_while(|i| file.get(&format!("{prefix}/layer_{i}/ffn/linear_0/weight")).is_some()).count()
+    (0..)
+        .take_while(|i| {
+            file.get(&format!("{prefix}/layer_{i}/ffn/linear_0/weight"))
+                .is_some()
+        })
+        .count()
 }
 
 fn shape_of<'a>(file: &'a Ct2File, name: &str, rank: usize) -> Result<&'a [usize]> {
@@ -57,14 +62,20 @@ fn shape_of<'a>(file: &'a Ct2File, name: &str, rank: usize) -> Result<&'a [usize
     if t.shape.len() != rank {
         return Err(Error::Model {
             path: file.path().to_path_buf(),
-            reason: format!("tensor `{name}` has shape {:?}, expected rank {rank}", t.shape),
+            reason: format!(
+                "tensor `{name}` has shape {:?}, expected rank {rank}",
+                t.shape
+            ),
         });
     }
     Ok(t.shape)
 }
 
 fn heads(file: &Ct2File, name: &str, d_model: usize) -> Result<usize> {
-    let n = file.get(name).and_then(|t| t.scalar_i64()).unwrap_or((d_model / 64) as i64);
+    let n = file
+        .get(name)
+        .and_then(|t| t.scalar_i64())
+        .unwrap_or((d_model / 64) as i64);
     if n <= 0 || d_model % n as usize != 0 {
         return Err(Error::Model {
             path: file.path().to_path_buf(),
@@ -100,12 +111,19 @@ impl Dims {
             n_text_head: heads(file, "decoder/num_heads", emb[1])?,
             n_text_layer: count_layers(file, "decoder"),
         };
-        let bad = |reason: String| Error::Model { path: file.path().to_path_buf(), reason };
+        let bad = |reason: String| Error::Model {
+            path: file.path().to_path_buf(),
+            reason,
+        };
         if enc_pos[1] != n_audio_state || dec_pos[1] != dims.n_text_state {
-            return Err(bad(format!("positional embeddings {enc_pos:?} / {dec_pos:?} do not match the model width")));
+            return Err(bad(format!(
+                "positional embeddings {enc_pos:?} / {dec_pos:?} do not match the model width"
+            )));
         }
         if n_mels != 80 && n_mels != 128 {
-            return Err(bad(format!("conv1 expects {n_mels} mel bins; Whisper uses 80 or 128")));
+            return Err(bad(format!(
+                "conv1 expects {n_mels} mel bins; Whisper uses 80 or 128"
+            )));
         }
         if dims.n_audio_layer == 0 || dims.n_text_layer == 0 {
             return Err(bad("no encoder or decoder layers found".into()));

@@ -92,7 +92,10 @@ impl TensorView<'_> {
     pub fn to_f32(&self) -> Vec<f32> {
         let b = self.bytes;
         match self.dtype {
-            DType::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            DType::F32 => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
             DType::F16 => b
                 .chunks_exact(2)
                 .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
@@ -102,8 +105,14 @@ impl TensorView<'_> {
                 .map(|c| half::bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
                 .collect(),
             DType::I8 => b.iter().map(|&v| v as i8 as f32).collect(),
-            DType::I16 => b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f32).collect(),
-            DType::I32 => b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32).collect(),
+            DType::I16 => b
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32)
+                .collect(),
+            DType::I32 => b
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+                .collect(),
         }
     }
 
@@ -150,7 +159,11 @@ impl<'a> Cursor<'a> {
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| self.err(what))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| self.err(what))?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -190,7 +203,11 @@ impl Ct2File {
     }
 
     fn parse(path: PathBuf, map: Mmap) -> Result<Ct2File> {
-        let mut c = Cursor { bytes: &map, pos: 0, path: &path };
+        let mut c = Cursor {
+            bytes: &map,
+            pos: 0,
+            path: &path,
+        };
         if map.is_empty() {
             return Err(c.err("empty file"));
         }
@@ -226,7 +243,8 @@ impl Ct2File {
                 shape.push(c.u32("dimension")? as usize);
             }
             let code = c.u8("dtype")?;
-            let dtype = DType::from_code(code).ok_or_else(|| c.err(&format!("variable {name} has unknown dtype {code}")))?;
+            let dtype = DType::from_code(code)
+                .ok_or_else(|| c.err(&format!("variable {name} has unknown dtype {code}")))?;
             let len = c.u32("byte count")? as usize;
             let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             if numel.and_then(|n| n.checked_mul(dtype.size())) != Some(len) {
@@ -239,7 +257,13 @@ impl Ct2File {
             let offset = c.pos;
             c.take(len, &format!("data of {name}"))?;
             index.insert(name.clone(), entries.len());
-            entries.push(Entry { name, shape, dtype, offset, len });
+            entries.push(Entry {
+                name,
+                shape,
+                dtype,
+                offset,
+                len,
+            });
         }
         let mut aliases = HashMap::new();
         // Every supported version (>= 3) writes the alias count, so a file that ends right after
@@ -249,14 +273,25 @@ impl Ct2File {
             let alias = c.string("alias name")?;
             let target = c.string("alias target")?;
             if !index.contains_key(&target) {
-                return Err(c.err(&format!("alias {alias} points to missing variable {target}")));
+                return Err(c.err(&format!(
+                    "alias {alias} points to missing variable {target}"
+                )));
             }
             aliases.insert(alias, target);
         }
         if c.pos != map.len() {
             return Err(c.err("unexpected trailing bytes"));
         }
-        Ok(Ct2File { path, map, version, spec_name, spec_revision, entries, index, aliases })
+        Ok(Ct2File {
+            path,
+            map,
+            version,
+            spec_name,
+            spec_revision,
+            entries,
+            index,
+            aliases,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -267,14 +302,21 @@ impl Ct2File {
     pub fn get(&self, name: &str) -> Option<TensorView<'_>> {
         let name = self.aliases.get(name).map(String::as_str).unwrap_or(name);
         let e = &self.entries[*self.index.get(name)?];
-        Some(TensorView { name: &e.name, shape: &e.shape, dtype: e.dtype, bytes: &self.map[e.offset..e.offset + e.len] })
+        Some(TensorView {
+            name: &e.name,
+            shape: &e.shape,
+            dtype: e.dtype,
+            bytes: &self.map[e.offset..e.offset + e.len],
+        })
     }
 
     /// Like [`get`](Self::get) but a missing tensor is an error naming the file.
     pub fn require(&self, name: &str) -> Result<TensorView<'_>> {
         self.get(name).ok_or_else(|| Error::Model {
             path: self.path.clone(),
-            reason: format!("tensor `{name}` is missing; this is not a complete CTranslate2 Whisper model"),
+            reason: format!(
+                "tensor `{name}` is missing; this is not a complete CTranslate2 Whisper model"
+            ),
         })
     }
 
