@@ -208,7 +208,9 @@ fn row_body<const FMA: bool>(row: &mut [f32], lim: usize, scale: f32, m: &mut f3
     *l = *l * corr + total;
     *m = new_m;
     if corr != 1.0 {
-        o.iter_mut().for_each(|x| *x *= corr);
+        for x in o.iter_mut() {
+            *x *= corr;
+        }
     }
 }
 

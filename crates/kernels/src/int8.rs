@@ -120,6 +120,14 @@ impl QuantizedI8 {
     }
 }
 
+/// Round half to even for `|x| ≤ 2^22` by the 1.5·2^23 trick: plain IEEE adds, so every path
+/// (and the baseline target, which has no `roundps`) gives the same bits quickly.
+#[inline(always)]
+fn round_even(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (x + MAGIC) - MAGIC
+}
+
 /// Symmetric per-row quantization of weights `[n][k]`: returns (codes, scales).
 pub fn quantize_weights_i8(w: &[f32], n: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
     assert_eq!(w.len(), n * k, "kernels: quantize_weights_i8: got {} weights, expected {n}*{k}", w.len());
@@ -132,35 +140,90 @@ pub fn quantize_weights_i8(w: &[f32], n: usize, k: usize) -> (Vec<i8>, Vec<f32>)
         scales[j] = s;
         let inv = 1.0 / s;
         for (d, &v) in q[j * k..][..k].iter_mut().zip(row) {
-            *d = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+            *d = round_even((v * inv).clamp(-127.0, 127.0)) as i8;
         }
     }
     (q, scales)
 }
 
 /// Asymmetric per-row quantization of activations `[m][k]` to u8 with a zero point.
-/// Writes codes to `q`, and per row the scale and zero point.
+/// Writes codes to `q`, and per row the scale and zero point. Identical bits on every path.
 pub fn quantize_rows_u8(x: &[f32], m: usize, k: usize, q: &mut [u8], scales: &mut [f32], zero_points: &mut [i32]) {
     assert_eq!(x.len(), m * k, "kernels: quantize_rows_u8: x has {} values, expected {m}*{k}", x.len());
     assert_eq!(q.len(), m * k, "kernels: quantize_rows_u8: q has {} values, expected {m}*{k}", q.len());
     assert!(scales.len() == m && zero_points.len() == m, "kernels: quantize_rows_u8: need {m} scales and zero points");
-    for i in 0..m {
-        let row = &x[i * k..][..k];
-        let (mut lo, mut hi) = (0.0f32, 0.0f32);
-        for &v in row {
-            lo = lo.min(v);
-            hi = hi.max(v);
+    if m == 0 {
+        return;
+    }
+    let isa = Isa::detect();
+    let run = |(((x, q), s), z): (((&[f32], &mut [u8]), &mut [f32]), &mut [i32])| match isa {
+        // SAFETY: Isa::detect only returns available paths.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { quant_rows_avx512(x, k, q, s, z) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { quant_rows_avx2(x, k, q, s, z) },
+        _ => quant_rows_body(x, k, q, s, z),
+    };
+    if k == 0 {
+        scales.fill(1.0);
+        zero_points.fill(0);
+        return;
+    }
+    // Rows in chunks of 16, in parallel when there is enough work.
+    let rows = 16;
+    let chunks = x.chunks(rows * k).zip(q.chunks_mut(rows * k)).zip(scales.chunks_mut(rows)).zip(zero_points.chunks_mut(rows));
+    if m * k >= 1 << 16 {
+        chunks.par_bridge().for_each(run);
+    } else {
+        chunks.for_each(run);
+    }
+}
+
+#[inline(always)]
+fn quant_rows_body(x: &[f32], k: usize, q: &mut [u8], scales: &mut [f32], zero_points: &mut [i32]) {
+    for (((row, qrow), sc), zp_out) in x.chunks_exact(k).zip(q.chunks_exact_mut(k)).zip(scales.iter_mut()).zip(zero_points.iter_mut()) {
+        let mut lo = [0.0f32; 16];
+        let mut hi = [0.0f32; 16];
+        let mut chunks = row.chunks_exact(16);
+        for c in &mut chunks {
+            for l in 0..16 {
+                lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
+                hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
+            }
         }
-        let range = hi - lo;
+        let (mut mn, mut mx) = (0.0f32, 0.0f32);
+        for &v in chunks.remainder().iter().chain(lo.iter()) {
+            mn = if v < mn { v } else { mn };
+        }
+        for &v in chunks.remainder().iter().chain(hi.iter()) {
+            mx = if v > mx { v } else { mx };
+        }
+        let range = mx - mn;
         let s = if range > 0.0 && range.is_finite() { range / 255.0 } else { 1.0 };
         let inv = 1.0 / s;
-        let zp = (-lo * inv).round_ties_even().clamp(0.0, 255.0);
-        scales[i] = s;
-        zero_points[i] = zp as i32;
-        for (d, &v) in q[i * k..][..k].iter_mut().zip(row) {
-            *d = (v * inv + zp).round_ties_even().clamp(0.0, 255.0) as u8;
+        let zp = round_even((-mn * inv).clamp(0.0, 255.0));
+        *sc = s;
+        *zp_out = zp as i32;
+        for (d, &v) in qrow.iter_mut().zip(row) {
+            *d = round_even((v * inv + zp).clamp(0.0, 255.0)) as u8;
         }
     }
+}
+
+/// # Safety
+/// Needs AVX-512F/BW.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
+unsafe fn quant_rows_avx512(x: &[f32], k: usize, q: &mut [u8], s: &mut [f32], z: &mut [i32]) {
+    quant_rows_body(x, k, q, s, z)
+}
+
+/// # Safety
+/// Needs AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quant_rows_avx2(x: &[f32], k: usize, q: &mut [u8], s: &mut [f32], z: &mut [i32]) {
+    quant_rows_body(x, k, q, s, z)
 }
 
 /// How a microkernel finishes a tile.

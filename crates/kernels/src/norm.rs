@@ -101,7 +101,9 @@ pub fn gelu_with(isa: Isa, x: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
 unsafe fn gelu_avx512(x: &mut [f32]) {
-    x.iter_mut().for_each(|v| *v = gelu_one::<true>(*v))
+    for v in x.iter_mut() {
+        *v = gelu_one::<true>(*v);
+    }
 }
 
 /// # Safety
@@ -109,5 +111,7 @@ unsafe fn gelu_avx512(x: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gelu_avx2(x: &mut [f32]) {
-    x.iter_mut().for_each(|v| *v = gelu_one::<true>(*v))
+    for v in x.iter_mut() {
+        *v = gelu_one::<true>(*v);
+    }
 }

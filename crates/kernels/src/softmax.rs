@@ -55,7 +55,9 @@ fn softmax_row_std(row: &mut [f32]) {
         *v = (*v - m).exp();
     }
     let inv = 1.0 / sum_f32(row);
-    row.iter_mut().for_each(|v| *v *= inv);
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
 }
 
 #[inline(always)]
@@ -69,7 +71,9 @@ fn softmax_row_poly(row: &mut [f32]) {
         *v = exp_poly::<true>(*v - m);
     }
     let inv = 1.0 / sum_f32(row);
-    row.iter_mut().for_each(|v| *v *= inv);
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
 }
 
 /// # Safety
@@ -77,7 +81,9 @@ fn softmax_row_poly(row: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
 unsafe fn softmax_f32_avx512(x: &mut [f32], cols: usize) {
-    x.chunks_exact_mut(cols).for_each(softmax_row_poly)
+    for row in x.chunks_exact_mut(cols) {
+        softmax_row_poly(row);
+    }
 }
 
 /// # Safety
@@ -85,7 +91,9 @@ unsafe fn softmax_f32_avx512(x: &mut [f32], cols: usize) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_f32_avx2(x: &mut [f32], cols: usize) {
-    x.chunks_exact_mut(cols).for_each(softmax_row_poly)
+    for row in x.chunks_exact_mut(cols) {
+        softmax_row_poly(row);
+    }
 }
 
 // ---------------------------------------------------------------- shared integer normalization
