@@ -1,0 +1,1 @@
+//! MLIR-AIE2 kernel build tool library (being written).
