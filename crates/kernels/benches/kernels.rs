@@ -103,7 +103,8 @@ fn fma_peak() -> (f64, f64) {
     {
         let iters = 1_000_000u64;
         // (function, flops per call)
-        let mut loops: Vec<(unsafe fn(u64) -> f32, f64)> = Vec::new();
+        type PeakLoop = unsafe fn(u64) -> f32;
+        let mut loops: Vec<(PeakLoop, f64)> = Vec::new();
         if Isa::Avx512.is_available() {
             loops.push((peak::zmm, (iters * 16 * 16 * 2) as f64));
         }

@@ -236,10 +236,10 @@ unsafe fn ukr_avx2<const MR: usize, const NV: usize>(kp: usize, a: *const u16, b
 unsafe fn ukr_avx512bf16<const MR: usize, const NV: usize>(kp: usize, a: *const u16, b0: *const u16, b1: *const u16, acc: *mut f32) {
     let mut s = [[_mm512_setzero_ps(); NV]; MR];
     for q in 0..kp {
-        let bv0: __m512bh = std::mem::transmute(_mm512_loadu_si512(b0.add(q * 32) as *const _));
-        let bv1: __m512bh = if NV == 2 { std::mem::transmute(_mm512_loadu_si512(b1.add(q * 32) as *const _)) } else { bv0 };
+        let bv0: __m512bh = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b0.add(q * 32) as *const _));
+        let bv1: __m512bh = if NV == 2 { std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b1.add(q * 32) as *const _)) } else { bv0 };
         for (i, row) in s.iter_mut().enumerate() {
-            let av: __m512bh = std::mem::transmute(_mm512_set1_epi32((a.add((q * MR + i) * 2) as *const i32).read_unaligned()));
+            let av: __m512bh = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32((a.add((q * MR + i) * 2) as *const i32).read_unaligned()));
             row[0] = _mm512_dpbf16_ps(row[0], av, bv0);
             if NV == 2 {
                 row[NV - 1] = _mm512_dpbf16_ps(row[NV - 1], av, bv1);

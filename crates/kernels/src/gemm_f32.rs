@@ -445,6 +445,7 @@ pub(crate) fn check_linear_shapes(
 /// # Safety
 /// `a` holds `kc × mr` packed floats, `b0`/`b1` `kc × 16` each; the tile is writable.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn microkernel(
     isa: Isa,
     mr: usize,

@@ -156,6 +156,7 @@ pub fn quantize_rows_u8(x: &[f32], m: usize, k: usize, q: &mut [u8], scales: &mu
         return;
     }
     let isa = Isa::detect();
+    #[allow(clippy::type_complexity)]
     let run = |(((x, q), s), z): (((&[f32], &mut [u8]), &mut [f32]), &mut [i32])| match isa {
         // SAFETY: Isa::detect only returns available paths.
         #[cfg(target_arch = "x86_64")]

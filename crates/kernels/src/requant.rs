@@ -116,7 +116,7 @@ pub fn requantize_per_channel_with(isa: Isa, acc: &[i32], mults: &[i32], shifts:
     assert_eq!(shifts.len(), ch, "kernels: requantize_per_channel: {} multipliers but {} shifts", ch, shifts.len());
     assert_eq!(acc.len(), out.len(), "kernels: requantize_per_channel: {} inputs but {} outputs", acc.len(), out.len());
     assert!(
-        ch > 0 && acc.len() % ch == 0 || acc.is_empty(),
+        ch > 0 && acc.len().is_multiple_of(ch) || acc.is_empty(),
         "kernels: requantize_per_channel: {} values is not a whole number of rows of {ch} channels",
         acc.len()
     );

@@ -49,7 +49,9 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: impl Fn(usize) -
     let mut worst: Option<(usize, f32)> = None;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let ratio = (g - w).abs() / tol(i);
-        if !(ratio <= 1.0) && worst.map_or(true, |(_, r)| !(ratio <= r)) {
+        // NaN ratios (NaN outputs) count as failures too.
+        let bad = ratio.is_nan() || ratio > 1.0;
+        if bad && worst.is_none_or(|(_, r)| ratio.is_nan() || ratio > r) {
             worst = Some((i, ratio));
         }
     }
