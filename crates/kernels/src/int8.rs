@@ -359,10 +359,18 @@ unsafe fn run_tile(
             }
         } else {
             let dst = std::slice::from_raw_parts_mut(apack.as_mut_ptr() as *mut u8, mr * kq * 4);
-            dst.fill(0);
+            let full = k / 4;
+            if full < kq {
+                dst[full * mr * 4..].fill(0); // zero padding of the last group
+            }
             for i in 0..mr {
-                for (p, &v) in a[(i0 + i) * k..][..k].iter().enumerate() {
-                    dst[(p / 4) * mr * 4 + i * 4 + p % 4] = v;
+                let row = &a[(i0 + i) * k..][..k];
+                // Whole groups of 4 bytes move as one u32.
+                for (q, quad) in row.chunks_exact(4).enumerate() {
+                    dst[(q * mr + i) * 4..][..4].copy_from_slice(quad);
+                }
+                for p in full * 4..k {
+                    dst[(full * mr + i) * 4 + p % 4] = row[p];
                 }
             }
         }
