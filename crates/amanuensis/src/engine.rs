@@ -1,7 +1,7 @@
 //! Model loading for the app: resolves `--model`, picks the compute backend, sets threads.
 
 use anyhow::Context;
-use whisper::compute::CpuF32;
+use whisper::compute::{Cpu, WeightType};
 use whisper::model::Whisper;
 
 /// Numeric type of the engine's matrix products.
@@ -9,6 +9,23 @@ use whisper::model::Whisper;
 pub enum ComputeType {
     /// 32-bit float everywhere (reference accuracy).
     F32,
+    /// int8 weights and activations with i32 accumulation (AVX-512 VNNI); fastest.
+    Int8,
+    /// bfloat16 products with f32 accumulation (AVX512_BF16).
+    Bf16,
+}
+
+impl ComputeType {
+    /// The default of every command: see docs/BENCHMARKS.md for the WER and speed behind it.
+    pub const DEFAULT: ComputeType = ComputeType::F32;
+
+    pub fn weight_type(self) -> WeightType {
+        match self {
+            ComputeType::F32 => WeightType::F32,
+            ComputeType::Int8 => WeightType::Int8,
+            ComputeType::Bf16 => WeightType::Bf16,
+        }
+    }
 }
 
 /// Sets the number of worker threads (once per process).
@@ -16,17 +33,12 @@ pub fn set_threads(n: usize) -> anyhow::Result<()> {
     if n == 0 || n > 1024 {
         anyhow::bail!("--threads {n}: use a number between 1 and 1024");
     }
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global()
-        .context("the thread pool was already started")
+    rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("the thread pool was already started")
 }
 
 /// Loads `spec` (a store name or a model directory) with the chosen compute type.
 pub fn load_model(spec: &str, compute: ComputeType) -> anyhow::Result<Whisper> {
     let dir = crate::store::resolve_model(spec)?;
-    let backend = match compute {
-        ComputeType::F32 => Box::new(CpuF32),
-    };
+    let backend = Box::new(Cpu::new(compute.weight_type()));
     Whisper::load(&dir, backend).with_context(|| format!("loading model {}", dir.display()))
 }

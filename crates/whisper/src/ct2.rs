@@ -320,6 +320,23 @@ impl Ct2File {
         })
     }
 
+    /// Tells the kernel the pages of `tensor` will not be read again, so converted copies do
+    /// not double the resident memory while a model loads. Reading it again still works (the
+    /// pages are simply faulted in from the file).
+    pub fn release(&self, tensor: &TensorView<'_>) {
+        let base = self.map.as_ptr() as usize;
+        let start = tensor.bytes.as_ptr() as usize - base;
+        // Whole pages strictly inside the tensor only, so neighbours stay resident.
+        const PAGE: usize = 4096;
+        let first = start.div_ceil(PAGE) * PAGE;
+        let end = (start + tensor.bytes.len()) / PAGE * PAGE;
+        if end > first {
+            // SAFETY: the range lies inside this private read-only file mapping; after
+            // MADV_DONTNEED, reads refault the same file contents, so no view is invalidated.
+            let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first) };
+        }
+    }
+
     /// All stored tensors in file order.
     pub fn tensors(&self) -> impl Iterator<Item = TensorView<'_>> {
         self.entries.iter().map(|e| TensorView {

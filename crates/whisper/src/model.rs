@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tracing::{debug_span, info_span};
 
-use crate::compute::{AttentionShape, Compute, Linear};
+use crate::compute::{AttentionShape, Compute, LayerRole, Linear};
 use crate::config::{model_files, Dims, GenerationConfig};
 use crate::ct2::Ct2File;
 use crate::mel::Mel;
@@ -23,22 +23,13 @@ impl LayerNorm {
     /// Normalizes each row of `x` (width = gamma.len()) into `out`.
     pub fn forward(&self, x: &[f32], out: &mut [f32]) {
         let d = self.gamma.len();
-        for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            let mean = xr.iter().sum::<f32>() / d as f32;
-            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-            let inv = 1.0 / (var + LAYER_NORM_EPS).sqrt();
-            for i in 0..d {
-                or[i] = (xr[i] - mean) * inv * self.gamma[i] + self.beta[i];
-            }
-        }
+        kernels::layer_norm(x, x.len() / d, d, &self.gamma, &self.beta, LAYER_NORM_EPS, out);
     }
 }
 
 /// Exact (erf) GELU, as Whisper and CTranslate2 use.
 pub fn gelu_in_place(x: &mut [f32]) {
-    for v in x {
-        *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
-    }
+    kernels::gelu(x);
 }
 
 fn add_in_place(x: &mut [f32], y: &[f32]) {
@@ -49,6 +40,7 @@ fn add_in_place(x: &mut [f32], y: &[f32]) {
 
 struct Loader<'a> {
     file: &'a Ct2File,
+    compute: &'a dyn Compute,
 }
 
 impl Loader<'_> {
@@ -64,6 +56,8 @@ impl Loader<'_> {
             });
         }
         let mut v = t.to_f32();
+        // The mapped pages are not needed again: keep peak memory to one copy of the weights.
+        self.file.release(&t);
         // int8 variables carry a per-row scale (CTranslate2 quantized models).
         if t.dtype == crate::ct2::DType::I8 {
             let scale = self.file.require(&format!("{name}_scale"))?.to_f32();
@@ -91,7 +85,14 @@ impl Loader<'_> {
         } else {
             None
         };
-        Ok(Linear::new(w, n_out, k, b))
+        Ok(self.compute.prepare(&w, n_out, k, b, LayerRole::Projection))
+    }
+
+    /// A conv1d with kernel 3 as a linear layer over im2col rows `[c_in * 3]`.
+    fn conv(&self, prefix: &str, c_out: usize, c_in: usize) -> Result<Linear> {
+        let w = self.tensor(&format!("{prefix}/weight"), &[c_out, c_in, 3])?;
+        let b = self.tensor(&format!("{prefix}/bias"), &[c_out])?;
+        Ok(self.compute.prepare(&w, c_out, c_in * 3, Some(b), LayerRole::Conv))
     }
 
     fn layer_norm(&self, prefix: &str, d: usize) -> Result<LayerNorm> {
@@ -136,6 +137,7 @@ pub struct Whisper {
     enc_layers: Vec<EncoderLayer>,
     enc_ln: LayerNorm,
     embedding: Linear,
+    embedding_rows: Vec<half::f16>,
     dec_pos: Vec<f32>,
     dec_layers: Vec<DecoderLayer>,
     dec_ln: LayerNorm,
@@ -144,7 +146,8 @@ pub struct Whisper {
 /// Cross-attention keys and values of one 30 s window, computed once and shared by every
 /// decoding step and every beam. Layout per layer: `[n_audio_ctx][2 * d]` (keys, then values).
 pub struct CrossKv {
-    kv: Vec<Vec<f32>>,
+    /// Per layer: keys `[n_ctx][d]` and values `[n_ctx][d]`.
+    kv: Vec<(Vec<f32>, Vec<f32>)>,
     n_ctx: usize,
 }
 
@@ -220,21 +223,11 @@ impl Whisper {
                 ),
             });
         }
-        let l = Loader { file: &file };
+        let l = Loader { file: &file, compute: compute.as_ref() };
         let (da, dt, n_mels) = (dims.n_audio_state, dims.n_text_state, dims.n_mels);
         // Conv weights [c_out][c_in][3] flatten to a linear [c_out][c_in*3] over im2col rows.
-        let conv1 = Linear::new(
-            l.tensor("encoder/conv1/weight", &[da, n_mels, 3])?,
-            da,
-            n_mels * 3,
-            Some(l.tensor("encoder/conv1/bias", &[da])?),
-        );
-        let conv2 = Linear::new(
-            l.tensor("encoder/conv2/weight", &[da, da, 3])?,
-            da,
-            da * 3,
-            Some(l.tensor("encoder/conv2/bias", &[da])?),
-        );
+        let conv1 = l.conv("encoder/conv1", da, n_mels)?;
+        let conv2 = l.conv("encoder/conv2", da, da)?;
         let enc_pos = l.tensor(
             "encoder/position_encodings/encodings",
             &[dims.n_audio_ctx, da],
@@ -252,7 +245,12 @@ impl Whisper {
             });
         }
         let enc_ln = l.layer_norm("encoder/layer_norm", da)?;
-        let embedding = l.linear("decoder/embeddings", dims.n_vocab, dt, false)?;
+        // The token embedding is used twice: rows looked up (kept as f16, the stored precision)
+        // and, tied, as the vocabulary projection (prepared like any other product).
+        let emb = l.tensor("decoder/embeddings/weight", &[dims.n_vocab, dt])?;
+        let embedding_rows = emb.iter().map(|&v| half::f16::from_f32(v)).collect();
+        let embedding = compute.prepare(&emb, dims.n_vocab, dt, None, LayerRole::Logits);
+        drop(emb);
         let dec_pos = l.tensor(
             "decoder/position_encodings/encodings",
             &[dims.n_text_ctx, dt],
@@ -285,13 +283,14 @@ impl Whisper {
             enc_layers,
             enc_ln,
             embedding,
+            embedding_rows,
             dec_pos,
             dec_layers,
             dec_ln,
         })
     }
 
-    pub fn compute_name(&self) -> &'static str {
+    pub fn compute_name(&self) -> String {
         self.compute.name()
     }
 
@@ -319,6 +318,7 @@ impl Whisper {
             + self.conv1.bytes()
             + self.conv2.bytes()
             + self.embedding.bytes()
+            + self.embedding_rows.len() * 2
             + (self.enc_pos.len() + self.dec_pos.len()) * 4
     }
 
@@ -405,30 +405,25 @@ impl Whisper {
         let n_head = self.dims.n_audio_head;
         let mut h = vec![0f32; rows * d];
         let mut qkv = vec![0f32; rows * 3 * d];
+        // Separate, contiguous q, k, v of one window for the fused attention kernel.
+        let mut q = vec![0f32; n_ctx * d];
+        let mut k = vec![0f32; n_ctx * d];
+        let mut v = vec![0f32; n_ctx * d];
         let mut attn = vec![0f32; rows * d];
         let mut ff = vec![0f32; rows * 4 * d];
         for (i, layer) in self.enc_layers.iter().enumerate() {
             let _s = debug_span!("encoder_block", i).entered();
             layer.attn_ln.forward(&x, &mut h);
             c.linear(&h, rows, &layer.qkv, &mut qkv);
-            let shape = AttentionShape {
-                n_q: n_ctx,
-                n_kv: n_ctx,
-                n_heads: n_head,
-                head_dim: d / n_head,
-                causal_offset: None,
-            };
+            let shape = AttentionShape { n_q: n_ctx, n_kv: n_ctx, n_heads: n_head, head_dim: d / n_head, causal: false };
             for w in 0..n_win {
-                let q = &qkv[w * n_ctx * 3 * d..(w + 1) * n_ctx * 3 * d];
-                c.attention(
-                    q,
-                    3 * d,
-                    &q[d..],
-                    &q[2 * d..],
-                    3 * d,
-                    shape,
-                    &mut attn[w * n_ctx * d..(w + 1) * n_ctx * d],
-                );
+                let rows_w = &qkv[w * n_ctx * 3 * d..(w + 1) * n_ctx * 3 * d];
+                for (t, row) in rows_w.chunks_exact(3 * d).enumerate() {
+                    q[t * d..(t + 1) * d].copy_from_slice(&row[..d]);
+                    k[t * d..(t + 1) * d].copy_from_slice(&row[d..2 * d]);
+                    v[t * d..(t + 1) * d].copy_from_slice(&row[2 * d..]);
+                }
+                c.attention(&q, &k, &v, shape, &mut attn[w * n_ctx * d..(w + 1) * n_ctx * d]);
             }
             c.linear(&attn, rows, &layer.out, &mut h);
             add_in_place(&mut x, &h);
@@ -450,9 +445,15 @@ impl Whisper {
             .dec_layers
             .iter()
             .map(|layer| {
-                let mut kv = vec![0f32; n_ctx * 2 * self.dims.n_text_state];
+                let d = self.dims.n_text_state;
+                let mut kv = vec![0f32; n_ctx * 2 * d];
                 self.compute.linear(audio, n_ctx, &layer.cross_kv, &mut kv);
-                kv
+                let (mut k, mut v) = (Vec::with_capacity(n_ctx * d), Vec::with_capacity(n_ctx * d));
+                for row in kv.chunks_exact(2 * d) {
+                    k.extend_from_slice(&row[..d]);
+                    v.extend_from_slice(&row[d..]);
+                }
+                (k, v)
             })
             .collect();
         CrossKv { kv, n_ctx }
@@ -517,10 +518,10 @@ impl Whisper {
         let mut x = vec![0f32; rows * d];
         for (r, &tok) in tokens.iter().enumerate() {
             let pos = pos0 + r % t;
-            let e = &self.embedding.weights[tok as usize * d..(tok as usize + 1) * d];
+            let e = &self.embedding_rows[tok as usize * d..(tok as usize + 1) * d];
             let p = &self.dec_pos[pos * d..(pos + 1) * d];
             for ((o, a), b) in x[r * d..(r + 1) * d].iter_mut().zip(e).zip(p) {
-                *o = a + b;
+                *o = a.to_f32() + b;
             }
         }
         let c = self.compute.as_ref();
@@ -528,6 +529,7 @@ impl Whisper {
         let head_dim = d / n_head;
         let mut h = vec![0f32; rows * d];
         let mut qkv = vec![0f32; rows * 3 * d];
+        let mut q = vec![0f32; rows * d];
         let mut attn = vec![0f32; rows * d];
         let mut ff = vec![0f32; rows * 4 * d];
         for (li, layer) in self.dec_layers.iter().enumerate() {
@@ -540,24 +542,16 @@ impl Whisper {
                 for s in 0..t {
                     let r = b * t + s;
                     let dst = base + (pos0 + s) * d;
+                    q[r * d..(r + 1) * d].copy_from_slice(&qkv[r * 3 * d..r * 3 * d + d]);
                     cache.k[dst..dst + d].copy_from_slice(&qkv[r * 3 * d + d..r * 3 * d + 2 * d]);
-                    cache.v[dst..dst + d]
-                        .copy_from_slice(&qkv[r * 3 * d + 2 * d..r * 3 * d + 3 * d]);
+                    cache.v[dst..dst + d].copy_from_slice(&qkv[r * 3 * d + 2 * d..r * 3 * d + 3 * d]);
                 }
                 let n_kv = pos0 + t;
-                let shape = AttentionShape {
-                    n_q: t,
-                    n_kv,
-                    n_heads: n_head,
-                    head_dim,
-                    causal_offset: Some(pos0),
-                };
+                let shape = AttentionShape { n_q: t, n_kv, n_heads: n_head, head_dim, causal: true };
                 c.attention(
-                    &qkv[b * t * 3 * d..],
-                    3 * d,
+                    &q[b * t * d..(b + 1) * t * d],
                     &cache.k[base..base + n_kv * d],
                     &cache.v[base..base + n_kv * d],
-                    d,
                     shape,
                     &mut attn[b * t * d..(b + 1) * t * d],
                 );
@@ -566,17 +560,10 @@ impl Whisper {
             add_in_place(&mut x, &h);
             // Cross-attention over the window's audio features.
             layer.cross_ln.forward(&x, &mut h);
-            let q = &mut qkv[..rows * d];
-            c.linear(&h, rows, &layer.cross_q, q);
-            let kv = &cross.kv[li];
-            let shape = AttentionShape {
-                n_q: rows,
-                n_kv: cross.n_ctx,
-                n_heads: n_head,
-                head_dim,
-                causal_offset: None,
-            };
-            c.attention(q, d, kv, &kv[d..], 2 * d, shape, &mut attn);
+            c.linear(&h, rows, &layer.cross_q, &mut q);
+            let (ck, cv) = &cross.kv[li];
+            let shape = AttentionShape { n_q: rows, n_kv: cross.n_ctx, n_heads: n_head, head_dim, causal: false };
+            c.attention(&q, ck, cv, shape, &mut attn);
             c.linear(&attn, rows, &layer.cross_out, &mut h);
             add_in_place(&mut x, &h);
             // MLP.

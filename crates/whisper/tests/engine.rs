@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use whisper::compute::CpuF32;
+use whisper::compute::{Cpu, WeightType};
 use whisper::decode::{generate, GenerateOptions};
 use whisper::mel::{Mel, N_FRAMES};
 use whisper::model::Whisper;
@@ -16,7 +16,7 @@ fn data() -> PathBuf {
 
 fn load(name: &str) -> Option<Whisper> {
     let dir = whisper::testing::model_dir(name)?;
-    Some(Whisper::load(&dir, Box::new(CpuF32)).expect("model loads"))
+    Some(Whisper::load(&dir, Box::new(Cpu::new(WeightType::F32))).expect("model loads"))
 }
 
 fn features(id: &str) -> Mel {
