@@ -1,2 +1,78 @@
-//! The `amanuensis` command line.
-fn main() {}
+//! The `amanuensis` command line: a small clap dispatcher; subcommand bodies live in modules.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+mod store;
+
+// ---- engine subcommands (mel, transcribe): modules ----------------------------------------
+mod engine;
+mod output;
+mod transcribe_cmd;
+// ---- end engine subcommands ----------------------------------------------------------------
+
+/// Local speech-to-text with OpenAI Whisper models (CTranslate2 / faster-whisper weights).
+#[derive(Debug, Parser)]
+#[command(name = "amanuensis", version, about, propagate_version = true)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install and list models.
+    #[command(subcommand)]
+    Models(cli::ModelsCommand),
+    /// Show a model's hyper-parameters and tensors.
+    Inspect(cli::InspectArgs),
+
+    // ---- engine subcommands (mel, transcribe): variants ------------------------------------
+    /// Transcribe (or translate) audio files.
+    Transcribe(transcribe_cmd::TranscribeArgs),
+    // ---- end engine subcommands ------------------------------------------------------------
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Logs go to stderr: stdout carries only results, so it can be piped.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Models(cmd) => cli::models(cmd),
+        Command::Inspect(args) => cli::inspect(args),
+
+        // ---- engine subcommands (mel, transcribe): dispatch ---------------------------------
+        Command::Transcribe(args) => transcribe_cmd::run(args),
+        // ---- end engine subcommands ---------------------------------------------------------
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole context chain on one line: what failed and why.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

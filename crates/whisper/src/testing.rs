@@ -23,7 +23,11 @@ pub fn model_candidates(name: &str) -> Vec<PathBuf> {
         }
     }
     if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        dirs.push(PathBuf::from(home).join(".cache/amanuensis/models").join(name));
+        dirs.push(
+            PathBuf::from(home)
+                .join(".cache/amanuensis/models")
+                .join(name),
+        );
     }
     dirs
 }

@@ -24,26 +24,106 @@ const N_TIMESTAMPS: u32 = 1501;
 /// Whisper language codes and English names, used to accept `--language english` as well as `en`.
 /// The codes actually available come from the vocabulary itself (see [`Tokenizer::languages`]).
 const LANGUAGE_NAMES: &[(&str, &str)] = &[
-    ("en", "english"), ("zh", "chinese"), ("de", "german"), ("es", "spanish"), ("ru", "russian"),
-    ("ko", "korean"), ("fr", "french"), ("ja", "japanese"), ("pt", "portuguese"), ("tr", "turkish"),
-    ("pl", "polish"), ("ca", "catalan"), ("nl", "dutch"), ("ar", "arabic"), ("sv", "swedish"),
-    ("it", "italian"), ("id", "indonesian"), ("hi", "hindi"), ("fi", "finnish"), ("vi", "vietnamese"),
-    ("he", "hebrew"), ("uk", "ukrainian"), ("el", "greek"), ("ms", "malay"), ("cs", "czech"),
-    ("ro", "romanian"), ("da", "danish"), ("hu", "hungarian"), ("ta", "tamil"), ("no", "norwegian"),
-    ("th", "thai"), ("ur", "urdu"), ("hr", "croatian"), ("bg", "bulgarian"), ("lt", "lithuanian"),
-    ("la", "latin"), ("mi", "maori"), ("ml", "malayalam"), ("cy", "welsh"), ("sk", "slovak"),
-    ("te", "telugu"), ("fa", "persian"), ("lv", "latvian"), ("bn", "bengali"), ("sr", "serbian"),
-    ("az", "azerbaijani"), ("sl", "slovenian"), ("kn", "kannada"), ("et", "estonian"), ("mk", "macedonian"),
-    ("br", "breton"), ("eu", "basque"), ("is", "icelandic"), ("hy", "armenian"), ("ne", "nepali"),
-    ("mn", "mongolian"), ("bs", "bosnian"), ("kk", "kazakh"), ("sq", "albanian"), ("sw", "swahili"),
-    ("gl", "galician"), ("mr", "marathi"), ("pa", "punjabi"), ("si", "sinhala"), ("km", "khmer"),
-    ("sn", "shona"), ("yo", "yoruba"), ("so", "somali"), ("af", "afrikaans"), ("oc", "occitan"),
-    ("ka", "georgian"), ("be", "belarusian"), ("tg", "tajik"), ("sd", "sindhi"), ("gu", "gujarati"),
-    ("am", "amharic"), ("yi", "yiddish"), ("lo", "lao"), ("uz", "uzbek"), ("fo", "faroese"),
-    ("ht", "haitian creole"), ("ps", "pashto"), ("tk", "turkmen"), ("nn", "nynorsk"), ("mt", "maltese"),
-    ("sa", "sanskrit"), ("lb", "luxembourgish"), ("my", "myanmar"), ("bo", "tibetan"), ("tl", "tagalog"),
-    ("mg", "malagasy"), ("as", "assamese"), ("tt", "tatar"), ("haw", "hawaiian"), ("ln", "lingala"),
-    ("ha", "hausa"), ("ba", "bashkir"), ("jw", "javanese"), ("su", "sundanese"), ("yue", "cantonese"),
+    ("en", "english"),
+    ("zh", "chinese"),
+    ("de", "german"),
+    ("es", "spanish"),
+    ("ru", "russian"),
+    ("ko", "korean"),
+    ("fr", "french"),
+    ("ja", "japanese"),
+    ("pt", "portuguese"),
+    ("tr", "turkish"),
+    ("pl", "polish"),
+    ("ca", "catalan"),
+    ("nl", "dutch"),
+    ("ar", "arabic"),
+    ("sv", "swedish"),
+    ("it", "italian"),
+    ("id", "indonesian"),
+    ("hi", "hindi"),
+    ("fi", "finnish"),
+    ("vi", "vietnamese"),
+    ("he", "hebrew"),
+    ("uk", "ukrainian"),
+    ("el", "greek"),
+    ("ms", "malay"),
+    ("cs", "czech"),
+    ("ro", "romanian"),
+    ("da", "danish"),
+    ("hu", "hungarian"),
+    ("ta", "tamil"),
+    ("no", "norwegian"),
+    ("th", "thai"),
+    ("ur", "urdu"),
+    ("hr", "croatian"),
+    ("bg", "bulgarian"),
+    ("lt", "lithuanian"),
+    ("la", "latin"),
+    ("mi", "maori"),
+    ("ml", "malayalam"),
+    ("cy", "welsh"),
+    ("sk", "slovak"),
+    ("te", "telugu"),
+    ("fa", "persian"),
+    ("lv", "latvian"),
+    ("bn", "bengali"),
+    ("sr", "serbian"),
+    ("az", "azerbaijani"),
+    ("sl", "slovenian"),
+    ("kn", "kannada"),
+    ("et", "estonian"),
+    ("mk", "macedonian"),
+    ("br", "breton"),
+    ("eu", "basque"),
+    ("is", "icelandic"),
+    ("hy", "armenian"),
+    ("ne", "nepali"),
+    ("mn", "mongolian"),
+    ("bs", "bosnian"),
+    ("kk", "kazakh"),
+    ("sq", "albanian"),
+    ("sw", "swahili"),
+    ("gl", "galician"),
+    ("mr", "marathi"),
+    ("pa", "punjabi"),
+    ("si", "sinhala"),
+    ("km", "khmer"),
+    ("sn", "shona"),
+    ("yo", "yoruba"),
+    ("so", "somali"),
+    ("af", "afrikaans"),
+    ("oc", "occitan"),
+    ("ka", "georgian"),
+    ("be", "belarusian"),
+    ("tg", "tajik"),
+    ("sd", "sindhi"),
+    ("gu", "gujarati"),
+    ("am", "amharic"),
+    ("yi", "yiddish"),
+    ("lo", "lao"),
+    ("uz", "uzbek"),
+    ("fo", "faroese"),
+    ("ht", "haitian creole"),
+    ("ps", "pashto"),
+    ("tk", "turkmen"),
+    ("nn", "nynorsk"),
+    ("mt", "maltese"),
+    ("sa", "sanskrit"),
+    ("lb", "luxembourgish"),
+    ("my", "myanmar"),
+    ("bo", "tibetan"),
+    ("tl", "tagalog"),
+    ("mg", "malagasy"),
+    ("as", "assamese"),
+    ("tt", "tatar"),
+    ("haw", "hawaiian"),
+    ("ln", "lingala"),
+    ("ha", "hausa"),
+    ("ba", "bashkir"),
+    ("jw", "javanese"),
+    ("su", "sundanese"),
+    ("yue", "cantonese"),
 ];
 
 /// Older vocabularies spell Hebrew with its obsolete ISO code; accept either spelling.
@@ -52,9 +132,53 @@ const CODE_ALIASES: &[(&str, &str)] = &[("iw", "he"), ("he", "iw")];
 /// Punctuation and symbols whose tokens openai-whisper suppresses so the model does not invent
 /// speaker tags, sound annotations or music notes (see [`Tokenizer::non_speech_tokens`]).
 const NON_SPEECH_SYMBOLS: &[&str] = &[
-    "\"", "#", "(", ")", "*", "+", "/", ":", ";", "<", "=", ">", "@", "[", "\\", "]", "^", "_", "`",
-    "{", "|", "}", "~", "「", "」", "『", "』", "<<", ">>", "<<<", ">>>", "--", "---", "-(", "-[",
-    "('", "(\"", "((", "))", "(((", ")))", "[[", "]]", "{{", "}}", "♪♪", "♪♪♪",
+    "\"",
+    "#",
+    "(",
+    ")",
+    "*",
+    "+",
+    "/",
+    ":",
+    ";",
+    "<",
+    "=",
+    ">",
+    "@",
+    "[",
+    "\\",
+    "]",
+    "^",
+    "_",
+    "`",
+    "{",
+    "|",
+    "}",
+    "~",
+    "「",
+    "」",
+    "『",
+    "』",
+    "<<",
+    ">>",
+    "<<<",
+    ">>>",
+    "--",
+    "---",
+    "-(",
+    "-[",
+    "('",
+    "(\"",
+    "((",
+    "))",
+    "(((",
+    ")))",
+    "[[",
+    "]]",
+    "{{",
+    "}}",
+    "♪♪",
+    "♪♪♪",
 ];
 /// Music symbols (U+2640..U+267F) that may take several byte-level tokens; their first token is
 /// suppressed even then, which is safe because all of them share their leading UTF-8 bytes.
@@ -105,7 +229,10 @@ impl Tokenizer {
     /// are part of the prompt.
     pub fn from_file(path: &Path, multilingual: bool) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
+        let bad = |reason: String| Error::Config {
+            path: path.to_path_buf(),
+            reason,
+        };
         let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| {
             bad(format!(
                 "not a Hugging Face tokenizer.json ({e}); copy the tokenizer.json that belongs to this model, \
@@ -113,12 +240,15 @@ impl Tokenizer {
             ))
         })?;
         let lookup = |names: &[&str]| -> Result<u32> {
-            names.iter().find_map(|n| inner.token_to_id(n)).ok_or_else(|| {
-                bad(format!(
-                    "special token {} is missing; this is not a Whisper tokenizer.json",
-                    names.join(" / ")
-                ))
-            })
+            names
+                .iter()
+                .find_map(|n| inner.token_to_id(n))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "special token {} is missing; this is not a Whisper tokenizer.json",
+                        names.join(" / ")
+                    ))
+                })
         };
         let eot = lookup(&["<|endoftext|>"])?;
         let sot = lookup(&["<|startoftranscript|>"])?;
@@ -135,7 +265,16 @@ impl Tokenizer {
         let timestamp_begin = inner.token_to_id("<|0.00|>").unwrap_or(no_timestamps + 1);
 
         // Decoding treats every id >= eot as special, so the vocabulary must be laid out that way.
-        let specials = [sot, sot_prev, sot_lm, no_timestamps, no_speech, transcribe, translate, timestamp_begin];
+        let specials = [
+            sot,
+            sot_prev,
+            sot_lm,
+            no_timestamps,
+            no_speech,
+            transcribe,
+            translate,
+            timestamp_begin,
+        ];
         if specials.iter().any(|&s| s <= eot) || timestamp_begin <= no_timestamps {
             return Err(bad(format!(
                 "special tokens are not laid out like Whisper's (<|endoftext|> = {eot}, <|startoftranscript|> = {sot}, \
@@ -159,7 +298,9 @@ impl Tokenizer {
                 ));
             }
         }
-        let vocab_size = inner.get_vocab_size(true).max((timestamp_begin + N_TIMESTAMPS) as usize);
+        let vocab_size = inner
+            .get_vocab_size(true)
+            .max((timestamp_begin + N_TIMESTAMPS) as usize);
         Ok(Tokenizer {
             inner,
             path: path.to_path_buf(),
@@ -192,14 +333,25 @@ impl Tokenizer {
     /// The token of a language given by code (`en`) or English name (`english`), case-insensitive.
     pub fn language_token(&self, code: &str) -> Option<u32> {
         let wanted = code.trim().to_ascii_lowercase();
-        let code = LANGUAGE_NAMES.iter().find(|(_, name)| *name == wanted).map_or(wanted.as_str(), |(c, _)| c);
+        let code = LANGUAGE_NAMES
+            .iter()
+            .find(|(_, name)| *name == wanted)
+            .map_or(wanted.as_str(), |(c, _)| c);
         let find = |c: &str| self.languages.iter().find(|(l, _)| l == c).map(|&(_, t)| t);
-        find(code).or_else(|| CODE_ALIASES.iter().find(|(a, _)| *a == code).and_then(|(_, b)| find(b)))
+        find(code).or_else(|| {
+            CODE_ALIASES
+                .iter()
+                .find(|(a, _)| *a == code)
+                .and_then(|(_, b)| find(b))
+        })
     }
 
     /// The language code of a language token.
     pub fn language_code(&self, token: u32) -> Option<&str> {
-        self.languages.iter().find(|&&(_, t)| t == token).map(|(c, _)| c.as_str())
+        self.languages
+            .iter()
+            .find(|&&(_, t)| t == token)
+            .map(|(c, _)| c.as_str())
     }
 
     /// The prompt that starts decoding: `[sot, language, task]` for multilingual models (the
@@ -226,7 +378,10 @@ impl Tokenizer {
         if let Some(l) = language {
             let token = self.language_token(l).ok_or_else(|| {
                 let known: Vec<&str> = self.languages.iter().map(|(c, _)| c.as_str()).collect();
-                Error::InvalidArgument(format!("unknown language `{l}`; known codes: {}", known.join(", ")))
+                Error::InvalidArgument(format!(
+                    "unknown language `{l}`; known codes: {}",
+                    known.join(", ")
+                ))
             })?;
             seq.push(token);
         }
@@ -240,7 +395,10 @@ impl Tokenizer {
     /// Tokens of plain text; no special tokens are added (the tokenizer.json post-processor would
     /// otherwise wrap the text in a prompt).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, false).map_err(|e| Error::Tokenizer(format!("cannot encode {text:?}: {e}")))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer(format!("cannot encode {text:?}: {e}")))?;
         Ok(enc.get_ids().to_vec())
     }
 
@@ -251,7 +409,10 @@ impl Tokenizer {
         // Byte-level decoding replaces invalid UTF-8 rather than failing; an error here would
         // mean a broken tokenizer, which loading already rejected, so it degrades to nothing.
         self.inner.decode(tokens, false).unwrap_or_else(|e| {
-            tracing::warn!("tokenizer {}: cannot decode {tokens:?}: {e}", self.path.display());
+            tracing::warn!(
+                "tokenizer {}: cannot decode {tokens:?}: {e}",
+                self.path.display()
+            );
             String::new()
         })
     }
@@ -288,7 +449,8 @@ impl Tokenizer {
 
     /// Seconds of a timestamp token (0.02 s per step), `None` for other tokens.
     pub fn timestamp_secs(&self, t: u32) -> Option<f32> {
-        self.is_timestamp(t).then(|| (t - self.timestamp_begin) as f32 * SECS_PER_TIMESTAMP)
+        self.is_timestamp(t)
+            .then(|| (t - self.timestamp_begin) as f32 * SECS_PER_TIMESTAMP)
     }
 
     /// The tokens openai-whisper suppresses by default (`suppress_tokens=[-1]`): symbols that

@@ -34,11 +34,21 @@ fn var(name: &str, shape: &[u32], dtype: u8) -> Var {
         _ => 1,
     };
     let n: u32 = shape.iter().product();
-    Var { name: name.into(), shape: shape.to_vec(), dtype, data: vec![0; n as usize * size] }
+    Var {
+        name: name.into(),
+        shape: shape.to_vec(),
+        dtype,
+        data: vec![0; n as usize * size],
+    }
 }
 
 fn scalar_i16(name: &str, v: i16) -> Var {
-    Var { name: name.into(), shape: vec![], dtype: 2, data: v.to_le_bytes().to_vec() }
+    Var {
+        name: name.into(),
+        shape: vec![],
+        dtype: 2,
+        data: v.to_le_bytes().to_vec(),
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -74,14 +84,19 @@ impl Ct2Builder {
                 scalar_i16("decoder/num_heads", 2),
                 var("decoder/layer_0/ffn/linear_0/weight", &[16, 8], 1),
             ],
-            aliases: vec![("decoder/projection/weight".into(), "decoder/embeddings/weight".into())],
+            aliases: vec![(
+                "decoder/projection/weight".into(),
+                "decoder/embeddings/weight".into(),
+            )],
         }
     }
 
     fn build(&self) -> Built {
         let mut b = Vec::new();
         let mut marks = Vec::new();
-        let mark = |marks: &mut Vec<(String, usize)>, b: &Vec<u8>, what: String| marks.push((what, b.len()));
+        let mark = |marks: &mut Vec<(String, usize)>, b: &Vec<u8>, what: String| {
+            marks.push((what, b.len()))
+        };
         let string = |b: &mut Vec<u8>, s: &str| {
             b.extend(((s.len() + 1) as u16).to_le_bytes());
             b.extend(s.as_bytes());
@@ -141,8 +156,14 @@ fn expect_open_error(dir: &Path, bytes: &[u8], needle: &str) -> String {
         Ok(_) => panic!("a corrupt file was accepted (expected an error about {needle:?})"),
         Err(e) => e.to_string(),
     };
-    assert!(msg.contains(&path.display().to_string()), "error does not name the file: {msg}");
-    assert!(msg.contains(needle), "error {msg:?} does not mention {needle:?}");
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "error does not name the file: {msg}"
+    );
+    assert!(
+        msg.contains(needle),
+        "error {msg:?} does not mention {needle:?}"
+    );
     msg
 }
 
@@ -150,9 +171,17 @@ fn expect_open_error(dir: &Path, bytes: &[u8], needle: &str) -> String {
 fn expect_dims_error(dir: &Path, bytes: &[u8], needle: &str) {
     let path = write(dir, "model.bin", bytes);
     let file = Ct2File::open(&path).expect("structurally valid file");
-    let msg = Dims::from_weights(&file).expect_err("inconsistent model accepted").to_string();
-    assert!(msg.contains(&path.display().to_string()), "error does not name the file: {msg}");
-    assert!(msg.contains(needle), "error {msg:?} does not mention {needle:?}");
+    let msg = Dims::from_weights(&file)
+        .expect_err("inconsistent model accepted")
+        .to_string();
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "error does not name the file: {msg}"
+    );
+    assert!(
+        msg.contains(needle),
+        "error {msg:?} does not mention {needle:?}"
+    );
 }
 
 fn tmp() -> tempfile::TempDir {
@@ -168,7 +197,10 @@ fn synthetic_model_loads() {
     let dir = tmp();
     let path = write(dir.path(), "model.bin", &Ct2Builder::whisper().bytes());
     let f = Ct2File::open(&path).unwrap();
-    assert_eq!((f.version, f.spec_name.as_str(), f.spec_revision), (6, "WhisperSpec", 3));
+    assert_eq!(
+        (f.version, f.spec_name.as_str(), f.spec_revision),
+        (6, "WhisperSpec", 3)
+    );
     assert_eq!(f.tensors().count(), 8);
     let dims = Dims::from_weights(&f).unwrap();
     assert_eq!(
@@ -188,12 +220,21 @@ fn synthetic_model_loads() {
     );
     // The alias resolves to the embedding, with its shape and dtype.
     let proj = f.get("decoder/projection/weight").unwrap();
-    assert_eq!((proj.name, proj.shape, proj.dtype), ("decoder/embeddings/weight", &[10usize, 8][..], DType::F16));
-    assert_eq!(f.aliases().collect::<Vec<_>>(), vec![("decoder/projection/weight", "decoder/embeddings/weight")]);
+    assert_eq!(
+        (proj.name, proj.shape, proj.dtype),
+        ("decoder/embeddings/weight", &[10usize, 8][..], DType::F16)
+    );
+    assert_eq!(
+        f.aliases().collect::<Vec<_>>(),
+        vec![("decoder/projection/weight", "decoder/embeddings/weight")]
+    );
     assert_eq!(f.get("encoder/num_heads").unwrap().scalar_i64(), Some(2));
     assert!(f.get("nope").is_none());
     let msg = f.require("nope").unwrap_err().to_string();
-    assert!(msg.contains("nope") && msg.contains(&path.display().to_string()), "{msg}");
+    assert!(
+        msg.contains("nope") && msg.contains(&path.display().to_string()),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -221,7 +262,11 @@ fn wrong_version() {
         assert!(msg.contains(&version.to_string()), "{msg}");
     }
     // Text files (a common mistake: a Git LFS pointer or an HTML error page) are not models.
-    expect_open_error(dir.path(), b"version https://git-lfs.github.com/spec/v1\n", "binary version");
+    expect_open_error(
+        dir.path(),
+        b"version https://git-lfs.github.com/spec/v1\n",
+        "binary version",
+    );
 }
 
 #[test]
@@ -242,7 +287,10 @@ fn truncated_at_every_structural_point() {
         }
     }
     // version, spec, revision, count, 6 fields x 8 variables, alias count, name, target.
-    assert!(checked >= 2 * (4 + 6 * 8 + 3) - 1, "only {checked} cut points");
+    assert!(
+        checked >= 2 * (4 + 6 * 8 + 3) - 1,
+        "only {checked} cut points"
+    );
 }
 
 #[test]
@@ -251,8 +299,13 @@ fn truncated_at_every_byte() {
     let bytes = Ct2Builder::whisper().bytes();
     for cut in 0..bytes.len() {
         let path = write(dir.path(), "model.bin", &bytes[..cut]);
-        let err = Ct2File::open(&path).err().unwrap_or_else(|| panic!("file cut at {cut} of {} accepted", bytes.len()));
-        assert!(err.to_string().contains(&path.display().to_string()), "cut at {cut}: {err}");
+        let err = Ct2File::open(&path)
+            .err()
+            .unwrap_or_else(|| panic!("file cut at {cut} of {} accepted", bytes.len()));
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "cut at {cut}: {err}"
+        );
     }
 }
 
@@ -260,7 +313,12 @@ fn truncated_at_every_byte() {
 fn absurd_rank() {
     let dir = tmp();
     let built = Ct2Builder::whisper().build();
-    let at = built.marks.iter().find(|(w, _)| w == "rank of encoder/conv1/weight").unwrap().1;
+    let at = built
+        .marks
+        .iter()
+        .find(|(w, _)| w == "rank of encoder/conv1/weight")
+        .unwrap()
+        .1;
     let mut bytes = built.bytes.clone();
     bytes[at] = 200;
     expect_open_error(dir.path(), &bytes, "rank 200");
@@ -270,11 +328,20 @@ fn absurd_rank() {
 fn absurd_variable_count() {
     let dir = tmp();
     let built = Ct2Builder::whisper().build();
-    let at = built.marks.iter().find(|(w, _)| w == "variable count").unwrap().1;
+    let at = built
+        .marks
+        .iter()
+        .find(|(w, _)| w == "variable count")
+        .unwrap()
+        .1;
     for count in [u32::MAX, 1 << 20] {
         let mut bytes = built.bytes.clone();
         bytes[at..at + 4].copy_from_slice(&count.to_le_bytes());
-        expect_open_error(dir.path(), &bytes, &format!("variable count {count} is impossible"));
+        expect_open_error(
+            dir.path(),
+            &bytes,
+            &format!("variable count {count} is impossible"),
+        );
     }
     // A plausible but wrong count runs off the end of the file.
     let mut bytes = built.bytes.clone();
@@ -287,7 +354,11 @@ fn byte_count_disagrees_with_shape() {
     let dir = tmp();
     let mut b = Ct2Builder::whisper();
     b.vars[1].data.pop();
-    expect_open_error(dir.path(), &b.bytes(), "encoder/position_encodings/encodings: shape [6, 8] of float32 needs");
+    expect_open_error(
+        dir.path(),
+        &b.bytes(),
+        "encoder/position_encodings/encodings: shape [6, 8] of float32 needs",
+    );
     // Dimensions whose product overflows are caught too, not wrapped around.
     let mut b = Ct2Builder::whisper();
     b.vars[1].shape = vec![u32::MAX, u32::MAX, u32::MAX];
@@ -299,15 +370,24 @@ fn unknown_dtype() {
     let dir = tmp();
     let mut b = Ct2Builder::whisper();
     b.vars[0].dtype = 9;
-    expect_open_error(dir.path(), &b.bytes(), "variable encoder/conv1/weight has unknown dtype 9");
+    expect_open_error(
+        dir.path(),
+        &b.bytes(),
+        "variable encoder/conv1/weight has unknown dtype 9",
+    );
 }
 
 #[test]
 fn alias_to_missing_tensor() {
     let dir = tmp();
     let mut b = Ct2Builder::whisper();
-    b.aliases.push(("decoder/other".into(), "decoder/does_not_exist".into()));
-    expect_open_error(dir.path(), &b.bytes(), "alias decoder/other points to missing variable decoder/does_not_exist");
+    b.aliases
+        .push(("decoder/other".into(), "decoder/does_not_exist".into()));
+    expect_open_error(
+        dir.path(),
+        &b.bytes(),
+        "alias decoder/other points to missing variable decoder/does_not_exist",
+    );
 }
 
 #[test]
@@ -322,7 +402,12 @@ fn trailing_garbage() {
 fn non_utf8_name() {
     let dir = tmp();
     let built = Ct2Builder::whisper().build();
-    let at = built.marks.iter().find(|(w, _)| w == "name of encoder/num_heads").unwrap().1;
+    let at = built
+        .marks
+        .iter()
+        .find(|(w, _)| w == "name of encoder/num_heads")
+        .unwrap()
+        .1;
     let mut bytes = built.bytes.clone();
     bytes[at + 2] = 0xff; // first byte after the u16 length
     expect_open_error(dir.path(), &bytes, "variable name is not UTF-8");
@@ -333,7 +418,11 @@ fn non_whisper_spec() {
     let dir = tmp();
     let mut b = Ct2Builder::whisper();
     b.spec = "TransformerSpec".into();
-    expect_dims_error(dir.path(), &b.bytes(), "`TransformerSpec` model, not a Whisper model");
+    expect_dims_error(
+        dir.path(),
+        &b.bytes(),
+        "`TransformerSpec` model, not a Whisper model",
+    );
 }
 
 #[test]
@@ -348,7 +437,11 @@ fn missing_tensors() {
         let mut b = Ct2Builder::whisper();
         b.vars.retain(|v| v.name != missing);
         b.aliases.retain(|(_, t)| t != missing);
-        expect_dims_error(dir.path(), &b.bytes(), &format!("tensor `{missing}` is missing"));
+        expect_dims_error(
+            dir.path(),
+            &b.bytes(),
+            &format!("tensor `{missing}` is missing"),
+        );
     }
     let mut b = Ct2Builder::whisper();
     b.vars.retain(|v| !v.name.contains("layer_0"));
@@ -360,7 +453,11 @@ fn inconsistent_dimensions() {
     let dir = tmp();
     let mut b = Ct2Builder::whisper();
     b.vars[2] = scalar_i16("encoder/num_heads", 3);
-    expect_dims_error(dir.path(), &b.bytes(), "`encoder/num_heads` = 3 does not divide the model width 8");
+    expect_dims_error(
+        dir.path(),
+        &b.bytes(),
+        "`encoder/num_heads` = 3 does not divide the model width 8",
+    );
     let mut b = Ct2Builder::whisper();
     b.vars[0] = var("encoder/conv1/weight", &[8, 81, 3], 4);
     expect_dims_error(dir.path(), &b.bytes(), "81 mel bins");
@@ -417,14 +514,22 @@ fn config_json_invalid() {
     let dir = tmp();
     for (text, needle) in [
         ("{ not json", "not a CTranslate2 Whisper config.json"),
-        ("{\"suppress_ids\": \"all\"}", "not a CTranslate2 Whisper config.json"),
+        (
+            "{\"suppress_ids\": \"all\"}",
+            "not a CTranslate2 Whisper config.json",
+        ),
         ("[1, 2]", "not a CTranslate2 Whisper config.json"),
     ] {
         let path = write(dir.path(), "config.json", text.as_bytes());
         let msg = GenerationConfig::load(&path).unwrap_err().to_string();
-        assert!(msg.contains(&path.display().to_string()) && msg.contains(needle), "{msg}");
+        assert!(
+            msg.contains(&path.display().to_string()) && msg.contains(needle),
+            "{msg}"
+        );
     }
-    let msg = GenerationConfig::load(&dir.path().join("nothing.json")).unwrap_err().to_string();
+    let msg = GenerationConfig::load(&dir.path().join("nothing.json"))
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("nothing.json"), "{msg}");
 }
 
@@ -434,7 +539,10 @@ fn model_directory_missing_files() {
     write(dir.path(), "config.json", b"{}");
     write(dir.path(), "model.bin", &Ct2Builder::whisper().bytes());
     let msg = model_files(dir.path()).unwrap_err().to_string();
-    assert!(msg.contains("tokenizer.json") && msg.contains("missing"), "{msg}");
+    assert!(
+        msg.contains("tokenizer.json") && msg.contains("missing"),
+        "{msg}"
+    );
     write(dir.path(), "tokenizer.json", b"{}");
     assert!(model_files(dir.path()).is_ok());
 }
@@ -444,7 +552,10 @@ fn tokenizer_json_missing_or_garbage() {
     let dir = tmp();
     let missing = dir.path().join("tokenizer.json");
     let err = Tokenizer::from_file(&missing, false).unwrap_err();
-    assert!(err.to_string().contains(&missing.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&missing.display().to_string()),
+        "{err}"
+    );
 
     for garbage in [&b"\x00\x01\x02 not json"[..], b"{}", b"{\"model\": 3}", b""] {
         let path = write(dir.path(), "tokenizer.json", garbage);
@@ -460,7 +571,10 @@ fn tokenizer_json_missing_or_garbage() {
         "end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"vocab":{"a":0,"b":1},"merges":[]}}"#;
     let path = write(dir.path(), "tokenizer.json", plain.as_bytes());
     let msg = Tokenizer::from_file(&path, false).unwrap_err().to_string();
-    assert!(msg.contains(&path.display().to_string()) && msg.contains("<|endoftext|> is missing"), "{msg}");
+    assert!(
+        msg.contains(&path.display().to_string()) && msg.contains("<|endoftext|> is missing"),
+        "{msg}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -495,9 +609,15 @@ fn real_tiny_en_dims() {
     );
     assert!(!dims.is_multilingual());
     // The output projection is tied to the embedding through an alias.
-    assert_eq!(f.get("decoder/projection/weight").unwrap().name, "decoder/embeddings/weight");
+    assert_eq!(
+        f.get("decoder/projection/weight").unwrap().name,
+        "decoder/embeddings/weight"
+    );
     let params: usize = f.tensors().map(|t| t.numel()).sum();
-    assert!((37_000_000..40_000_000).contains(&params), "tiny.en has ~39M parameters, found {params}");
+    assert!(
+        (37_000_000..40_000_000).contains(&params),
+        "tiny.en has ~39M parameters, found {params}"
+    );
 }
 
 #[test]
@@ -529,7 +649,17 @@ fn real_model_truncations_fail_cleanly() {
     let dir = tmp();
     // Header, inside the first names, inside the first tensor's data, half way, and one byte
     // short (inside the alias section at the very end).
-    for cut in [1, 5, 20, 60, 200, 5_000, bytes.len() / 2, bytes.len() - 30, bytes.len() - 1] {
+    for cut in [
+        1,
+        5,
+        20,
+        60,
+        200,
+        5_000,
+        bytes.len() / 2,
+        bytes.len() - 30,
+        bytes.len() - 1,
+    ] {
         expect_open_error(dir.path(), &bytes[..cut], "truncated or corrupt");
     }
     let mut extended = bytes.clone();
@@ -544,7 +674,10 @@ fn real_config_json() {
     assert!(!cfg.suppress_ids.is_empty());
     assert!(!cfg.alignment_heads.is_empty());
     let dims = load_dims(&dir);
-    assert!(cfg.alignment_heads.iter().all(|&(l, h)| l < dims.n_text_layer && h < dims.n_text_head));
+    assert!(cfg
+        .alignment_heads
+        .iter()
+        .all(|&(l, h)| l < dims.n_text_layer && h < dims.n_text_head));
 }
 
 fn hello(tok: &Tokenizer) -> Vec<u32> {
@@ -555,7 +688,11 @@ fn hello(tok: &Tokenizer) -> Vec<u32> {
 fn check_tokenizer_against_model(dir: &Path) -> Tokenizer {
     let dims = load_dims(dir);
     let tok = Tokenizer::from_file(&dir.join("tokenizer.json"), dims.is_multilingual()).unwrap();
-    assert_eq!(tok.vocab_size(), dims.n_vocab, "tokenizer and model disagree on the vocabulary");
+    assert_eq!(
+        tok.vocab_size(),
+        dims.n_vocab,
+        "tokenizer and model disagree on the vocabulary"
+    );
     assert_eq!(tok.timestamp_begin, tok.no_timestamps + 1);
     assert_eq!(tok.timestamp_begin as usize + 1501, dims.n_vocab);
 
@@ -563,10 +700,23 @@ fn check_tokenizer_against_model(dir: &Path) -> Tokenizer {
     // plus the prompt-only special tokens.
     let cfg = GenerationConfig::load(&dir.join("config.json")).unwrap();
     let mut expected = tok.non_speech_tokens();
-    expected.extend([tok.sot, tok.translate, tok.transcribe, tok.sot_lm, tok.sot_prev, tok.no_speech]);
+    expected.extend([
+        tok.sot,
+        tok.translate,
+        tok.transcribe,
+        tok.sot_lm,
+        tok.sot_prev,
+        tok.no_speech,
+    ]);
     expected.sort_unstable();
-    assert_eq!(expected, cfg.suppress_ids, "non_speech_tokens differ from config.json suppress_ids");
-    assert_eq!(cfg.suppress_ids_begin, vec![tok.encode(" ").unwrap()[0], tok.eot]);
+    assert_eq!(
+        expected, cfg.suppress_ids,
+        "non_speech_tokens differ from config.json suppress_ids"
+    );
+    assert_eq!(
+        cfg.suppress_ids_begin,
+        vec![tok.encode(" ").unwrap()[0], tok.eot]
+    );
 
     // Round trip, and decoding ignores everything from eot up.
     let ids = hello(&tok);
@@ -583,9 +733,16 @@ fn check_tokenizer_against_model(dir: &Path) -> Tokenizer {
     timed.extend([tok.timestamp_begin + 100, tok.timestamp_begin + 100]);
     timed.extend(tok.encode(" Bye.").unwrap());
     timed.extend([tok.timestamp_begin + 1500, tok.eot]);
-    assert_eq!(tok.decode_with_timestamps(&timed), "<|1.08|> Hello world.<|2.00|><|2.00|> Bye.<|30.00|>");
+    assert_eq!(
+        tok.decode_with_timestamps(&timed),
+        "<|1.08|> Hello world.<|2.00|><|2.00|> Bye.<|30.00|>"
+    );
     assert!(tok.is_timestamp(tok.timestamp_begin) && tok.is_timestamp(tok.timestamp_begin + 1500));
-    assert!(!tok.is_timestamp(tok.timestamp_begin + 1501) && !tok.is_timestamp(tok.eot) && !tok.is_timestamp(ids[0]));
+    assert!(
+        !tok.is_timestamp(tok.timestamp_begin + 1501)
+            && !tok.is_timestamp(tok.eot)
+            && !tok.is_timestamp(ids[0])
+    );
     assert!((tok.timestamp_secs(tok.timestamp_begin + 54).unwrap() - 1.08).abs() < 1e-6);
     assert_eq!(tok.timestamp_secs(tok.no_timestamps), None);
 
@@ -597,7 +754,10 @@ fn check_tokenizer_against_model(dir: &Path) -> Tokenizer {
     // Music notes are suppressed by their first token even when they take several.
     let suppressed = tok.non_speech_tokens();
     for note in ["♩", "♪", "♫", "♬", "♭", "♮", "♯"] {
-        assert!(suppressed.contains(&tok.encode(note).unwrap()[0]), "{note} is not suppressed");
+        assert!(
+            suppressed.contains(&tok.encode(note).unwrap()[0]),
+            "{note} is not suppressed"
+        );
     }
     tok
 }
@@ -608,19 +768,43 @@ fn real_tiny_en_tokenizer() {
     let tok = check_tokenizer_against_model(&dir);
     assert!(!tok.multilingual);
     assert_eq!(
-        [tok.eot, tok.sot, tok.translate, tok.transcribe, tok.sot_lm, tok.sot_prev, tok.no_speech, tok.no_timestamps],
+        [
+            tok.eot,
+            tok.sot,
+            tok.translate,
+            tok.transcribe,
+            tok.sot_lm,
+            tok.sot_prev,
+            tok.no_speech,
+            tok.no_timestamps
+        ],
         [50256, 50257, 50357, 50358, 50359, 50360, 50361, 50362]
     );
     assert_eq!(tok.timestamp_begin, 50363);
     // GPT-2's ids for " Hello", " world", ".".
     assert_eq!(hello(&tok), vec![18435, 995, 13]);
     assert!(tok.languages().is_empty());
-    assert_eq!(tok.sot_sequence(None, Task::Transcribe).unwrap(), vec![50257]);
-    assert_eq!(tok.sot_sequence(Some("en"), Task::Transcribe).unwrap(), vec![50257]);
-    assert_eq!(tok.sot_sequence(Some("English"), Task::Transcribe).unwrap(), vec![50257]);
-    let msg = tok.sot_sequence(Some("de"), Task::Transcribe).unwrap_err().to_string();
+    assert_eq!(
+        tok.sot_sequence(None, Task::Transcribe).unwrap(),
+        vec![50257]
+    );
+    assert_eq!(
+        tok.sot_sequence(Some("en"), Task::Transcribe).unwrap(),
+        vec![50257]
+    );
+    assert_eq!(
+        tok.sot_sequence(Some("English"), Task::Transcribe).unwrap(),
+        vec![50257]
+    );
+    let msg = tok
+        .sot_sequence(Some("de"), Task::Transcribe)
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("English-only"), "{msg}");
-    let msg = tok.sot_sequence(None, Task::Translate).unwrap_err().to_string();
+    let msg = tok
+        .sot_sequence(None, Task::Translate)
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("cannot translate"), "{msg}");
 }
 
@@ -630,7 +814,16 @@ fn real_base_tokenizer() {
     let tok = check_tokenizer_against_model(&dir);
     assert!(tok.multilingual);
     assert_eq!(
-        [tok.eot, tok.sot, tok.translate, tok.transcribe, tok.sot_lm, tok.sot_prev, tok.no_speech, tok.no_timestamps],
+        [
+            tok.eot,
+            tok.sot,
+            tok.translate,
+            tok.transcribe,
+            tok.sot_lm,
+            tok.sot_prev,
+            tok.no_speech,
+            tok.no_timestamps
+        ],
         [50257, 50258, 50358, 50359, 50360, 50361, 50362, 50363]
     );
     assert_eq!(tok.timestamp_begin, 50364);
@@ -650,9 +843,24 @@ fn real_base_tokenizer() {
     assert_eq!(tok.language_code(50259), Some("en"));
     assert_eq!(tok.language_code(tok.sot), None);
 
-    assert_eq!(tok.sot_sequence(Some("en"), Task::Transcribe).unwrap(), vec![50258, 50259, 50359]);
-    assert_eq!(tok.sot_sequence(Some("french"), Task::Translate).unwrap(), vec![50258, 50265, 50358]);
-    assert_eq!(tok.sot_sequence(None, Task::Transcribe).unwrap(), vec![50258, 50359]);
-    let msg = tok.sot_sequence(Some("xx"), Task::Transcribe).unwrap_err().to_string();
-    assert!(msg.contains("unknown language `xx`") && msg.contains("en, zh, de"), "{msg}");
+    assert_eq!(
+        tok.sot_sequence(Some("en"), Task::Transcribe).unwrap(),
+        vec![50258, 50259, 50359]
+    );
+    assert_eq!(
+        tok.sot_sequence(Some("french"), Task::Translate).unwrap(),
+        vec![50258, 50265, 50358]
+    );
+    assert_eq!(
+        tok.sot_sequence(None, Task::Transcribe).unwrap(),
+        vec![50258, 50359]
+    );
+    let msg = tok
+        .sot_sequence(Some("xx"), Task::Transcribe)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("unknown language `xx`") && msg.contains("en, zh, de"),
+        "{msg}"
+    );
 }

