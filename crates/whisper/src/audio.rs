@@ -38,6 +38,8 @@ const SUPPORTED: &str = "supported: WAV, FLAC, MP3, Ogg Vorbis, M4A/MP4 AAC; con
 /// sets the FFT length, hence the filter length: 1000+ taps at 44.1/48 kHz, far beyond what
 /// speech needs.
 const RESAMPLE_CHUNK: usize = 1024;
+/// Most output samples reserved up front from a header's declared length (3 hours).
+const MAX_RESERVE_SAMPLES: u64 = 3 * 3600 * SAMPLE_RATE as u64;
 /// Largest MP4 `moov` box read to find the edit list (real ones are kilobytes to a few MB).
 const MAX_MOOV_BYTES: u64 = 64 << 20;
 
@@ -67,7 +69,7 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>> {
     file.seek(SeekFrom::Start(0))
         .map_err(|e| fail(format!("cannot read file: {e}")))?;
     let ext = path.extension().and_then(|e| e.to_str());
-    decode_guarded(Box::new(file), ext, priming, path)
+    decode_guarded(Box::new(file), meta.len(), ext, priming, path)
 }
 
 /// Decodes an in-memory file (e.g. an HTTP upload). `hint_ext` is its extension if known
@@ -83,10 +85,11 @@ pub fn decode_audio_bytes(bytes: Vec<u8>, hint_ext: Option<&str>) -> Result<Vec<
             reason: "no data (0 bytes); no audio to transcribe".into(),
         });
     }
+    let total_len = bytes.len() as u64;
     let mut cursor = Cursor::new(bytes);
     let priming = mp4_priming(&mut cursor);
     cursor.set_position(0);
-    decode_guarded(Box::new(cursor), hint_ext, priming, &label)
+    decode_guarded(Box::new(cursor), total_len, hint_ext, priming, &label)
 }
 
 /// Length of 16 kHz samples in seconds.
@@ -98,11 +101,14 @@ pub fn duration_secs(samples: &[f32]) -> f64 {
 /// bad input must never bring down a server.
 fn decode_guarded(
     source: Box<dyn MediaSource>,
+    total_len: u64,
     ext: Option<&str>,
     priming: Option<Priming>,
     label: &Path,
 ) -> Result<Vec<f32>> {
-    match catch_unwind(AssertUnwindSafe(|| decode(source, ext, priming, label))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        decode(source, total_len, ext, priming, label)
+    })) {
         Ok(result) => result,
         Err(panic) => {
             let msg = panic
@@ -122,6 +128,7 @@ fn decode_guarded(
 
 fn decode(
     source: Box<dyn MediaSource>,
+    total_len: u64,
     ext: Option<&str>,
     priming: Option<Priming>,
     label: &Path,
@@ -153,6 +160,9 @@ fn decode(
                     )
                 }
                 SymError::Unsupported(_) => format!("not a recognised audio file ({SUPPORTED})"),
+                SymError::DecodeError(what) => {
+                    format!("the file is damaged or corrupt ({what}); re-export or re-record it")
+                }
                 other => format!("cannot read the audio container: {other} ({SUPPORTED})"),
             })
         })?;
@@ -184,7 +194,18 @@ fn decode(
             sink.skip = p.media_time.saturating_mul(rate as u64) / p.timescale.max(1) as u64;
         }
     }
+    // Size the output once from the declared length, so a long file is not copied by Vec
+    // growth. Capped, since a damaged header may declare anything; the Vec still grows if
+    // the declaration was short.
+    if let (Some(n), Some(rate)) = (track.codec_params.n_frames, track.codec_params.sample_rate) {
+        let estimate = n.saturating_mul(SAMPLE_RATE as u64) / rate.max(1) as u64 + 1;
+        let _ = sink
+            .out
+            .try_reserve_exact(estimate.min(MAX_RESERVE_SAMPLES) as usize);
+    }
+    let declared_frames = track.codec_params.n_frames;
     let mut packets_ok = 0usize;
+    let mut good_bytes = 0u64;
     let mut packets_bad = 0usize;
     let mut first_error: Option<String> = None;
     loop {
@@ -219,6 +240,7 @@ fn decode(
         match decoder.decode(&packet) {
             Ok(buf) => {
                 packets_ok += 1;
+                good_bytes += packet.data.len() as u64;
                 sink.push(buf).map_err(fail)?;
             }
             // A damaged packet is skipped (PyAV ignores InvalidDataError the same way); too
@@ -231,7 +253,13 @@ fn decode(
                 packets_bad += 1;
                 first_error.get_or_insert_with(|| e.to_string());
             }
-            Err(e) => return Err(fail(format!("cannot decode the audio: {e}"))),
+            // After good packets, an "unsupported feature" is a damaged packet read as
+            // something exotic; on the first packet it is a genuinely unsupported stream.
+            Err(SymError::Unsupported(what)) if packets_ok > 0 => {
+                packets_bad += 1;
+                first_error.get_or_insert_with(|| format!("unsupported feature: {what}"));
+            }
+            Err(e) => return Err(fail(format!("cannot decode the audio: {e}; {SUPPORTED}"))),
         }
     }
 
@@ -245,6 +273,31 @@ fn decode(
     }
     if packets_bad > 0 {
         tracing::warn!("{}: skipped {packets_bad} damaged packets", label.display());
+    }
+    // Readers resynchronise past garbage silently, so a file whose body is mostly garbage can
+    // end "cleanly" after a few good packets. A truncated file also decodes short of its
+    // declared length, but its few bytes are nearly all good audio; garbage leaves most bytes
+    // unused. (Byte share alone would fail a short clip with large cover art.)
+    if let Some(declared) = declared_frames.filter(|&n| n > 0) {
+        let decoded_share = sink.frames_in as f64 / declared as f64;
+        let byte_share = good_bytes as f64 / total_len.max(1) as f64;
+        // Quarter thresholds: codec headers outside packets (Vorbis setup, MP4 index) and
+        // Ogg's whole-page loss keep honest truncated files well above them.
+        if decoded_share < 0.25 && byte_share < 0.25 {
+            return Err(fail(format!(
+                "the audio data is corrupt: only {:.0}% of the declared duration and {:.0}% of \
+                 the bytes could be decoded",
+                100.0 * decoded_share,
+                100.0 * byte_share
+            )));
+        }
+        if decoded_share < 0.99 {
+            tracing::warn!(
+                "{}: decoded {:.0}% of the declared duration; the file is truncated or damaged",
+                label.display(),
+                100.0 * decoded_share
+            );
+        }
     }
     let samples = sink.finish().map_err(fail)?;
     if samples.is_empty() {
@@ -265,6 +318,8 @@ struct MonoSink {
     rate: u32,
     /// Leading decoded frames still to drop (encoder priming).
     skip: u64,
+    /// Frames decoded so far, at the source rate, priming included.
+    frames_in: u64,
 }
 
 impl MonoSink {
@@ -286,6 +341,7 @@ impl MonoSink {
             }
         }
         downmix(&buf, &mut self.mono);
+        self.frames_in += self.mono.len() as u64;
         if self.skip > 0 {
             let n = (self.skip as usize).min(self.mono.len());
             self.mono.drain(..n);
@@ -342,9 +398,11 @@ fn downmix(buf: &AudioBufferRef<'_>, mono: &mut Vec<f32>) {
 }
 
 /// Rounds to the nearest s16 level (ties to even, as FFmpeg's lrintf) and back to f32, which
-/// is what faster-whisper's s16 resampling output followed by `/ 32768` yields.
+/// is what faster-whisper's s16 resampling output followed by `/ 32768` yields. Out-of-range
+/// values saturate; NaN (possible in a float WAV) becomes −1 through `max`, never NaN.
+#[allow(clippy::manual_clamp)] // clamp would pass NaN through
 fn to_s16_grid(x: f32) -> f32 {
-    (x * 32768.0).round_ties_even().clamp(-32768.0, 32767.0) / 32768.0
+    (x * 32768.0).round_ties_even().max(-32768.0).min(32767.0) / 32768.0
 }
 
 /// Streaming resampler to 16 kHz for one mono stream, with the filter delay removed so the
@@ -557,6 +615,86 @@ fn boxes(buf: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
 mod tests {
     use super::*;
 
+    /// An MP4 box: big-endian size, type, payload.
+    fn mp4_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(payload);
+        b
+    }
+
+    /// A minimal MP4 skeleton with one track of `handler` whose edit list skips `media_time`
+    /// (edit list version 0 or 1), media timescale 48000; `moov_first` puts moov before mdat.
+    fn mp4(handler: &[u8; 4], media_time: i64, version: u8, moov_first: bool) -> Vec<u8> {
+        let mut elst = vec![version, 0, 0, 0];
+        elst.extend_from_slice(&2u32.to_be_bytes());
+        for mt in [-1, media_time] {
+            if version == 1 {
+                elst.extend_from_slice(&1000u64.to_be_bytes());
+                elst.extend_from_slice(&mt.to_be_bytes());
+            } else {
+                elst.extend_from_slice(&1000u32.to_be_bytes());
+                elst.extend_from_slice(&(mt as i32).to_be_bytes());
+            }
+            elst.extend_from_slice(&[0, 1, 0, 0]);
+        }
+        let mut hdlr = vec![0u8; 8];
+        hdlr.extend_from_slice(handler);
+        hdlr.extend_from_slice(&[0; 12]);
+        let mut mdhd = vec![0u8; 12];
+        mdhd.extend_from_slice(&48_000u32.to_be_bytes());
+        mdhd.extend_from_slice(&[0; 8]);
+        let mdia = [mp4_box(b"mdhd", &mdhd), mp4_box(b"hdlr", &hdlr)].concat();
+        let trak = [
+            mp4_box(b"edts", &mp4_box(b"elst", &elst)),
+            mp4_box(b"mdia", &mdia),
+        ]
+        .concat();
+        let moov = mp4_box(b"moov", &mp4_box(b"trak", &trak));
+        let mdat = mp4_box(b"mdat", &[0xAB; 100]);
+        let ftyp = mp4_box(b"ftyp", b"M4A \0\0\0\0");
+        if moov_first {
+            [ftyp, moov, mdat].concat()
+        } else {
+            [ftyp, mdat, moov].concat()
+        }
+    }
+
+    #[test]
+    fn mp4_priming_from_edit_list() {
+        let want = Some(Priming {
+            media_time: 1024,
+            timescale: 48_000,
+        });
+        for version in [0, 1] {
+            for moov_first in [true, false] {
+                let file = mp4(b"soun", 1024, version, moov_first);
+                assert_eq!(
+                    mp4_priming(&mut Cursor::new(&file)),
+                    want,
+                    "v{version} {moov_first}"
+                );
+            }
+        }
+        // Not a sound track, not MP4, or cut before moov: no priming, no panic.
+        assert_eq!(
+            mp4_priming(&mut Cursor::new(mp4(b"vide", 1024, 0, true))),
+            None
+        );
+        assert_eq!(
+            mp4_priming(&mut Cursor::new(b"RIFF\0\0\0\0WAVE".to_vec())),
+            None
+        );
+        let file = mp4(b"soun", 1024, 0, false);
+        for cut in [0, 5, 20, 40, file.len() - 30, file.len() - 1] {
+            assert_eq!(
+                mp4_priming(&mut Cursor::new(&file[..cut])),
+                None,
+                "cut at {cut}"
+            );
+        }
+    }
+
     #[test]
     fn s16_grid_is_identity_on_pcm16() {
         for v in [-32768i32, -12345, -1, 0, 1, 32767] {
@@ -566,6 +704,9 @@ mod tests {
         assert_eq!(to_s16_grid(1.5), 32767.0 / 32768.0);
         assert_eq!(to_s16_grid(0.5 / 32768.0), 0.0);
         assert_eq!(to_s16_grid(1.5 / 32768.0), 2.0 / 32768.0);
+        assert_eq!(to_s16_grid(-7.0), -1.0);
+        assert_eq!(to_s16_grid(f32::NAN), -1.0);
+        assert_eq!(to_s16_grid(f32::INFINITY), 32767.0 / 32768.0);
     }
 
     #[test]

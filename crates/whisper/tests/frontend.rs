@@ -436,6 +436,13 @@ fn truncated_files_decode_what_is_there() {
         );
         assert!(correlation(&reference, &got) > 0.99, "truncated {file}");
     }
+    // An M4A written by FFmpeg keeps its index (moov) at the end: cut, nothing is decodable.
+    let bytes = std::fs::read(data("audio/formats/librivox_0880_48k.m4a")).unwrap();
+    assert_audio_error(
+        decode_audio_bytes(bytes[..bytes.len() * 6 / 10].to_vec(), Some("m4a")),
+        &["not a recognised", "truncated", "corrupt"],
+        "m4a cut before its index",
+    );
     // Cut inside the header: nothing to decode.
     let bytes = std::fs::read(data("audio/human/librivox_0880.wav")).unwrap();
     assert_audio_error(
@@ -443,4 +450,46 @@ fn truncated_files_decode_what_is_there() {
         &["not a recognised", "truncated", "corrupt"],
         "wav cut in header",
     );
+}
+
+#[test]
+fn garbage_inside_a_file_is_skipped_or_reported() {
+    // Readers resynchronise after a damaged stretch: a short one costs that stretch, a body
+    // that is mostly garbage is an error. Never a panic either way.
+    let reference = load_audio(&data("audio/human/librivox_0880.wav")).unwrap();
+    for file in [
+        "formats/librivox_0880.flac",
+        "formats/librivox_0880_44k_stereo.mp3",
+        "formats/librivox_0880_48k.m4a",
+        "formats/librivox_0880.ogg",
+    ] {
+        let bytes = std::fs::read(data(&format!("audio/{file}"))).unwrap();
+        let ext = Path::new(file).extension().and_then(|e| e.to_str());
+        let damaged = |from: f64, to: f64| {
+            let mut b = bytes.clone();
+            let (s, e) = (
+                (b.len() as f64 * from) as usize,
+                (b.len() as f64 * to) as usize,
+            );
+            b[s..e].copy_from_slice(&garbage(e - s, 5));
+            decode_audio_bytes(b, ext)
+        };
+        assert_audio_error(
+            damaged(0.1, 0.9),
+            &["corrupt", "damaged"],
+            &format!("{file} 80% garbage"),
+        );
+        assert_audio_error(
+            damaged(0.05, 0.99),
+            &["corrupt", "damaged"],
+            &format!("{file} 94% garbage"),
+        );
+        // The Ogg Vorbis setup header fills the first fifth of this small file.
+        if !file.ends_with(".ogg") {
+            let got = damaged(0.2, 0.4).unwrap_or_else(|e| panic!("{file} 20% garbage: {e}"));
+            let share = got.len() as f64 / reference.len() as f64;
+            eprintln!("{file} with 20% garbage: {share:.2} of the samples");
+            assert!((0.5..=1.05).contains(&share), "{file}: {share}");
+        }
+    }
 }
