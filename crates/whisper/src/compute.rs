@@ -157,16 +157,30 @@ pub fn softmax_in_place(row: &mut [f32]) {
     }
 }
 
+thread_local! {
+    /// Per-thread score row for [`attention_small`], grown once and reused (no allocation per
+    /// decoding step).
+    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A pointer shared by rayon tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: tasks only write disjoint column ranges (one head each) of the output.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
 /// Attention for a few queries (decoder steps), parallel over heads.
 fn attention_small(q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, out: &mut [f32]) {
     let d = s.n_heads * s.head_dim;
     let scale = 1.0 / (s.head_dim as f32).sqrt();
-    let per_head: Vec<Vec<f32>> = (0..s.n_heads)
-        .into_par_iter()
-        .map(|h| {
-            let off = h * s.head_dim;
-            let mut scores = vec![0f32; s.n_kv];
-            let mut o = vec![0f32; s.n_q * s.head_dim];
+    assert!(out.len() >= s.n_q * d && q.len() >= s.n_q * d && k.len() >= s.n_kv * d && v.len() >= s.n_kv * d);
+    let out_ptr = SharedOut(out.as_mut_ptr());
+    (0..s.n_heads).into_par_iter().for_each(|h| {
+        let out_ptr = out_ptr;
+        let off = h * s.head_dim;
+        SCORES.with_borrow_mut(|scores| {
+            scores.resize(s.n_kv, 0.0);
             for i in 0..s.n_q {
                 let visible = if s.causal { s.n_kv - s.n_q + i + 1 } else { s.n_kv };
                 let qi = &q[i * d + off..i * d + off + s.head_dim];
@@ -174,7 +188,10 @@ fn attention_small(q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, out: &mut
                     *sc = dot(qi, &k[j * d + off..j * d + off + s.head_dim]) * scale;
                 }
                 softmax_in_place(&mut scores[..visible]);
-                let oi = &mut o[i * s.head_dim..(i + 1) * s.head_dim];
+                // SAFETY: row i, columns off..off+head_dim belong to this head's task alone,
+                // and lie inside `out` (asserted above).
+                let oi = unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(i * d + off), s.head_dim) };
+                oi.fill(0.0);
                 for (j, &p) in scores[..visible].iter().enumerate() {
                     let vj = &v[j * d + off..j * d + off + s.head_dim];
                     for (a, b) in oi.iter_mut().zip(vj) {
@@ -182,14 +199,8 @@ fn attention_small(q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, out: &mut
                     }
                 }
             }
-            o
-        })
-        .collect();
-    for (h, o) in per_head.iter().enumerate() {
-        for i in 0..s.n_q {
-            out[i * d + h * s.head_dim..i * d + (h + 1) * s.head_dim].copy_from_slice(&o[i * s.head_dim..(i + 1) * s.head_dim]);
-        }
-    }
+        });
+    });
 }
 
 impl Compute for Cpu {

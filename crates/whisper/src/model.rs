@@ -163,6 +163,29 @@ pub struct KvCache {
     /// Positions filled (the same for every beam).
     pub len: usize,
     scratch: Vec<f32>,
+    /// Activation buffers of the decoder, grown to the largest step seen and then reused, so
+    /// that decoding allocates nothing per token.
+    work: DecoderWork,
+}
+
+#[derive(Default)]
+struct DecoderWork {
+    x: Vec<f32>,
+    h: Vec<f32>,
+    qkv: Vec<f32>,
+    q: Vec<f32>,
+    attn: Vec<f32>,
+    ff: Vec<f32>,
+}
+
+impl DecoderWork {
+    fn fit(&mut self, rows: usize, d: usize) {
+        for (buf, width) in [(&mut self.x, d), (&mut self.h, d), (&mut self.qkv, 3 * d), (&mut self.q, d), (&mut self.attn, d), (&mut self.ff, 4 * d)] {
+            if buf.len() < rows * width {
+                buf.resize(rows * width, 0.0);
+            }
+        }
+    }
 }
 
 impl KvCache {
@@ -476,19 +499,15 @@ impl Whisper {
             d,
             len: 0,
             scratch: Vec::new(),
+            work: DecoderWork::default(),
         }
     }
 
     /// Runs the decoder on `n_beams` rows of `t` new tokens each (`tokens` is `[n_beams][t]`),
     /// at positions `cache.len .. cache.len + t`, appending their keys/values to the cache.
-    /// Returns the final hidden states `[n_beams][t][d]` (after the last layer norm).
-    pub fn decode(
-        &self,
-        tokens: &[u32],
-        n_beams: usize,
-        cache: &mut KvCache,
-        cross: &CrossKv,
-    ) -> Result<Vec<f32>> {
+    /// Returns the final hidden states `[n_beams][t][d]` (after the last layer norm), which
+    /// live in the cache's work buffers until the next call.
+    pub fn decode<'c>(&self, tokens: &[u32], n_beams: usize, cache: &'c mut KvCache, cross: &CrossKv) -> Result<&'c [f32]> {
         let _span = debug_span!("decoder", n_beams, t = tokens.len() / n_beams.max(1)).entered();
         let d = self.dims.n_text_state;
         let t = tokens.len() / n_beams.max(1);
@@ -515,7 +534,11 @@ impl Whisper {
             )));
         }
         let rows = n_beams * t;
-        let mut x = vec![0f32; rows * d];
+        cache.work.fit(rows, d);
+        let mut work = std::mem::take(&mut cache.work);
+        let DecoderWork { x, h, qkv, q, attn, ff } = &mut work;
+        let (x, h, qkv, q, attn, ff) =
+            (&mut x[..rows * d], &mut h[..rows * d], &mut qkv[..rows * 3 * d], &mut q[..rows * d], &mut attn[..rows * d], &mut ff[..rows * 4 * d]);
         for (r, &tok) in tokens.iter().enumerate() {
             let pos = pos0 + r % t;
             let e = &self.embedding_rows[tok as usize * d..(tok as usize + 1) * d];
@@ -527,16 +550,11 @@ impl Whisper {
         let c = self.compute.as_ref();
         let n_head = self.dims.n_text_head;
         let head_dim = d / n_head;
-        let mut h = vec![0f32; rows * d];
-        let mut qkv = vec![0f32; rows * 3 * d];
-        let mut q = vec![0f32; rows * d];
-        let mut attn = vec![0f32; rows * d];
-        let mut ff = vec![0f32; rows * 4 * d];
         for (li, layer) in self.dec_layers.iter().enumerate() {
             let _s = debug_span!("decoder_block", li).entered();
             // Causal self-attention over the cache.
-            layer.self_ln.forward(&x, &mut h);
-            c.linear(&h, rows, &layer.self_qkv, &mut qkv);
+            layer.self_ln.forward(x, h);
+            c.linear(h, rows, &layer.self_qkv, qkv);
             for b in 0..n_beams {
                 let base = cache.layer_beam_offset(li, b);
                 for s in 0..t {
@@ -556,26 +574,27 @@ impl Whisper {
                     &mut attn[b * t * d..(b + 1) * t * d],
                 );
             }
-            c.linear(&attn, rows, &layer.self_out, &mut h);
-            add_in_place(&mut x, &h);
+            c.linear(attn, rows, &layer.self_out, h);
+            add_in_place(x, h);
             // Cross-attention over the window's audio features.
-            layer.cross_ln.forward(&x, &mut h);
-            c.linear(&h, rows, &layer.cross_q, &mut q);
+            layer.cross_ln.forward(x, h);
+            c.linear(h, rows, &layer.cross_q, q);
             let (ck, cv) = &cross.kv[li];
             let shape = AttentionShape { n_q: rows, n_kv: cross.n_ctx, n_heads: n_head, head_dim, causal: false };
-            c.attention(&q, ck, cv, shape, &mut attn);
-            c.linear(&attn, rows, &layer.cross_out, &mut h);
-            add_in_place(&mut x, &h);
+            c.attention(q, ck, cv, shape, attn);
+            c.linear(attn, rows, &layer.cross_out, h);
+            add_in_place(x, h);
             // MLP.
-            layer.ffn_ln.forward(&x, &mut h);
-            c.linear(&h, rows, &layer.fc1, &mut ff);
-            gelu_in_place(&mut ff);
-            c.linear(&ff, rows, &layer.fc2, &mut h);
-            add_in_place(&mut x, &h);
+            layer.ffn_ln.forward(x, h);
+            c.linear(h, rows, &layer.fc1, ff);
+            gelu_in_place(ff);
+            c.linear(ff, rows, &layer.fc2, h);
+            add_in_place(x, h);
         }
         cache.len = pos0 + t;
-        self.dec_ln.forward(&x, &mut h);
-        Ok(h)
+        self.dec_ln.forward(x, h);
+        cache.work = work;
+        Ok(&cache.work.h[..rows * d])
     }
 
     /// Logits over the vocabulary for `rows` hidden states (tied token embedding).

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: `amanuensis transcribe` against faster-whisper (the peer) on the same
+# file, model, beam and threads, alternating runs in one session. Prints realtime factors
+# (model load excluded: both tools time transcription only), peak RSS (from /usr/bin/time -v,
+# load included), WER of both against the reference text (our normalizer for both), and the
+# speed ratio.
+#
+# usage: benches/e2e.sh AUDIO REFERENCE_TXT [--model base] [--compute int8] [--beam 1]
+#                       [--threads 2] [--runs 2]
+# env:   PEER_ROOT  faster-whisper venv + models (default ~/.cache/amanuensis-peer, made by
+#                   ../shared/peer/setup.sh); PEER_SCRIPT (default ../shared/peer/transcribe.py)
+# e.g.   benches/e2e.sh ../shared/audio/long/long.wav ../shared/audio/long/long.txt --beam 5
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+audio=${1:?usage: benches/e2e.sh AUDIO REFERENCE_TXT [options]}
+reference=${2:?usage: benches/e2e.sh AUDIO REFERENCE_TXT [options]}
+shift 2
+model=base compute=int8 beam=1 threads=2 runs=2
+while (($#)); do
+  case $1 in
+    --model) model=$2; shift 2 ;;
+    --compute) compute=$2; shift 2 ;;
+    --beam) beam=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+PEER_ROOT=${PEER_ROOT:-$HOME/.cache/amanuensis-peer}
+PEER_SCRIPT=${PEER_SCRIPT:-../shared/peer/transcribe.py}
+[[ -x $PEER_ROOT/venv/bin/python ]] || { echo "no peer under $PEER_ROOT: run ../shared/peer/setup.sh" >&2; exit 2; }
+peer_compute=$compute; [[ $compute == f32 ]] && peer_compute=float32
+
+cargo build -q --release -p amanuensis
+bin=target/release/amanuensis
+cargo run -q --release -p amanuensis -- models pull "$model" >&2
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$1"; }
+rtf() { grep -o 'realtime [0-9.]*x' "$1" | tail -1 | grep -o '[0-9.]*'; }
+
+printf '%-6s %-4s %10s %10s %8s\n' tool run realtime peak_MB WER
+for ((i = 1; i <= runs; i++)); do
+  /usr/bin/time -v "$bin" transcribe "$audio" --model "$model" --compute-type "$compute" \
+      --beam-size "$beam" --threads "$threads" --language en >"$out/ours.txt" 2>"$out/ours.err"
+  /usr/bin/time -v "$PEER_ROOT/venv/bin/python" "$PEER_SCRIPT" "$PEER_ROOT/models/$model" "$audio" \
+      --compute-type "$peer_compute" --beam-size "$beam" --threads "$threads" --language en \
+      >"$out/peer.txt" 2>"$out/peer.err"
+  for tool in ours peer; do
+    wer=$("$bin" wer "$reference" "$out/$tool.txt")
+    printf '%-6s %-4s %9sx %10s %8s\n' "$tool" "$i" "$(rtf "$out/$tool.err")" "$(rss_mb "$out/$tool.err")" "$wer"
+    echo "$(rtf "$out/$tool.err")" >>"$out/$tool.rtfs"
+  done
+done
+best() { sort -g "$1" | tail -1; }
+o=$(best "$out/ours.rtfs") p=$(best "$out/peer.rtfs")
+echo "model $model, compute $compute, beam $beam, threads $threads: best realtime ours ${o}x, faster-whisper ${p}x, ratio $(awk -v a="$o" -v b="$p" 'BEGIN{printf "%.2f", a/b}')x"
