@@ -5,11 +5,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod server;
 mod store;
 
 // ---- engine subcommands (mel, transcribe): modules ----------------------------------------
 mod engine;
 mod output;
+mod tools_cmd;
 mod transcribe_cmd;
 // ---- end engine subcommands ----------------------------------------------------------------
 
@@ -31,10 +33,17 @@ enum Command {
     Models(cli::ModelsCommand),
     /// Show a model's hyper-parameters and tensors.
     Inspect(cli::InspectArgs),
+    /// Serve transcription over HTTP: OpenAI-compatible API, web page, metrics.
+    Serve(server::ServeArgs),
 
     // ---- engine subcommands (mel, transcribe): variants ------------------------------------
     /// Transcribe (or translate) audio files.
     Transcribe(transcribe_cmd::TranscribeArgs),
+    /// Compute a file's log-mel spectrogram into a .npy file.
+    Mel(tools_cmd::MelArgs),
+    /// Word error rate of a hypothesis text file against a reference (our normalizer).
+    #[command(hide = true)]
+    Wer(tools_cmd::WerArgs),
     // ---- end engine subcommands ------------------------------------------------------------
 }
 
@@ -57,9 +66,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Models(cmd) => cli::models(cmd),
         Command::Inspect(args) => cli::inspect(args),
+        Command::Serve(args) => server::run(args),
 
         // ---- engine subcommands (mel, transcribe): dispatch ---------------------------------
         Command::Transcribe(args) => transcribe_cmd::run(args),
+        Command::Mel(args) => tools_cmd::mel(args),
+        Command::Wer(args) => tools_cmd::wer(args),
         // ---- end engine subcommands ---------------------------------------------------------
     }
 }
