@@ -66,6 +66,11 @@ fn probe(include: &Path, lib: Option<PathBuf>) -> Result<Xrt, String> {
             return Err(format!("headers found but no libxrt_coreutil.so in {}", dir.display()));
         }
     }
+    // The shim's use of xrt::uuid needs libuuid at link time.
+    let uuid_dirs = [lib.clone(), Some("/usr/lib/x86_64-linux-gnu".into()), Some("/usr/lib/aarch64-linux-gnu".into()), Some("/usr/lib64".into()), Some("/usr/lib".into())];
+    if !uuid_dirs.iter().flatten().any(|d| d.join("libuuid.so").exists()) {
+        return Err("headers found but libuuid.so is missing (Debian/Ubuntu: apt-get install uuid-dev)".into());
+    }
     let runlist_h = include.join("xrt/experimental/xrt_kernel.h");
     let has_runlist = std::fs::read_to_string(&runlist_h).map(|s| s.contains("class runlist")).unwrap_or(false);
     Ok(Xrt { include: include.to_path_buf(), lib, version, has_runlist })

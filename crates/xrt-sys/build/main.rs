@@ -38,6 +38,9 @@ fn main() {
                 println!("cargo:rustc-link-search=native={}", lib.display());
             }
             println!("cargo:rustc-link-lib=dylib=xrt_coreutil");
+            // xrt::uuid's inline members call libuuid (uuid_copy, uuid_clear...); linkers that
+            // do not resolve through libxrt_coreutil's own dependencies (rust-lld) need it named.
+            println!("cargo:rustc-link-lib=dylib=uuid");
             let mode = if npu { "npu" } else { "legacy" };
             println!("cargo:rustc-env=XRT_SYS_BUILD_NOTE=XRT {} at {} ({mode} path)", xrt.version, xrt.include.display());
             if !npu {
