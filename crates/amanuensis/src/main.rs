@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod server;
 mod store;
 
 // ---- engine subcommands (mel, transcribe): modules ----------------------------------------
@@ -32,6 +33,8 @@ enum Command {
     Models(cli::ModelsCommand),
     /// Show a model's hyper-parameters and tensors.
     Inspect(cli::InspectArgs),
+    /// Serve transcription over HTTP: OpenAI-compatible API, web page, metrics.
+    Serve(server::ServeArgs),
 
     // ---- engine subcommands (mel, transcribe): variants ------------------------------------
     /// Transcribe (or translate) audio files.
@@ -63,6 +66,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Models(cmd) => cli::models(cmd),
         Command::Inspect(args) => cli::inspect(args),
+        Command::Serve(args) => server::run(args),
 
         // ---- engine subcommands (mel, transcribe): dispatch ---------------------------------
         Command::Transcribe(args) => transcribe_cmd::run(args),

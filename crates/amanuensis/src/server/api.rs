@@ -1,0 +1,545 @@
+//! The transcription endpoints: `POST /transcribe` (this server's own shape) and OpenAI's
+//! `POST /v1/audio/transcriptions` and `/v1/audio/translations`, with optional streaming of
+//! segments as server-sent events. Reads and checks the form, decodes the audio, queues a job,
+//! renders the answer.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+use whisper::tokenizer::Task;
+use whisper::transcribe::{Segment, TranscribeOptions, Transcript};
+
+use super::error::ApiError;
+use super::scheduler::{queue_full, Job};
+use super::AppState;
+use crate::output::{self, Format};
+
+/// Which API a request came through: it decides the accepted fields and the JSON shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /transcribe`
+    Native,
+    /// `POST /v1/audio/transcriptions`
+    Transcriptions,
+    /// `POST /v1/audio/translations`
+    Translations,
+}
+
+impl Endpoint {
+    /// Form fields this endpoint accepts; anything else is refused with 400 so that a
+    /// misspelt field is never silently ignored.
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            Endpoint::Native => &[
+                "file", "model", "language", "task", "beam_size", "vad_filter", "word_timestamps",
+                "response_format", "prompt", "temperature", "stream",
+            ],
+            Endpoint::Transcriptions => &[
+                "file", "model", "language", "prompt", "temperature", "response_format",
+                "timestamp_granularities[]", "timestamp_granularities", "stream", "beam_size",
+            ],
+            Endpoint::Translations => &["file", "model", "prompt", "temperature", "response_format", "stream", "beam_size"],
+        }
+    }
+
+    fn is_openai(self) -> bool {
+        self != Endpoint::Native
+    }
+}
+
+/// The uploaded form: the audio file and the other fields as text, in order.
+struct Form {
+    file: Option<(Vec<u8>, Option<String>)>,
+    fields: Vec<(String, String)>,
+}
+
+impl Form {
+    /// The one value of `name`, if given; a field given twice is an error.
+    fn get(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut it = self.fields.iter().filter(|(n, _)| n == name);
+        let first = it.next().map(|(_, v)| v.as_str());
+        if it.next().is_some() {
+            return Err(ApiError::invalid(name, format!("field `{name}` was given more than once; send it once")));
+        }
+        // An empty value means "not given", as HTML forms send empty inputs.
+        Ok(first.map(str::trim).filter(|v| !v.is_empty()))
+    }
+}
+
+/// What a request asks for, checked.
+struct Params {
+    opts: TranscribeOptions,
+    format: Format,
+    stream: bool,
+}
+
+/// Largest text field (the prompt is the only long one).
+const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "file_too_large",
+        format!(
+            "the upload is larger than this server's limit of {} MB (--max-upload-mb); send a shorter or compressed file \
+             (16 kHz mono FLAC or MP3 are small)",
+            limit / (1024 * 1024)
+        ),
+    )
+    .param("file")
+}
+
+fn multipart_error(e: MultipartError, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return too_large(limit);
+    }
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_multipart",
+        format!("the multipart/form-data body could not be read ({}); it may be truncated or malformed", e.body_text()),
+    )
+}
+
+async fn read_form(mut mp: Multipart, ep: Endpoint, limit: usize) -> Result<Form, ApiError> {
+    let mut form = Form { file: None, fields: Vec::new() };
+    while let Some(mut field) = mp.next_field().await.map_err(|e| multipart_error(e, limit))? {
+        let name = field.name().unwrap_or("").to_string();
+        if !ep.fields().contains(&name.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_field",
+                format!("unknown form field `{name}`; this endpoint accepts: {}", ep.fields().join(", ")),
+            )
+            .param(&name));
+        }
+        let cap = if name == "file" { limit } else { MAX_FIELD_BYTES };
+        let mut buf = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+            if buf.len() + chunk.len() > cap {
+                return Err(if name == "file" {
+                    too_large(limit)
+                } else {
+                    ApiError::invalid(&name, format!("field `{name}` is longer than {} KiB", MAX_FIELD_BYTES / 1024))
+                });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        if name == "file" {
+            if form.file.is_some() {
+                return Err(ApiError::invalid("file", "more than one `file` field; send one audio file per request"));
+            }
+            form.file = Some((buf, field.file_name().map(str::to_string)));
+        } else {
+            let text = String::from_utf8(buf)
+                .map_err(|_| ApiError::invalid(&name, format!("field `{name}` is not valid UTF-8 text")))?;
+            form.fields.push((name, text));
+        }
+    }
+    Ok(form)
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ApiError::invalid(name, format!("`{name}` must be true or false, not `{v}`"))),
+    }
+}
+
+fn unsupported(param: &str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "unsupported_value", message).param(param)
+}
+
+fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<Params, ApiError> {
+    let cfg = &app.cfg;
+    let model = app.model().ok_or_else(super::loading)?;
+    if let Some(m) = form.get("model")? {
+        let ok = m == cfg.model_name || m == cfg.model_spec || (ep.is_openai() && m == "whisper-1");
+        if !ok {
+            let also = if ep.is_openai() { " (or `whisper-1`)" } else { "" };
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "model_not_found",
+                format!("model `{m}` is not loaded: this server runs `{}`; send model={}{also} or leave the field out", cfg.model_name, cfg.model_name),
+            )
+            .param("model"));
+        }
+    }
+    let mut opts = TranscribeOptions { beam_size: cfg.beam_size, ..TranscribeOptions::default() };
+    opts.task = match (ep, form.get("task")?) {
+        (Endpoint::Translations, _) => Task::Translate,
+        (_, None) | (_, Some("transcribe")) => Task::Transcribe,
+        (_, Some("translate")) => Task::Translate,
+        (_, Some(other)) => return Err(ApiError::invalid("task", format!("task must be `transcribe` or `translate`, not `{other}`"))),
+    };
+    if opts.task == Task::Translate && !model.tokenizer.multilingual {
+        let param = if ep == Endpoint::Translations { "model" } else { "task" };
+        return Err(ApiError::invalid(
+            param,
+            format!(
+                "model `{}` is English-only and cannot translate; start the server with a multilingual model (e.g. --model base) to translate",
+                cfg.model_name
+            ),
+        ));
+    }
+    if let Some(lang) = form.get("language")? {
+        opts.language = parse_language(lang, model, &cfg.model_name)?;
+    }
+    if let Some(b) = form.get("beam_size")? {
+        opts.beam_size = match b.parse::<usize>() {
+            Ok(n) if (1..=16).contains(&n) => n,
+            _ => return Err(ApiError::invalid("beam_size", format!("beam_size must be a whole number from 1 to 16 (1 = greedy), not `{b}`"))),
+        };
+    }
+    if let Some(t) = form.get("temperature")? {
+        match t.parse::<f32>() {
+            // OpenAI's meaning: 0 lets the decoder raise the temperature when a window fails its
+            // quality checks; any other value is the one sampling temperature to use.
+            Ok(x) if x == 0.0 => {}
+            Ok(x) if x.is_finite() && (0.0..=1.0).contains(&x) => opts.temperatures = vec![x],
+            _ => {
+                return Err(ApiError::invalid(
+                    "temperature",
+                    format!("temperature must be a number from 0 to 1 (0 = automatic fallback), not `{t}`"),
+                ))
+            }
+        }
+    }
+    if let Some(p) = form.get("prompt")? {
+        opts.initial_prompt = Some(p.to_string());
+    }
+    for (flag, what) in [("vad_filter", "voice activity detection (vad_filter)"), ("word_timestamps", "word timestamps (word_timestamps)")] {
+        if let Some(v) = form.get(flag)? {
+            if parse_bool(flag, v)? {
+                return Err(unsupported(flag, &format!("{what} is not supported yet; send {flag}=false or leave it out")));
+            }
+        }
+    }
+    for (name, v) in form.fields.iter().filter(|(n, _)| n.starts_with("timestamp_granularities")) {
+        match v.trim() {
+            "segment" => {}
+            "word" => {
+                return Err(unsupported(
+                    name,
+                    "word timestamps are not supported yet; ask for timestamp_granularities[]=segment or leave the field out",
+                ))
+            }
+            other => return Err(ApiError::invalid(name, format!("timestamp granularity must be `segment` (or `word`, not yet supported), not `{other}`"))),
+        }
+    }
+    let format = match form.get("response_format")? {
+        None | Some("json") => Format::Json,
+        Some("text") => Format::Txt,
+        Some("txt") if ep == Endpoint::Native => Format::Txt,
+        Some("srt") => Format::Srt,
+        Some("vtt") => Format::Vtt,
+        Some("verbose_json") => Format::VerboseJson,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "response_format",
+                format!("unknown response_format `{other}`; use one of json, text, srt, verbose_json, vtt"),
+            ))
+        }
+    };
+    let stream = match form.get("stream")? {
+        Some(v) => parse_bool("stream", v)?,
+        None => false,
+    };
+    opts.validate().map_err(|e| ApiError::from_whisper(&e))?;
+    Ok(Params { opts, format, stream })
+}
+
+/// `None` for automatic detection; a code the model knows; or 400.
+fn parse_language(lang: &str, model: &whisper::model::Whisper, model_name: &str) -> Result<Option<String>, ApiError> {
+    let code = lang.trim().to_ascii_lowercase();
+    if code == "auto" {
+        return Ok(None);
+    }
+    let tk = &model.tokenizer;
+    if !tk.multilingual {
+        return if code == "en" || code == "english" {
+            Ok(Some("en".into()))
+        } else {
+            Err(ApiError::invalid(
+                "language",
+                format!("language `{lang}` is not available: model `{model_name}` is English-only; send language=en or leave it out"),
+            ))
+        };
+    }
+    match tk.language_token(&code) {
+        Some(tok) => Ok(Some(tk.language_code(tok).unwrap_or(&code).to_string())),
+        None => Err(ApiError::invalid(
+            "language",
+            format!("unknown language `{lang}`; use an ISO 639-1 code such as en, fr, de (or auto to detect it)"),
+        )),
+    }
+}
+
+fn new_job_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(1);
+    static SEED: OnceLock<u64> = OnceLock::new();
+    // A per-process random prefix keeps ids unique across restarts; the counter within one.
+    let seed = *SEED.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new().build_hasher().finish()
+    });
+    format!("job_{:08x}{:06}", seed as u32, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn task_name(t: Task) -> &'static str {
+    match t {
+        Task::Transcribe => "transcribe",
+        Task::Translate => "translate",
+    }
+}
+
+fn segment_json(s: &Segment) -> Value {
+    json!({ "id": s.id.saturating_sub(1), "start": round3(s.start), "end": round3(s.end), "text": s.text })
+}
+
+/// Timing figures of a finished job.
+struct Timing {
+    processing: f64,
+    /// Processing time over audio duration (below 1 is faster than real time).
+    realtime_factor: f64,
+}
+
+impl Timing {
+    fn of(t: &Transcript, received: Instant) -> Self {
+        let processing = received.elapsed().as_secs_f64();
+        Timing { processing, realtime_factor: if t.duration > 0.0 { processing / t.duration } else { 0.0 } }
+    }
+}
+
+/// The JSON of `POST /transcribe`, also the payload of the final streaming event.
+fn summary_json(t: &Transcript, job_id: &str, model: &str, timing: &Timing) -> Value {
+    json!({
+        "job_id": job_id,
+        "model": model,
+        "text": t.text(),
+        "language": t.language,
+        "duration": round3(t.duration),
+        "processing_time": round3(timing.processing),
+        "realtime_factor": (timing.realtime_factor * 10_000.0).round() / 10_000.0,
+        "segments": t.segments.iter().map(segment_json).collect::<Vec<_>>(),
+    })
+}
+
+fn with_job_id(mut resp: Response, job_id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(job_id) {
+        resp.headers_mut().insert("x-job-id", v);
+    }
+    resp
+}
+
+/// Waits for the worker's answer; 504 if even the deadline's grace period passes (the worker
+/// checks the deadline between windows, so this only fires if one window takes very long).
+async fn await_reply(rx: oneshot::Receiver<Result<Transcript, ApiError>>, deadline: Instant) -> Result<Transcript, ApiError> {
+    let grace = deadline.saturating_duration_since(Instant::now()) + std::time::Duration::from_secs(30);
+    match tokio::time::timeout(grace, rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(ApiError::internal("the worker stopped without an answer (the server may be shutting down); retry")),
+        Err(_) => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the transcription did not finish within the server's job time limit (--job-timeout-secs)",
+        )),
+    }
+}
+
+pub async fn handle(app: Arc<AppState>, ep: Endpoint, mp: Result<Multipart, MultipartRejection>) -> Response {
+    match handle_inner(app, ep, mp).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(endpoint = ?ep, "request refused: {e}");
+            e.into_response()
+        }
+    }
+}
+
+async fn handle_inner(app: Arc<AppState>, ep: Endpoint, mp: Result<Multipart, MultipartRejection>) -> Result<Response, ApiError> {
+    let engine = app.engine()?;
+    // Refuse before reading the upload when the queue is already full.
+    if engine.pool.is_full() {
+        return Err(queue_full(app.cfg.queue));
+    }
+    let mp = mp.map_err(|r| {
+        ApiError::new(
+            r.status(),
+            "invalid_multipart",
+            format!("send a multipart/form-data body with the audio in a field named `file` ({})", r.body_text()),
+        )
+    })?;
+    let limit = app.cfg.max_upload_bytes;
+    let form = match tokio::time::timeout(app.cfg.read_timeout, read_form(mp, ep, limit)).await {
+        Ok(f) => f?,
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!("the request body was not received within {} s; upload faster or send a smaller file", app.cfg.read_timeout.as_secs_f64()),
+            ))
+        }
+    };
+    let received = Instant::now();
+    let params = parse_params(&form, ep, &app)?;
+    let Some((bytes, filename)) = form.file else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_file",
+            "no audio: send the file in a multipart field named `file` (e.g. curl -F file=@audio.wav ...)",
+        )
+        .param("file"));
+    };
+    if bytes.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_audio", "the uploaded file is empty (0 bytes)").param("file"));
+    }
+    let ext = filename
+        .as_deref()
+        .and_then(|f| f.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()));
+    // Decoding is CPU work: bounded, and off the async threads.
+    let samples = {
+        let _permit = app.decode_slots.acquire().await.map_err(|_| ApiError::internal("decoder closed"))?;
+        tokio::task::spawn_blocking(move || whisper::audio::decode_audio_bytes(bytes, ext.as_deref()))
+            .await
+            .map_err(|_| ApiError::internal("the audio decoder failed unexpectedly; the file may be corrupt"))?
+            .map_err(|e| ApiError::from_whisper(&e))?
+    };
+    if samples.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_audio", "the uploaded file could not be decoded as audio: it holds no audio samples").param("file"));
+    }
+    let job_id = new_job_id();
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let (events_tx, events_rx) = if params.stream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let deadline = received + app.cfg.job_timeout;
+    let task = params.opts.task;
+    engine.pool.submit(Job { id: job_id.clone(), samples, opts: params.opts, deadline, events: events_tx, reply: reply_tx })?;
+    tracing::debug!(job = %job_id, "queued");
+    if let Some(events) = events_rx {
+        return Ok(stream_response(app, job_id, events, reply_rx, deadline, received));
+    }
+    let t = await_reply(reply_rx, deadline).await?;
+    let timing = Timing::of(&t, received);
+    app.metrics.record_audio(t.duration, timing.processing);
+    let resp = match (ep, params.format) {
+        (Endpoint::Native, Format::Json) => axum::Json(summary_json(&t, &job_id, &app.cfg.model_name, &timing)).into_response(),
+        (_, fmt) => {
+            let mut r = output::render(&t, fmt, task_name(task)).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(fmt.content_type()));
+            r
+        }
+    };
+    Ok(with_job_id(resp, &job_id))
+}
+
+/// Server-sent events: one `transcript.text.delta` per segment as it is decoded, then one
+/// `transcript.text.done` with the whole result, or one `error` (OpenAI's event names).
+fn stream_response(
+    app: Arc<AppState>,
+    job_id: String,
+    events: mpsc::UnboundedReceiver<Segment>,
+    reply: oneshot::Receiver<Result<Transcript, ApiError>>,
+    deadline: Instant,
+    received: Instant,
+) -> Response {
+    struct St {
+        app: Arc<AppState>,
+        job_id: String,
+        events: Option<mpsc::UnboundedReceiver<Segment>>,
+        reply: Option<oneshot::Receiver<Result<Transcript, ApiError>>>,
+    }
+    let st = St { app, job_id: job_id.clone(), events: Some(events), reply: Some(reply) };
+    let stream = futures_util::stream::unfold(st, move |mut st| async move {
+        if let Some(rx) = st.events.as_mut() {
+            // The worker drops its sender when the job ends, so every segment comes before
+            // the final event.
+            match rx.recv().await {
+                Some(seg) => {
+                    let data = json!({ "type": "transcript.text.delta", "delta": seg.text, "segment": segment_json(&seg) });
+                    return Some((Ok::<_, Infallible>(Event::default().data(data.to_string())), st));
+                }
+                None => st.events = None,
+            }
+        }
+        let reply = st.reply.take()?;
+        let data = match await_reply(reply, deadline).await {
+            Ok(t) => {
+                let timing = Timing::of(&t, received);
+                st.app.metrics.record_audio(t.duration, timing.processing);
+                let mut v = summary_json(&t, &st.job_id, &st.app.cfg.model_name, &timing);
+                v["type"] = json!("transcript.text.done");
+                v
+            }
+            Err(e) => {
+                let mut v = e.to_json();
+                v["type"] = json!("error");
+                v["status"] = json!(e.status.as_u16());
+                v
+            }
+        };
+        Some((Ok(Event::default().data(data.to_string())), st))
+    });
+    let mut resp = Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
+    // Proxies such as nginx would otherwise hold the events back.
+    resp.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+    with_job_id(resp, &job_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(fields: &[(&str, &str)]) -> Form {
+        Form { file: None, fields: fields.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect() }
+    }
+
+    #[test]
+    fn duplicate_and_empty_fields() {
+        let f = form(&[("language", "en"), ("language", "fr"), ("prompt", "  ")]);
+        assert!(f.get("language").unwrap_err().message.contains("more than once"));
+        assert_eq!(f.get("prompt").unwrap(), None);
+        assert_eq!(f.get("model").unwrap(), None);
+    }
+
+    #[test]
+    fn booleans() {
+        assert!(parse_bool("stream", "TRUE").unwrap());
+        assert!(!parse_bool("stream", "0").unwrap());
+        assert_eq!(parse_bool("stream", "maybe").unwrap_err().status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn job_ids_are_unique() {
+        let a = new_job_id();
+        let b = new_job_id();
+        assert_ne!(a, b);
+        assert!(a.starts_with("job_"));
+    }
+
+    #[test]
+    fn every_endpoint_takes_file_and_model() {
+        for ep in [Endpoint::Native, Endpoint::Transcriptions, Endpoint::Translations] {
+            assert!(ep.fields().contains(&"file") && ep.fields().contains(&"model"));
+        }
+        assert!(!Endpoint::Translations.fields().contains(&"language"));
+    }
+}
