@@ -264,11 +264,9 @@ impl<'a> Transcriber<'a> {
         let mut pre_encoded = None;
         let (language, language_probability) = match &opts.language {
             Some(code) if !tk.multilingual => {
-                if code != "en" {
-                    tracing::warn!(
-                        "the model is English-only; transcribing as English, not `{code}`"
-                    );
-                }
+                // English-only models refuse other languages (faster-whisper would silently
+                // transcribe as English; an explicit error is clearer).
+                tk.sot_sequence(Some(code), opts.task)?;
                 ("en".to_string(), 1.0)
             }
             Some(code) => {

@@ -1,0 +1,144 @@
+//! `amanuensis transcribe` and `amanuensis mel` end to end through the real binary: every audio
+//! format, every output format, stdout hygiene, and clear errors for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_amanuensis")).args(args).env("RUST_LOG", "warn").output().expect("binary runs")
+}
+
+fn tiny() -> Option<String> {
+    whisper::testing::model_dir("tiny.en").map(|d| d.display().to_string())
+}
+
+/// faster-whisper's greedy tiny.en text of librivox_0880, from the golden transcripts.
+fn expected_0880() -> String {
+    let path = testdata().join("transcripts/tiny.en_float32_b1.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["clips"]["librivox_0880"]["text"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn every_audio_format_transcribes() {
+    let Some(model) = tiny() else { return };
+    let dir = testdata().join("audio/formats");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "expected the format variants, found {files:?}");
+    let out = tempfile::tempdir().unwrap();
+    let mut args = vec!["transcribe", "--model", &model, "--beam-size", "1", "--output-dir", out.path().to_str().unwrap()];
+    args.extend(files.iter().map(String::as_str));
+    let o = run(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "transcribe failed: {stderr}");
+    assert!(o.stdout.is_empty(), "with --output-dir nothing goes to stdout");
+    let want = whisper::eval::normalize(&expected_0880());
+    for f in &files {
+        let stem = Path::new(f).file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(out.path().join(format!("{stem}.txt"))).unwrap();
+        let got = whisper::eval::normalize(&text);
+        // Clips cut to 1 s cannot hold the whole sentence; the others must give it exactly.
+        if stem.contains("_1s_") {
+            assert!(!got.is_empty() && want.starts_with(&got[..1]), "{stem}: {text:?}");
+        } else {
+            assert_eq!(got, want, "{stem}");
+        }
+        assert!(stderr.contains(&format!("{stem}.")), "per-file realtime line for {stem} missing: {stderr}");
+    }
+    assert!(stderr.contains("realtime"), "realtime factor on stderr");
+}
+
+#[test]
+fn all_output_formats() {
+    let Some(model) = tiny() else { return };
+    let clip = testdata().join("audio/human/librivox_0880.wav");
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "transcribe",
+        clip.to_str().unwrap(),
+        "--model",
+        &model,
+        "--beam-size",
+        "1",
+        "--no-fallback",
+        "--output-format",
+        "all",
+        "--output-dir",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |ext: &str| std::fs::read_to_string(out.path().join(format!("librivox_0880.{ext}"))).unwrap();
+    let want = expected_0880();
+    assert_eq!(read("txt").trim(), want);
+    let json: serde_json::Value = serde_json::from_str(&read("json")).unwrap();
+    assert_eq!(json["text"], want.as_str());
+    let v: serde_json::Value = serde_json::from_str(&read("verbose.json")).unwrap();
+    assert_eq!(v["language"], "en");
+    assert_eq!(v["task"], "transcribe");
+    let seg = &v["segments"][0];
+    for key in ["id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob"] {
+        assert!(!seg[key].is_null(), "verbose_json segment lacks {key}: {seg}");
+    }
+    assert!(read("srt").starts_with("1\n00:00:00,000 --> 00:00:0"));
+    assert!(read("vtt").starts_with("WEBVTT\n\n00:00:00.000 --> "));
+}
+
+#[test]
+fn stdout_carries_only_the_result() {
+    let Some(model) = tiny() else { return };
+    let clip = testdata().join("audio/human/librivox_0880.wav");
+    let o = run(&["transcribe", clip.to_str().unwrap(), "--model", &model, "--beam-size", "1", "--output-format", "json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is exactly the JSON result");
+    assert_eq!(v["text"], expected_0880().as_str());
+}
+
+#[test]
+fn bad_inputs_fail_clearly() {
+    let Some(model) = tiny() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("noise.wav");
+    std::fs::write(&garbage, b"this is not audio at all, just text pretending").unwrap();
+    let o = run(&["transcribe", garbage.to_str().unwrap(), "--model", &model]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("noise.wav"), "error names the file: {err}");
+
+    let o = run(&["transcribe", "/nonexistent/x.wav", "--model", &model]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no such file"));
+
+    let clip = testdata().join("audio/human/librivox_0880.wav");
+    for bad in [["--beam-size", "0"], ["--beam-size", "1000"], ["--temperature", "-1"], ["--language", "klingon"]] {
+        let mut args = vec!["transcribe", clip.to_str().unwrap(), "--model", &model];
+        args.extend(bad);
+        let o = run(&args);
+        assert!(!o.status.success(), "{bad:?} accepted");
+        assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"), "{bad:?} panicked");
+    }
+    let o = run(&["transcribe", clip.to_str().unwrap(), "--model", &model, "--output-format", "all"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--output-dir"));
+}
+
+#[test]
+fn mel_writes_faster_whisper_features() {
+    let clip = testdata().join("audio/human/librivox_0880.wav");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mel.npy");
+    let o = run(&["mel", clip.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (shape, ours) = whisper::npy::read_f32(&out).unwrap();
+    let (want_shape, theirs) = whisper::npy::read_f32(&testdata().join("features/librivox_0880.npy")).unwrap();
+    assert_eq!(shape, want_shape);
+    let max_err = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max_err <= 1e-4, "max abs error {max_err}");
+}
