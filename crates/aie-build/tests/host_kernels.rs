@@ -5,6 +5,9 @@
 //! layout, index or rounding shows up here. This is the only proof of the NPU numerics until
 //! the kernels run on hardware.
 
+// `%` rather than `is_multiple_of`: the workspace's MSRV (1.80) predates it.
+#![allow(clippy::manual_is_multiple_of)]
+
 use aie_build::device::NpuDevice;
 use aie_build::layout::{pack_blocked, pack_gemm_weights, packed_weight_tile, unpack_blocked};
 use aie_build::quant::{gelu_lut_i8, requant_block_len, requant_params, QParams};

@@ -12,6 +12,9 @@
 //! instruction buffer (group 1, cacheable) and data buffers (groups 3.., host-only), then
 //! per call: `Run` with args `(3, instr, n_words, data...)`, start, wait.
 
+// `%` rather than `is_multiple_of`: the workspace's MSRV (1.80) predates it.
+#![allow(clippy::manual_is_multiple_of)]
+
 mod error;
 
 pub use error::{Error, Result};
