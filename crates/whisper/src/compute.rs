@@ -107,6 +107,12 @@ pub trait Compute: Send + Sync {
     /// Scaled dot-product attention, softmax(q·kᵀ/√d)·v per head: `q` is `[n_q][d]`, `k`, `v`
     /// are `[n_kv][d]` (contiguous rows), `out` is `[n_q][d]`.
     fn attention(&self, q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, out: &mut [f32]);
+    /// Attention of a few queries against keys stored transposed per head
+    /// (`[n_heads][head_dim][n_kv]`, see [`Keys::Transposed`]) and values `[n_kv][d]`: the
+    /// decoder's cross-attention, whose keys are laid out once per 30 s window.
+    fn attention_transposed(&self, q: &[f32], kt: &[f32], v: &[f32], shape: AttentionShape, out: &mut [f32]) {
+        attention_small(q, Keys::Transposed(kt), v, shape, out);
+    }
 }
 
 /// CPU backend: packed GEMMs of the `kernels` crate (f32, int8 VNNI or bf16 weights),
@@ -158,8 +164,8 @@ pub fn softmax_in_place(row: &mut [f32]) {
 }
 
 thread_local! {
-    /// Per-thread score row for [`attention_small`], grown once and reused (no allocation per
-    /// decoding step).
+    /// Per-thread score rows for [`attention_small`], grown once and reused (no allocation
+    /// per decoding step).
     static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -170,35 +176,104 @@ struct SharedOut(*mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
-/// Attention for a few queries (decoder steps), parallel over heads.
-fn attention_small(q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, out: &mut [f32]) {
-    let d = s.n_heads * s.head_dim;
-    let scale = 1.0 / (s.head_dim as f32).sqrt();
-    assert!(out.len() >= s.n_q * d && q.len() >= s.n_q * d && k.len() >= s.n_kv * d && v.len() >= s.n_kv * d);
-    let out_ptr = SharedOut(out.as_mut_ptr());
-    (0..s.n_heads).into_par_iter().for_each(|h| {
-        let out_ptr = out_ptr;
-        let off = h * s.head_dim;
-        SCORES.with_borrow_mut(|scores| {
-            scores.resize(s.n_kv, 0.0);
-            for i in 0..s.n_q {
-                let visible = if s.causal { s.n_kv - s.n_q + i + 1 } else { s.n_kv };
-                let qi = &q[i * d + off..i * d + off + s.head_dim];
-                for (j, sc) in scores[..visible].iter_mut().enumerate() {
-                    *sc = dot(qi, &k[j * d + off..j * d + off + s.head_dim]) * scale;
+/// How the keys of [`attention_small`] are laid out.
+#[derive(Clone, Copy)]
+pub enum Keys<'a> {
+    /// `[n_kv][n_heads * head_dim]`, the model layout (the self-attention cache).
+    Rows(&'a [f32]),
+    /// `[n_heads][head_dim][n_kv]`: per head, one contiguous row of every key's component, so
+    /// scores are streaming multiply-adds (the cross-attention keys, transposed once a window).
+    Transposed(&'a [f32]),
+}
+
+/// Scores of query `qi` (one head) against `n_kv` keys, into `scores`.
+#[inline(always)]
+fn head_scores(qi: &[f32], keys: Keys<'_>, h: usize, s: &AttentionShape, n: usize, scores: &mut [f32]) {
+    let (d, hd) = (s.n_heads * s.head_dim, s.head_dim);
+    match keys {
+        Keys::Rows(k) => {
+            for (j, sc) in scores[..n].iter_mut().enumerate() {
+                let kj = &k[j * d + h * hd..j * d + (h + 1) * hd];
+                let mut acc = 0.0;
+                for c in 0..hd {
+                    acc += qi[c] * kj[c];
                 }
-                softmax_in_place(&mut scores[..visible]);
-                // SAFETY: row i, columns off..off+head_dim belong to this head's task alone,
-                // and lie inside `out` (asserted above).
-                let oi = unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(i * d + off), s.head_dim) };
-                oi.fill(0.0);
-                for (j, &p) in scores[..visible].iter().enumerate() {
-                    let vj = &v[j * d + off..j * d + off + s.head_dim];
-                    for (a, b) in oi.iter_mut().zip(vj) {
-                        *a += p * b;
-                    }
+                *sc = acc;
+            }
+        }
+        Keys::Transposed(kt) => {
+            let base = h * hd * s.n_kv;
+            scores[..n].fill(0.0);
+            for c in 0..hd {
+                let row = &kt[base + c * s.n_kv..base + c * s.n_kv + n];
+                let qc = qi[c];
+                for (sc, kv) in scores[..n].iter_mut().zip(row) {
+                    *sc += qc * kv;
                 }
             }
+        }
+    }
+}
+
+/// One head of [`attention_small`]: the loops are written so the compiler vectorizes them for
+/// whatever instruction set the caller was compiled for.
+#[inline(always)]
+fn attention_head(q: &[f32], keys: Keys<'_>, v: &[f32], s: &AttentionShape, h: usize, out: SharedOut, scores: &mut Vec<f32>) {
+    let (d, hd) = (s.n_heads * s.head_dim, s.head_dim);
+    let scale = 1.0 / (hd as f32).sqrt();
+    scores.resize(s.n_kv, 0.0);
+    for i in 0..s.n_q {
+        let visible = if s.causal { s.n_kv - s.n_q + i + 1 } else { s.n_kv };
+        let qi = &q[i * d + h * hd..i * d + (h + 1) * hd];
+        head_scores(qi, keys, h, s, visible, scores);
+        for sc in scores[..visible].iter_mut() {
+            *sc *= scale;
+        }
+        kernels::softmax_f32(&mut scores[..visible], 1, visible);
+        // SAFETY: row i, columns h*hd..(h+1)*hd belong to this head's task alone and lie
+        // inside `out` (checked by the caller).
+        let oi = unsafe { std::slice::from_raw_parts_mut(out.0.add(i * d + h * hd), hd) };
+        oi.fill(0.0);
+        for (j, &p) in scores[..visible].iter().enumerate() {
+            let vj = &v[j * d + h * hd..j * d + (h + 1) * hd];
+            for (a, b) in oi.iter_mut().zip(vj) {
+                *a += p * b;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn attention_head_avx512(q: &[f32], keys: Keys<'_>, v: &[f32], s: &AttentionShape, h: usize, out: SharedOut, scores: &mut Vec<f32>) {
+    attention_head(q, keys, v, s, h, out, scores)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attention_head_avx2(q: &[f32], keys: Keys<'_>, v: &[f32], s: &AttentionShape, h: usize, out: SharedOut, scores: &mut Vec<f32>) {
+    attention_head(q, keys, v, s, h, out, scores)
+}
+
+/// Attention for a few queries (decoder steps), parallel over heads, vectorized for the CPU
+/// at hand. `v` is `[n_kv][d]`; `out` is `[n_q][d]`.
+pub fn attention_small(q: &[f32], keys: Keys<'_>, v: &[f32], s: AttentionShape, out: &mut [f32]) {
+    let d = s.n_heads * s.head_dim;
+    let k_len = match keys {
+        Keys::Rows(k) | Keys::Transposed(k) => k.len(),
+    };
+    assert!(out.len() >= s.n_q * d && q.len() >= s.n_q * d && k_len >= s.n_kv * d && v.len() >= s.n_kv * d);
+    let out_ptr = SharedOut(out.as_mut_ptr());
+    let isa = kernels::Isa::detect();
+    (0..s.n_heads).into_par_iter().for_each(|h| {
+        let out_ptr = out_ptr;
+        SCORES.with_borrow_mut(|scores| match isa {
+            // SAFETY: the instruction set was detected on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            kernels::Isa::Avx512 => unsafe { attention_head_avx512(q, keys, v, &s, h, out_ptr, scores) },
+            #[cfg(target_arch = "x86_64")]
+            kernels::Isa::Avx2 => unsafe { attention_head_avx2(q, keys, v, &s, h, out_ptr, scores) },
+            _ => attention_head(q, keys, v, &s, h, out_ptr, scores),
         });
     });
 }
@@ -237,7 +312,7 @@ impl Compute for Cpu {
         if s.n_q >= FUSED_ATTENTION_MIN_QUERIES {
             kernels::attention_f32(q, k, v, s.n_q, s.n_kv, s.n_heads, s.head_dim, s.causal, out);
         } else {
-            attention_small(q, k, v, s, out);
+            attention_small(q, Keys::Rows(k), v, s, out);
         }
     }
 }
@@ -269,6 +344,20 @@ mod tests {
             Cpu::new(WeightType::F32).attention(&q, &k, &v, AttentionShape { n_q, n_kv, n_heads: h, head_dim: hd, causal }, &mut got);
             let err = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(err < 1e-5, "n_q {n_q} n_kv {n_kv} causal {causal}: max error {err}");
+            if !causal {
+                // Keys transposed per head ([h][hd][n_kv]) give the same result.
+                let mut kt = vec![0f32; n_kv * d];
+                for j in 0..n_kv {
+                    for c in 0..d {
+                        kt[c * n_kv + j] = k[j * d + c];
+                    }
+                }
+                let mut got_t = vec![0f32; n_q * d];
+                let shape = AttentionShape { n_q, n_kv, n_heads: h, head_dim: hd, causal };
+                Cpu::new(WeightType::F32).attention_transposed(&q, &kt, &v, shape, &mut got_t);
+                let err = want.iter().zip(&got_t).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(err < 1e-5, "transposed n_q {n_q} n_kv {n_kv}: max error {err}");
+            }
         }
     }
 

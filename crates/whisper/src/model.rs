@@ -146,7 +146,7 @@ pub struct Whisper {
 /// Cross-attention keys and values of one 30 s window, computed once and shared by every
 /// decoding step and every beam. Layout per layer: `[n_audio_ctx][2 * d]` (keys, then values).
 pub struct CrossKv {
-    /// Per layer: keys `[n_ctx][d]` and values `[n_ctx][d]`.
+    /// Per layer: keys transposed per head `[n_heads][head_dim][n_ctx]` and values `[n_ctx][d]`.
     kv: Vec<(Vec<f32>, Vec<f32>)>,
     n_ctx: usize,
 }
@@ -471,12 +471,15 @@ impl Whisper {
                 let d = self.dims.n_text_state;
                 let mut kv = vec![0f32; n_ctx * 2 * d];
                 self.compute.linear(audio, n_ctx, &layer.cross_kv, &mut kv);
-                let (mut k, mut v) = (Vec::with_capacity(n_ctx * d), Vec::with_capacity(n_ctx * d));
-                for row in kv.chunks_exact(2 * d) {
-                    k.extend_from_slice(&row[..d]);
+                // Keys go transposed so each decoding step streams them (see Keys::Transposed).
+                let (mut kt, mut v) = (vec![0f32; n_ctx * d], Vec::with_capacity(n_ctx * d));
+                for (j, row) in kv.chunks_exact(2 * d).enumerate() {
+                    for (c, &x) in row[..d].iter().enumerate() {
+                        kt[c * n_ctx + j] = x;
+                    }
                     v.extend_from_slice(&row[d..]);
                 }
-                (k, v)
+                (kt, v)
             })
             .collect();
         CrossKv { kv, n_ctx }
@@ -581,7 +584,7 @@ impl Whisper {
             c.linear(h, rows, &layer.cross_q, q);
             let (ck, cv) = &cross.kv[li];
             let shape = AttentionShape { n_q: rows, n_kv: cross.n_ctx, n_heads: n_head, head_dim, causal: false };
-            c.attention(q, ck, cv, shape, attn);
+            c.attention_transposed(q, ck, cv, shape, attn);
             c.linear(attn, rows, &layer.cross_out, h);
             add_in_place(x, h);
             // MLP.
