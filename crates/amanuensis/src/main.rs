@@ -56,8 +56,15 @@ fn init_logging(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Logs go to stderr: stdout carries only results, so it can be piped.
+    // AMANUENSIS_TRACE_SPANS=1 logs every span's busy/idle time when it closes (profiling).
+    let spans = if std::env::var_os("AMANUENSIS_TRACE_SPANS").is_some() {
+        tracing_subscriber::fmt::format::FmtSpan::CLOSE
+    } else {
+        tracing_subscriber::fmt::format::FmtSpan::NONE
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(spans)
         .with_writer(std::io::stderr)
         .try_init();
 }
