@@ -69,8 +69,9 @@ def whole_array_gemm(dev, M, K, N, m, k, n, dtype_in, dtype_w, dtype_out, obj, f
     """A whole-array GEMM: one XRT run computes C = A x B for the full problem.
 
     requant: None (C is the accumulator dtype_out), or (fn_requant, acc_dtype) to keep an
-    accumulator in a core-local buffer and emit fn_requant(acc, params, out) per tile, with a
-    fourth runtime buffer of per-tile parameter blocks (aie-build quant.rs)."""
+    accumulator in a core-local buffer and emit fn_requant(acc, b_last, out) per tile, where
+    every B object carries the n-tile's parameter block after the weights (aie-build
+    layout::pack_gemm_weights_rq): a shim tile has two input channels, used by A and B."""
     from aie.helpers.taplib import TensorAccessPattern
     from aie.iron import Kernel, LocalBuffer, ObjectFifo, Program, Runtime, Worker
     from aie.iron.controlflow import range_
@@ -86,10 +87,12 @@ def whole_array_gemm(dev, M, K, N, m, k, n, dtype_in, dtype_w, dtype_out, obj, f
 
     din, dw, dout = np_dtype(dtype_in), np_dtype(dtype_w), np_dtype(dtype_out)
     A_ty = np.ndarray[(M * K,), np.dtype[din]]
-    B_ty = np.ndarray[(K * N,), np.dtype[dw]]
     C_ty = np.ndarray[(M * N,), np.dtype[dout]]
+    blk = 3 * n + 16  # i32 values of a requantization parameter block
+    b_slot = k * n + (4 * blk if requant is not None else 0)  # weights (+ params bytes)
+    B_ty = np.ndarray[((N // n) * k_tiles * b_slot,), np.dtype[dw]]
     a_tile = np.ndarray[(m, k), np.dtype[din]]
-    b_tile = np.ndarray[(k, n), np.dtype[dw]]
+    b_tile = np.ndarray[(b_slot,), np.dtype[dw]]
     c_tile = np.ndarray[(m, n), np.dtype[dout]]
     c_col = np.ndarray[(N_ROWS * m * n,), np.dtype[dout]]
 
@@ -98,11 +101,10 @@ def whole_array_gemm(dev, M, K, N, m, k, n, dtype_in, dtype_w, dtype_out, obj, f
         mac = Kernel(fn_mac, obj, [a_tile, b_tile, c_tile])
     else:
         acc_tile = np.ndarray[(m, n), np.dtype[np_dtype(requant[1])]]
-        blk = 3 * n + 16
-        p_ty = np.ndarray[(blk,), np.dtype[np.int32]]
-        P_ty = np.ndarray[((N // n) * blk,), np.dtype[np.int32]]
         mac = Kernel(fn_mac, obj, [a_tile, b_tile, acc_tile])
-        rq = Kernel(requant[0], obj, [acc_tile, p_ty, c_tile])
+        rq = Kernel(requant[0], obj, [acc_tile, b_tile, c_tile])
+        if k_tiles < 2:
+            sys.exit("the fused-requantization design needs K >= 2k")
 
     # A: one fifo per core row, shim/memtile of column i, broadcast to the row's cores; the
     # memtile->core hop cuts the row-major m x k tile into r x s blocks.
@@ -124,8 +126,6 @@ def whole_array_gemm(dev, M, K, N, m, k, n, dtype_in, dtype_w, dtype_out, obj, f
             placement=Tile(j, 1),
         )
         c_l1.append(parts)
-    if requant is not None:
-        p_l3 = [ObjectFifo(p_ty, name=f"P_L3L1_{j}") for j in range(cols)]
 
     def core_plain(a_in, b_in, c_out, zero_k, mac_k):
         for _ in range_(l_blocks * n_per_core):
@@ -139,20 +139,24 @@ def whole_array_gemm(dev, M, K, N, m, k, n, dtype_in, dtype_w, dtype_out, obj, f
                 b_in.release(1)
             c_out.release(1)
 
-    def core_requant(a_in, b_in, p_in, c_out, zero_k, mac_k, rq_k):
+    def core_requant(a_in, b_in, c_out, zero_k, mac_k, rq_k):
         acc = LocalBuffer(acc_tile, name="acc")
         for _ in range_(l_blocks * n_per_core):
             zero_k(acc)
-            for _ in range_(k_tiles):
+            for _ in range_(k_tiles - 1):
                 a = a_in.acquire(1)
                 b = b_in.acquire(1)
                 mac_k(a, b, acc)
                 a_in.release(1)
                 b_in.release(1)
-            p = p_in.acquire(1)
+            # Last K tile: its B object also carries the parameters.
+            a = a_in.acquire(1)
+            b = b_in.acquire(1)
+            mac_k(a, b, acc)
             c = c_out.acquire(1)
-            rq_k(acc, p, c)
-            p_in.release(1)
+            rq_k(acc, b, c)
+            a_in.release(1)
+            b_in.release(1)
             c_out.release(1)
 
     workers = []
@@ -163,15 +167,11 @@ def whole_array_gemm(dev, M, K, N, m, k, n, dtype_in, dtype_w, dtype_out, obj, f
                 args = [a_l1[i].cons(), b_l1[j].cons(), c_l1[j][i].prod(), zero, mac]
                 workers.append(Worker(core_plain, args, placement=place))
             else:
-                args = [a_l1[i].cons(), b_l1[j].cons(), p_l3[j].cons(), c_l1[j][i].prod(), zero, mac, rq]
+                args = [a_l1[i].cons(), b_l1[j].cons(), c_l1[j][i].prod(), zero, mac, rq]
                 workers.append(Worker(core_requant, args, placement=place))
 
     rt = Runtime()
-    seq_types = [A_ty, B_ty] + ([P_ty] if requant is not None else []) + [C_ty]
-    with rt.sequence(*seq_types) as bufs:
-        A, B = bufs[0], bufs[1]
-        P = bufs[2] if requant is not None else None
-        C = bufs[-1]
+    with rt.sequence(A_ty, B_ty, C_ty) as (A, B, C):
         rt.start(*workers)
         for l in range(l_blocks):
             tg = rt.task_group()
@@ -181,12 +181,11 @@ def whole_array_gemm(dev, M, K, N, m, k, n, dtype_in, dtype_w, dtype_out, obj, f
                 tap = TensorAccessPattern((M, K), mt * m * K, [n_per_core, k_tiles, m, k], [0, k, K, 1])
                 rt.fill(a_l3[i].prod(), A, tap=tap, task_group=tg, placement=Tile(i, 0))
             for j in range(cols):
-                tap = TensorAccessPattern((1, K * N), j * K * n, [n_per_core, k_tiles, k, n], [cols * K * n, k * n, n, 1])
+                # The column's n-tiles, each K/k contiguous slots (inner size kept under the
+                # DMA's 1023-word limit by cutting a slot into 4 rows).
+                col_len = k_tiles * b_slot
+                tap = TensorAccessPattern((1, (N // n) * col_len), j * col_len, [n_per_core, k_tiles, 4, b_slot // 4], [cols * col_len, b_slot, b_slot // 4, 1])
                 rt.fill(b_l3[j].prod(), B, tap=tap, task_group=tg, placement=Tile(j, 0))
-                if requant is not None:
-                    blk = 3 * n + 16
-                    ptap = TensorAccessPattern((1, (N // n) * blk), j * blk, [1, 1, n_per_core, blk], [0, 0, cols * blk, 1])
-                    rt.fill(p_l3[j].prod(), P, tap=ptap, task_group=tg, placement=Tile(j, 0))
                 # Rows 4m*l .. 4m*(l+1) of C, the column's n-tiles.
                 ctap = TensorAccessPattern((M, N), (N_ROWS * m * l) * N + j * n, [1, n_per_core, N_ROWS * m, n], [0, cols * n, N, 1])
                 rt.drain(c_l2[j].cons(), C, tap=ctap, wait=True, task_group=tg, placement=Tile(j, 0))

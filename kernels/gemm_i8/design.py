@@ -1,6 +1,6 @@
 # gemm_i8/design.py: whole-array u8 x i8 GEMM (IRON). `--out i32` streams the raw i32
 # accumulators (the host dequantizes exactly as kernels::linear_i8); `--out i8` fuses the
-# per-channel requantization and takes a fourth buffer of parameter blocks.
+# per-channel requantization, its parameters packed after each weight tile of B.
 # Usage: python3 design.py --dev npu|npu2 -M 1536 -K 512 -N 2048 [-m 64 -k 64 -n 64] --out i32|i8
 import os
 import sys
@@ -14,7 +14,7 @@ if args.out == "i32":
 elif args.out == "i8":
     module = common.whole_array_gemm(
         args.dev, args.M, args.K, args.N, args.m, args.k, args.n, "u8", "i8", "i8", "gemm_i8.o", "gemm_i8_zero", "gemm_i8_mac",
-        requant=("gemm_i8_requant", "i32"),
+        requant=("gemm_i8_requant_b", "i32"),
     )
 else:
     sys.exit(f"--out must be i32 or i8, not {args.out}")

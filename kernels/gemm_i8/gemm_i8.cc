@@ -7,9 +7,11 @@
 //   B  i8  DIM_K x DIM_N, blocks of S x T   (packed on the host once, at weight load)
 //   C  i32 DIM_M x DIM_N, blocks of R x T   (the accumulator; un-blocked by the DMA)
 //   params i32 [3 * DIM_N + 16]: offset[DIM_N], mult[DIM_N], shift[DIM_N], zero_point, pad.
+//   In the fused design the params block follows each B tile in the same object (a shim has
+//   only two input channels, A and B): gemm_i8_requant_b takes that B object.
 //
-// Entry points (extern "C"): gemm_i8_zero, gemm_i8_mac, gemm_i8_requant, and *_scalar
-// versions of the last two. With AIE_HOST_SCALAR only the scalar code is compiled and the
+// Entry points (extern "C"): gemm_i8_zero, gemm_i8_mac, gemm_i8_requant, gemm_i8_requant_b,
+// and *_scalar versions of mac and requant. With AIE_HOST_SCALAR only the scalar code is compiled and the
 // plain names call it: that build is what the host tests compare bit for bit with
 // kernels::reference.
 
@@ -168,6 +170,11 @@ void AM_EXPORT(gemm_i8_requant)(const int32_t *c, const int32_t *params, int8_t 
 #else
   gemm_i8_requant_vector_impl(c, params, out);
 #endif
+}
+
+// The fused design's requantization: `b` is the last K tile's B object, weights then params.
+void AM_EXPORT(gemm_i8_requant_b)(const int32_t *c, const int8_t *b, int8_t *out) {
+  AM_EXPORT(gemm_i8_requant)(c, (const int32_t *)(b + DIM_K * DIM_N), out);
 }
 
 void AM_EXPORT(gemm_i8_mac_scalar)(const uint8_t *a, const int8_t *b, int32_t *c) { gemm_i8_mac_scalar_impl(a, b, c); }

@@ -142,10 +142,11 @@ impl Target {
             TargetKind::GemmU8I8I32 { m, k, n } => {
                 vec![b("a", Dtype::U8, m * k, "in"), b("b", Dtype::I8, k * n, "in"), b("c", Dtype::I32, m * n, "out")]
             }
+            // B carries each n-tile's requantization parameters after every weight tile
+            // (layout::pack_gemm_weights_rq).
             TargetKind::GemmU8I8RqI8 { m, k, n } => vec![
                 b("a", Dtype::U8, m * k, "in"),
-                b("b", Dtype::I8, k * n, "in"),
-                b("params", Dtype::I32, crate::quant::requant_params_len(n, TILE.2), "in"),
+                b("b", Dtype::I8, (n / TILE.2) * (k / TILE.1) * crate::layout::rq_slot_len(TILE.1, TILE.2), "in"),
                 b("c", Dtype::I8, m * n, "out"),
             ],
             TargetKind::GemmBf16F32 { m, k, n } => {
@@ -252,9 +253,11 @@ mod tests {
     fn buffers_follow_the_calling_convention() {
         let t = Target::new(TargetKind::GemmU8I8RqI8 { m: 1536, k: 512, n: 2048 });
         let b = t.buffers();
-        assert_eq!(b.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["a", "b", "params", "c"]);
+        assert_eq!(b.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
         assert_eq!(b[0].elements, 1536 * 512);
-        assert_eq!(b[3].dtype, Dtype::I8);
+        // 32 x 8 slots of a 64x64 tile plus a (3 * 64 + 16)-value parameter block.
+        assert_eq!(b[1].elements, 32 * 8 * (4096 + 4 * 208));
+        assert_eq!(b[2].dtype, Dtype::I8);
         assert_eq!(b.iter().filter(|b| b.direction == "out").count(), 1);
         assert_eq!(t.design_args()[..6], ["-M", "1536", "-K", "512", "-N", "2048"]);
     }

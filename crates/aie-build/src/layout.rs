@@ -65,6 +65,37 @@ pub fn pack_gemm_weights<T: Copy + Default>(w: &[T], n: usize, k: usize, tile_k:
     out
 }
 
+/// [`pack_gemm_weights`] for the fused-requantization GEMM: every `(nt, kt)` slot holds the
+/// `tile_k x tile_n` weight tile followed by the n-tile's requantization parameter block
+/// (`quant::requant_params`, i32 little-endian). The parameters travel with the weights
+/// because a shim tile has only two input DMA channels (A and B): a third stream would not
+/// fit. The kernel reads the block from the last K tile of each output tile.
+///
+/// # Panics
+/// As [`pack_gemm_weights`], or if `params` is not one block per n-tile.
+pub fn pack_gemm_weights_rq(w: &[i8], n: usize, k: usize, tile_k: usize, tile_n: usize, s: usize, t: usize, params: &[i32]) -> Vec<i8> {
+    let blk = crate::quant::requant_block_len(tile_n);
+    assert_eq!(params.len(), (n / tile_n) * blk, "aie-build: pack_gemm_weights_rq: {} parameters for {} n-tiles", params.len(), n / tile_n);
+    let plain = pack_gemm_weights(w, n, k, tile_k, tile_n, s, t);
+    let tile = tile_k * tile_n;
+    let slot = rq_slot_len(tile_k, tile_n);
+    let mut out = vec![0i8; (n / tile_n) * (k / tile_k) * slot];
+    for nt in 0..n / tile_n {
+        let pbytes: Vec<i8> = params[nt * blk..(nt + 1) * blk].iter().flat_map(|v| v.to_le_bytes()).map(|b| b as i8).collect();
+        for kt in 0..k / tile_k {
+            let i = nt * (k / tile_k) + kt;
+            out[i * slot..i * slot + tile].copy_from_slice(&plain[i * tile..(i + 1) * tile]);
+            out[i * slot + tile..(i + 1) * slot].copy_from_slice(&pbytes);
+        }
+    }
+    out
+}
+
+/// Bytes of one `(nt, kt)` slot of [`pack_gemm_weights_rq`].
+pub fn rq_slot_len(tile_k: usize, tile_n: usize) -> usize {
+    tile_k * tile_n + 4 * crate::quant::requant_block_len(tile_n)
+}
+
 /// The `(nt, kt)` tile of weights packed by [`pack_gemm_weights`].
 pub fn packed_weight_tile<T>(packed: &[T], k: usize, tile_k: usize, tile_n: usize, nt: usize, kt: usize) -> &[T] {
     let tile = tile_k * tile_n;

@@ -9,8 +9,8 @@
 #![allow(clippy::manual_is_multiple_of)]
 
 use aie_build::device::NpuDevice;
-use aie_build::layout::{pack_blocked, pack_gemm_weights, packed_weight_tile, unpack_blocked};
-use aie_build::quant::{gelu_lut_i8, requant_block_len, requant_params, QParams};
+use aie_build::layout::{pack_blocked, pack_gemm_weights, pack_gemm_weights_rq, packed_weight_tile, rq_slot_len, unpack_blocked};
+use aie_build::quant::{gelu_lut_i8, requant_params, QParams};
 use kernels::reference;
 use proptest::prelude::*;
 
@@ -24,9 +24,11 @@ mod ffi {
         pub fn gemm_i8_zero_aie2(c: *mut i32);
         pub fn gemm_i8_mac_aie2(a: *const u8, b: *const i8, c: *mut i32);
         pub fn gemm_i8_requant_aie2(c: *const i32, params: *const i32, out: *mut i8);
+        pub fn gemm_i8_requant_b_aie2(c: *const i32, b: *const i8, out: *mut i8);
         pub fn gemm_i8_zero_aie2p(c: *mut i32);
         pub fn gemm_i8_mac_aie2p(a: *const u8, b: *const i8, c: *mut i32);
         pub fn gemm_i8_requant_aie2p(c: *const i32, params: *const i32, out: *mut i8);
+        pub fn gemm_i8_requant_b_aie2p(c: *const i32, b: *const i8, out: *mut i8);
         pub fn gemm_bf16_zero_aie2(c: *mut f32);
         pub fn gemm_bf16_mac_aie2(a: *const u16, b: *const u16, c: *mut f32);
         pub fn gemm_bf16_zero_aie2p(c: *mut f32);
@@ -44,6 +46,7 @@ struct Kernels {
     i8_zero: unsafe extern "C" fn(*mut i32),
     i8_mac: unsafe extern "C" fn(*const u8, *const i8, *mut i32),
     i8_requant: unsafe extern "C" fn(*const i32, *const i32, *mut i8),
+    i8_requant_b: unsafe extern "C" fn(*const i32, *const i8, *mut i8),
     bf16_zero: unsafe extern "C" fn(*mut f32),
     bf16_mac: unsafe extern "C" fn(*const u16, *const u16, *mut f32),
     softmax: unsafe extern "C" fn(*const i8, *const u32, *mut i16, i32, i32),
@@ -57,6 +60,7 @@ fn archs() -> [Kernels; 2] {
             i8_zero: ffi::gemm_i8_zero_aie2,
             i8_mac: ffi::gemm_i8_mac_aie2,
             i8_requant: ffi::gemm_i8_requant_aie2,
+            i8_requant_b: ffi::gemm_i8_requant_b_aie2,
             bf16_zero: ffi::gemm_bf16_zero_aie2,
             bf16_mac: ffi::gemm_bf16_mac_aie2,
             softmax: ffi::softmax_lut_i8_rows_aie2,
@@ -67,6 +71,7 @@ fn archs() -> [Kernels; 2] {
             i8_zero: ffi::gemm_i8_zero_aie2p,
             i8_mac: ffi::gemm_i8_mac_aie2p,
             i8_requant: ffi::gemm_i8_requant_aie2p,
+            i8_requant_b: ffi::gemm_i8_requant_b_aie2p,
             bf16_zero: ffi::gemm_bf16_zero_aie2p,
             bf16_mac: ffi::gemm_bf16_mac_aie2p,
             softmax: ffi::softmax_lut_i8_rows_aie2p,
@@ -75,12 +80,15 @@ fn archs() -> [Kernels; 2] {
     ]
 }
 
-/// What the int8 design computes: for every 64x64 output tile, zero the accumulator, feed
+/// What the int8 designs compute: for every 64x64 output tile, zero the accumulator, feed
 /// every K tile (A cut into r x s blocks as the DMA does, B from the host-packed weights),
-/// then either un-block the i32 accumulator or requantize it with the tile's parameter block.
+/// then un-block the i32 accumulator (`--out i32`) and, with `params`, requantize it from the
+/// last K tile's B slot, which carries the n-tile's parameter block (`--out i8`).
 fn npu_gemm_i8(kk: &Kernels, a: &[u8], w: &[i8], m: usize, k: usize, n: usize, params: Option<&[i32]>) -> (Vec<i32>, Vec<i8>) {
     let (r, s, t) = kk.device.mmul_i8();
     let packed = pack_gemm_weights(w, n, k, TK, TN, s, t);
+    let packed_rq = params.map(|p| pack_gemm_weights_rq(w, n, k, TK, TN, s, t, p));
+    let slot = rq_slot_len(TK, TN);
     let mut c32 = vec![0i32; m * n];
     let mut c8 = vec![0i8; m * n];
     let mut acc = vec![0i32; TM * TN];
@@ -91,13 +99,17 @@ fn npu_gemm_i8(kk: &Kernels, a: &[u8], w: &[i8], m: usize, k: usize, n: usize, p
             unsafe { (kk.i8_zero)(acc.as_mut_ptr()) };
             for kt in 0..k / TK {
                 let a_tile = pack_blocked(&a[mt * TM * k + kt * TK..], k, TM, TK, r, s);
-                let b_tile = packed_weight_tile(&packed, k, TK, TN, nt, kt);
+                let b_tile = match &packed_rq {
+                    // The fused design's slot: weights first (the mac reads only those).
+                    Some(p) => &p[(nt * (k / TK) + kt) * slot..][..slot],
+                    None => packed_weight_tile(&packed, k, TK, TN, nt, kt),
+                };
                 unsafe { (kk.i8_mac)(a_tile.as_ptr(), b_tile.as_ptr(), acc.as_mut_ptr()) };
             }
             unpack_blocked(&acc, TM, TN, r, t, &mut c32[mt * TM * n + nt * TN..], n);
-            if let Some(p) = params {
-                let blk = &p[nt * requant_block_len(TN)..(nt + 1) * requant_block_len(TN)];
-                unsafe { (kk.i8_requant)(acc.as_ptr(), blk.as_ptr(), out.as_mut_ptr()) };
+            if let Some(p) = &packed_rq {
+                let last = &p[(nt * (k / TK) + k / TK - 1) * slot..][..slot];
+                unsafe { (kk.i8_requant_b)(acc.as_ptr(), last.as_ptr(), out.as_mut_ptr()) };
                 unpack_blocked(&out, TM, TN, r, t, &mut c8[mt * TM * n + nt * TN..], n);
             }
         }
