@@ -38,7 +38,7 @@ tile = np.ndarray[(CHUNK,), np.dtype[np.int8]]
 
 gelu = Kernel("gelu_lut_i8", "gelu_lut_i8.o", [tile, L_ty, tile, np.int32])
 
-lut = ObjectFifo(L_ty, name="LUT", depth=1)
+lut = ObjectFifo(L_ty, name="LUT")
 x_l2 = [ObjectFifo(chunk, name=f"X_L3L2_{j}") for j in range(cols_arr)]
 y_l2 = [ObjectFifo(chunk, name=f"Y_L2L3_{j}") for j in range(cols_arr)]
 offs = [CHUNK * i for i in range(common.N_ROWS)]

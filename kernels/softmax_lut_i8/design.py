@@ -42,7 +42,7 @@ p_tile = np.ndarray[(RPC * a.cols,), np.dtype[np.int16]]
 
 softmax = Kernel("softmax_lut_i8_rows", "softmax_lut_i8.o", [x_tile, L_ty, p_tile, np.int32, np.int32])
 
-lut = ObjectFifo(L_ty, name="LUT", depth=1)
+lut = ObjectFifo(L_ty, name="LUT")
 x_l2 = [ObjectFifo(x_chunk, name=f"X_L3L2_{j}") for j in range(cols_arr)]
 p_l2 = [ObjectFifo(p_chunk, name=f"P_L2L3_{j}") for j in range(cols_arr)]
 offs_x = [RPC * a.cols * i for i in range(common.N_ROWS)]

@@ -9,8 +9,11 @@
 use crate::device::NpuDevice;
 use serde::{Deserialize, Serialize};
 
-/// Sub-tile computed by one core per kernel call (m, k, n).
+/// Sub-tile computed by one core per kernel call (m, k, n) for the int8 kernels.
 pub const TILE: (usize, usize, usize) = (64, 64, 64);
+/// The bf16 GEMM's sub-tile: k halved so that double-buffered A, B (bf16) and C (f32) fit a
+/// compute tile's 64 KB data memory (64x64x64 would need exactly 64 KB, leaving no stack).
+pub const TILE_BF16: (usize, usize, usize) = (64, 32, 64);
 /// Encoder rows (1500 frames) padded to a multiple of 4 rows x 64.
 pub const M_PADDED: usize = 1536;
 /// (K, N) of the encoder GEMMs the catalog builds.
@@ -111,9 +114,17 @@ impl Target {
         format!("{}.o", self.source_dir())
     }
 
+    /// The per-core sub-tile (m, k, n) of this target's kernel.
+    pub fn tile(&self) -> (usize, usize, usize) {
+        match self.kind {
+            TargetKind::GemmBf16F32 { .. } => TILE_BF16,
+            _ => TILE,
+        }
+    }
+
     /// Arguments of the design script after `--dev <device>`.
     pub fn design_args(&self) -> Vec<String> {
-        let (tm, tk, tn) = TILE;
+        let (tm, tk, tn) = self.tile();
         let gemm = |m: usize, k: usize, n: usize, out: &str| {
             ["-M", &m.to_string(), "-K", &k.to_string(), "-N", &n.to_string()]
                 .into_iter()
@@ -161,7 +172,7 @@ impl Target {
 
     /// Checks that the shape fits the whole-array design on `device`.
     pub fn validate(&self, device: NpuDevice) -> Result<(), String> {
-        let (tm, tk, tn) = TILE;
+        let (tm, tk, tn) = self.tile();
         let check_gemm = |m: usize, k: usize, n: usize| {
             let rows = device.rows();
             let cols = device.columns();
@@ -260,5 +271,8 @@ mod tests {
         assert_eq!(b[2].dtype, Dtype::I8);
         assert_eq!(b.iter().filter(|b| b.direction == "out").count(), 1);
         assert_eq!(t.design_args()[..6], ["-M", "1536", "-K", "512", "-N", "2048"]);
+        let bf = Target::new(TargetKind::GemmBf16F32 { m: 1536, k: 512, n: 512 });
+        assert_eq!(bf.tile(), TILE_BF16);
+        assert_eq!(bf.design_args()[6..10], ["-m", "64", "-k", "32"]);
     }
 }

@@ -2,7 +2,7 @@
 //! of the design (python3 design.py), and the xclbin plus instruction stream (aiecc.py, flags
 //! from mlir-aie's matrix-multiplication makefile-common).
 
-use crate::catalog::{Target, TILE};
+use crate::catalog::Target;
 use crate::device::NpuDevice;
 use crate::toolchain::Toolchain;
 use std::fmt;
@@ -54,7 +54,7 @@ pub fn aiecc_flags(tc: &Toolchain) -> Vec<String> {
 
 /// Compiles the target's kernel source for the device's AIE architecture.
 pub fn compile_kernel(tc: &Toolchain, device: NpuDevice, target: &Target, kernels_dir: &Path, build_dir: &Path) -> Cmd {
-    let (m, k, n) = TILE;
+    let (m, k, n) = target.tile();
     let mut args = vec![
         "-O2".to_string(),
         "-std=c++20".into(),
@@ -113,6 +113,9 @@ mod tests {
         assert!(c.args.contains(&"--target=aie2-none-unknown-elf".to_string()));
         assert!(c.args.contains(&"-I/opt/aie/mlir_aie/include".to_string()));
         assert!(c.args.contains(&"-DDIM_K=64".to_string()));
+        let bf = find("gemm_bf16_f32_1536x512x512").unwrap();
+        let cb = compile_kernel(&tc(), NpuDevice::Npu, &bf, Path::new("/w/kernels"), Path::new("/w/b"));
+        assert!(cb.args.contains(&"-DDIM_K=32".to_string()), "bf16 uses the 64x32x64 tile");
         assert!(!c.args.contains(&"-DAM_AIE2P".to_string()));
         assert_eq!(&c.args[c.args.len() - 4..], ["-c", "/w/kernels/gemm_i8/gemm_i8.cc", "-o", "gemm_i8.o"]);
         let c2 = compile_kernel(&tc(), NpuDevice::Npu2, &t, Path::new("/w/kernels"), Path::new("/w/b"));

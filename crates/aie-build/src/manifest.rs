@@ -3,7 +3,7 @@
 //! sha256 of the outputs. The NPU backend refuses an xclbin whose manifest does not match the
 //! target it wants or whose files do not hash to the recorded values.
 
-use crate::catalog::{BufferSpec, Target, TargetKind, TILE};
+use crate::catalog::{BufferSpec, Target, TargetKind};
 use crate::device::NpuDevice;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -57,12 +57,13 @@ impl Manifest {
             TargetKind::GemmBf16F32 { .. } => device.mmul_bf16(),
             _ => device.mmul_i8(),
         };
+        let tile = target.tile();
         Manifest {
             format: FORMAT,
             target: target.name.clone(),
             device,
             kind: target.kind,
-            tile: [TILE.0, TILE.1, TILE.2],
+            tile: [tile.0, tile.1, tile.2],
             mmul: [mmul.0, mmul.1, mmul.2],
             xrt_kernel: "MLIR_AIE".into(),
             buffers: target.buffers(),
@@ -138,6 +139,7 @@ mod tests {
         let t = find("gemm_bf16_f32_1536x512x512").unwrap();
         let mut m = Manifest::new(&t, NpuDevice::Npu, tools());
         assert_eq!(m.mmul, [4, 8, 4]);
+        assert_eq!(m.tile, [64, 32, 64]);
         m.hash_outputs(&dir).unwrap();
         assert_eq!(m.outputs[XCLBIN_NAME], sha256_file(&dir.join(XCLBIN_NAME)).unwrap());
         m.write(&dir).unwrap();

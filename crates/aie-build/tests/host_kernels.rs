@@ -280,21 +280,23 @@ fn gemm_bf16_matches_sequential_f32_and_reference() {
     for kk in &archs() {
         let (r, s, t) = kk.device.mmul_bf16();
         let (m, k, n) = (128, 512, 128);
+        // The bf16 kernel's tile is 64x32x64 (catalog::TILE_BF16).
+        let tk = aie_build::catalog::TILE_BF16.1;
         let mut rnd = lcg(9);
         let x: Vec<f32> = (0..m * k).map(|_| (rnd() % 20001) as f32 / 10000.0 - 1.0).collect();
         let w: Vec<f32> = (0..n * k).map(|_| ((rnd() % 20001) as f32 / 10000.0 - 1.0) * 0.05).collect();
         let xb: Vec<u16> = x.iter().map(|&v| kernels::f32_to_bf16(v).to_bits()).collect();
         let wb: Vec<u16> = w.iter().map(|&v| kernels::f32_to_bf16(v).to_bits()).collect();
         let f = |b: u16| f32::from_bits((b as u32) << 16);
-        let packed = pack_gemm_weights(&wb, n, k, TK, TN, s, t);
+        let packed = pack_gemm_weights(&wb, n, k, tk, TN, s, t);
         let mut got = vec![0f32; m * n];
         let mut acc = vec![0f32; TM * TN];
         for mt in 0..m / TM {
             for nt in 0..n / TN {
                 unsafe { (kk.bf16_zero)(acc.as_mut_ptr()) };
-                for kt in 0..k / TK {
-                    let a_tile = pack_blocked(&xb[mt * TM * k + kt * TK..], k, TM, TK, r, s);
-                    let b_tile = packed_weight_tile(&packed, k, TK, TN, nt, kt);
+                for kt in 0..k / tk {
+                    let a_tile = pack_blocked(&xb[mt * TM * k + kt * tk..], k, TM, tk, r, s);
+                    let b_tile = packed_weight_tile(&packed, k, tk, TN, nt, kt);
                     unsafe { (kk.bf16_mac)(a_tile.as_ptr(), b_tile.as_ptr(), acc.as_mut_ptr()) };
                 }
                 unpack_blocked(&acc, TM, TN, r, t, &mut got[mt * TM * n + nt * TN..], n);
