@@ -1,7 +1,7 @@
 //! Model loading for the app: resolves `--model`, picks the compute backend, sets threads.
 
 use anyhow::Context;
-use whisper::compute::{Cpu, WeightType};
+use whisper::compute::{Compute, Cpu, WeightType};
 use whisper::model::Whisper;
 
 /// Numeric type of the engine's matrix products.
@@ -36,9 +36,41 @@ pub fn set_threads(n: usize) -> anyhow::Result<()> {
     rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("the thread pool was already started")
 }
 
+/// The `--device` choice, set once by `main` before any model loads.
+static DEVICE: std::sync::OnceLock<npu::DeviceChoice> = std::sync::OnceLock::new();
+
+/// Records the `--device` choice (first call wins).
+pub fn set_device(choice: npu::DeviceChoice) {
+    let _ = DEVICE.set(choice);
+}
+
+/// The backend for `--device` and `compute`: the NPU (int8 encoder projections on the NPU,
+/// the rest on `Cpu::new(compute)`) when chosen and usable, else the CPU.
+fn backend(compute: ComputeType) -> anyhow::Result<Box<dyn Compute>> {
+    let cpu = Cpu::new(compute.weight_type());
+    let choice = DEVICE.get().copied().unwrap_or(npu::DeviceChoice::Auto);
+    if choice == npu::DeviceChoice::Cpu {
+        return Ok(Box::new(cpu));
+    }
+    let root = npu::default_xclbin_root();
+    if npu::resolve_device(choice, &npu::probe(&root)).map_err(anyhow::Error::msg)? {
+        let backend = npu::NpuCompute::open(cpu, &root);
+        if let Some(why) = backend.why_not() {
+            if choice == npu::DeviceChoice::Npu {
+                anyhow::bail!("--device npu: {why}");
+            }
+            tracing::info!("--device auto: using the CPU: {why}");
+        } else {
+            tracing::info!("using the NPU for the encoder projections (int8); the rest on cpu-{compute:?}");
+        }
+        return Ok(Box::new(backend));
+    }
+    Ok(Box::new(cpu))
+}
+
 /// Loads `spec` (a store name or a model directory) with the chosen compute type.
 pub fn load_model(spec: &str, compute: ComputeType) -> anyhow::Result<Whisper> {
     let dir = crate::store::resolve_model(spec)?;
-    let backend = Box::new(Cpu::new(compute.weight_type()));
+    let backend = backend(compute)?;
     Whisper::load(&dir, backend).with_context(|| format!("loading model {}", dir.display()))
 }

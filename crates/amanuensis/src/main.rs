@@ -22,6 +22,10 @@ struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Where the encoder's matrix products run: `auto` (the NPU when a device and matching
+    /// xclbins exist, else the CPU, logging why), `cpu`, or `npu` (an error if unusable).
+    #[arg(long, global = true, default_value = "auto", env = "AMANUENSIS_DEVICE")]
+    device: npu::DeviceChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,6 +39,8 @@ enum Command {
     Inspect(cli::InspectArgs),
     /// Serve transcription over HTTP: OpenAI-compatible API, web page, metrics.
     Serve(server::ServeArgs),
+    /// CPU features, XRT, NPU devices, kernels (xclbins) and whether the NPU would be used.
+    Doctor,
 
     // ---- engine subcommands (mel, transcribe): variants ------------------------------------
     /// Transcribe (or translate) audio files.
@@ -70,7 +76,12 @@ fn init_logging(verbose: u8) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    engine::set_device(cli.device);
     match cli.command {
+        Command::Doctor => {
+            print!("{}", npu::doctor_report());
+            Ok(())
+        }
         Command::Models(cmd) => cli::models(cmd),
         Command::Inspect(args) => cli::inspect(args),
         Command::Serve(args) => server::run(args),
