@@ -7,7 +7,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use server_support::{clips, concatenated, get, reference, reference_of, testdata, Form, Options, Server};
+use server_support::{
+    clips, concatenated, get, reference, reference_of, testdata, Form, Options, Server,
+};
 
 const LIBRIVOX_0880: &str = "audio/human/librivox_0880.wav";
 const GREEDY_0880: &str = "He was not an old-sposed young man.";
@@ -28,22 +30,39 @@ fn health_models_metrics_and_web_page() {
     assert_eq!(m.status, 200);
     let m = m.json();
     assert_eq!(m["object"], "list");
-    let ids: Vec<&str> = m["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = m["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["tiny.en", "whisper-1"]);
     for d in m["data"].as_array().unwrap() {
         assert_eq!(d["object"], "model");
         assert!(d["created"].as_u64().unwrap() > 1_600_000_000);
         assert!(d["owned_by"].is_string());
     }
-    assert_eq!(get(&s.url("/v1/models/whisper-1")).json()["id"], "whisper-1");
+    assert_eq!(
+        get(&s.url("/v1/models/whisper-1")).json()["id"],
+        "whisper-1"
+    );
     let missing = get(&s.url("/v1/models/large-v3"));
     assert_eq!(missing.status, 404);
     assert!(missing.error_message().contains("tiny.en"));
 
     let page = get(&s.url("/"));
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
-    for id in ["id=\"file\"", "id=\"record\"", "id=\"segments\"", "id=\"dl-srt\"", "/app.js"] {
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    for id in [
+        "id=\"file\"",
+        "id=\"record\"",
+        "id=\"segments\"",
+        "id=\"dl-srt\"",
+        "/app.js",
+    ] {
         assert!(page.body.contains(id), "page lacks {id}");
     }
     let js = get(&s.url("/app.js"));
@@ -60,7 +79,10 @@ fn health_models_metrics_and_web_page() {
 
     let text = get(&s.url("/metrics"));
     assert_eq!(text.status, 200);
-    assert!(text.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(text
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
     for name in [
         "amanuensis_http_requests_total{route=\"/health\",status=\"200\"}",
         "amanuensis_audio_seconds_total",
@@ -70,16 +92,27 @@ fn health_models_metrics_and_web_page() {
         "amanuensis_model_loaded 1",
         "amanuensis_workers 2",
     ] {
-        assert!(text.body.contains(name), "metrics lack {name}:\n{}", text.body);
+        assert!(
+            text.body.contains(name),
+            "metrics lack {name}:\n{}",
+            text.body
+        );
     }
-    assert_eq!(s.metric("amanuensis_http_requests_total{route=\"other\",status=\"404\"}"), 1.0);
+    assert_eq!(
+        s.metric("amanuensis_http_requests_total{route=\"other\",status=\"404\"}"),
+        1.0
+    );
 }
 
 #[test]
 fn transcribe_endpoint_json_and_every_format() {
     let s = Server::start(&[]);
     let t0 = Instant::now();
-    let r = Form::new().clip(LIBRIVOX_0880).text("beam_size", "1").text("model", "tiny.en").post(&s.url("/transcribe"));
+    let r = Form::new()
+        .clip(LIBRIVOX_0880)
+        .text("beam_size", "1")
+        .text("model", "tiny.en")
+        .post(&s.url("/transcribe"));
     let wall = t0.elapsed().as_secs_f64();
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
@@ -90,7 +123,10 @@ fn transcribe_endpoint_json_and_every_format() {
     let processing = v["processing_time"].as_f64().unwrap();
     assert!(processing > 0.0 && processing <= wall + 0.01, "{v}");
     let rtf = v["realtime_factor"].as_f64().unwrap();
-    assert!((rtf - processing / v["duration"].as_f64().unwrap()).abs() < 0.01, "{v}");
+    assert!(
+        (rtf - processing / v["duration"].as_f64().unwrap()).abs() < 0.01,
+        "{v}"
+    );
     let job = v["job_id"].as_str().unwrap();
     assert!(job.starts_with("job_"));
     assert_eq!(r.header("x-job-id"), Some(job));
@@ -102,17 +138,30 @@ fn transcribe_endpoint_json_and_every_format() {
     assert_eq!(segs[0]["text"].as_str().unwrap().trim(), GREEDY_0880);
 
     let fmt = |f: &str| {
-        let r = Form::new().clip(LIBRIVOX_0880).text("beam_size", "1").text("response_format", f).post(&s.url("/transcribe"));
+        let r = Form::new()
+            .clip(LIBRIVOX_0880)
+            .text("beam_size", "1")
+            .text("response_format", f)
+            .post(&s.url("/transcribe"));
         assert_eq!(r.status, 200, "{f}: {}", r.body);
         assert!(r.header("x-job-id").is_some_and(|j| j.starts_with("job_")));
         r
     };
     let txt = fmt("text");
     assert_eq!(txt.body, format!("{GREEDY_0880}\n"));
-    assert!(txt.header("content-type").unwrap().starts_with("text/plain"));
-    assert_eq!(fmt("srt").body, format!("1\n00:00:00,000 --> 00:00:03,000\n{GREEDY_0880}\n\n"));
+    assert!(txt
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(
+        fmt("srt").body,
+        format!("1\n00:00:00,000 --> 00:00:03,000\n{GREEDY_0880}\n\n")
+    );
     let vtt = fmt("vtt");
-    assert_eq!(vtt.body, format!("WEBVTT\n\n00:00:00.000 --> 00:00:03.000\n{GREEDY_0880}\n\n"));
+    assert_eq!(
+        vtt.body,
+        format!("WEBVTT\n\n00:00:00.000 --> 00:00:03.000\n{GREEDY_0880}\n\n")
+    );
     assert!(vtt.header("content-type").unwrap().starts_with("text/vtt"));
     let vj = fmt("verbose_json").json();
     assert_eq!(vj["task"], "transcribe");
@@ -139,14 +188,19 @@ fn openai_transcriptions_and_translations() {
     let url = s.url("/v1/audio/transcriptions");
     // Default beam (5), OpenAI's default response (json with only `text`).
     for model in ["whisper-1", "tiny.en"] {
-        let r = Form::new().clip("audio/human/arctic_a0007.wav").text("model", model).post(&url);
+        let r = Form::new()
+            .clip("audio/human/arctic_a0007.wav")
+            .text("model", model)
+            .post(&url);
         assert_eq!(r.status, 200, "{}", r.body);
         let v = r.json();
         assert_eq!(v, serde_json::json!({ "text": b5["arctic_a0007"] }));
         assert!(r.header("x-job-id").is_some());
     }
     let post = |fields: &[(&str, &str)]| {
-        let mut f = Form::new().clip("audio/tts/s03.wav").text("model", "whisper-1");
+        let mut f = Form::new()
+            .clip("audio/tts/s03.wav")
+            .text("model", "whisper-1");
         for (k, v) in fields {
             f = f.text(k, v);
         }
@@ -155,10 +209,16 @@ fn openai_transcriptions_and_translations() {
         r
     };
     let want = &b5["s03"];
-    assert_eq!(post(&[("response_format", "text")]).body, format!("{want}\n"));
+    assert_eq!(
+        post(&[("response_format", "text")]).body,
+        format!("{want}\n")
+    );
     // Subtitles: cue text joined up is the transcript.
     let cue_text = |body: &str| {
-        body.split("\n\n").filter_map(|cue| cue.lines().skip_while(|l| !l.contains(" --> ")).nth(1)).collect::<Vec<_>>().join(" ")
+        body.split("\n\n")
+            .filter_map(|cue| cue.lines().skip_while(|l| !l.contains(" --> ")).nth(1))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     let srt = post(&[("response_format", "srt"), ("language", "en")]).body;
     assert!(srt.starts_with("1\n00:00:00,000 --> "), "{srt}");
@@ -166,27 +226,56 @@ fn openai_transcriptions_and_translations() {
     let vtt = post(&[("response_format", "vtt"), ("temperature", "0")]).body;
     assert!(vtt.starts_with("WEBVTT\n\n00:00:00.000 --> "), "{vtt}");
     assert_eq!(&cue_text(&vtt), want, "{vtt}");
-    let vj = post(&[("response_format", "verbose_json"), ("timestamp_granularities[]", "segment")]).json();
+    let vj = post(&[
+        ("response_format", "verbose_json"),
+        ("timestamp_granularities[]", "segment"),
+    ])
+    .json();
     assert_eq!(vj["text"], want.as_str());
     assert_eq!(vj["language"], "en");
     assert!((vj["duration"].as_f64().unwrap() - 9.33).abs() < 0.01);
     assert_eq!(vj["segments"][0]["id"], 0);
     // A prompt conditions the decoder and is accepted; the transcript still says the words.
-    let prompted = post(&[("prompt", "Children, morning, hills."), ("response_format", "json")]).json();
-    assert!(prompted["text"].as_str().unwrap().contains("strange lights"), "{prompted}");
+    let prompted = post(&[
+        ("prompt", "Children, morning, hills."),
+        ("response_format", "json"),
+    ])
+    .json();
+    assert!(
+        prompted["text"]
+            .as_str()
+            .unwrap()
+            .contains("strange lights"),
+        "{prompted}"
+    );
     // A fixed non-zero temperature samples; the speech is clear enough to survive it.
     let sampled = post(&[("temperature", "0.2")]).json();
-    assert!(sampled["text"].as_str().unwrap().contains("children"), "{sampled}");
+    assert!(
+        sampled["text"].as_str().unwrap().contains("children"),
+        "{sampled}"
+    );
 
     // Translation needs a multilingual model: an English-only one says so before any work.
-    for (path, extra) in [("/v1/audio/translations", ("model", "whisper-1")), ("/transcribe", ("task", "translate"))] {
+    for (path, extra) in [
+        ("/v1/audio/translations", ("model", "whisper-1")),
+        ("/transcribe", ("task", "translate")),
+    ] {
         for stream in ["false", "true"] {
-            let r = Form::new().clip(LIBRIVOX_0880).text(extra.0, extra.1).text("stream", stream).post(&s.url(path));
+            let r = Form::new()
+                .clip(LIBRIVOX_0880)
+                .text(extra.0, extra.1)
+                .text("stream", stream)
+                .post(&s.url(path));
             assert_eq!(r.status, 400, "{}", r.body);
-            assert!(r.error_message().contains("English-only and cannot translate"));
+            assert!(r
+                .error_message()
+                .contains("English-only and cannot translate"));
         }
     }
-    let r = Form::new().clip(LIBRIVOX_0880).text("language", "en").post(&s.url("/v1/audio/translations"));
+    let r = Form::new()
+        .clip(LIBRIVOX_0880)
+        .text("language", "en")
+        .post(&s.url("/v1/audio/translations"));
     assert_eq!(r.status, 400);
     assert!(r.error_message().contains("unknown form field `language`"));
 }
@@ -195,30 +284,60 @@ fn openai_transcriptions_and_translations() {
 /// and translation (of English speech, the only speech in testdata).
 #[test]
 fn multilingual_model_detects_languages_and_translates() {
-    let Some(s) = Server::try_start_with(Options { model: "base", ..Options::default() }) else {
+    let Some(s) = Server::try_start_with(Options {
+        model: "base",
+        ..Options::default()
+    }) else {
         return;
     };
     let b1 = reference_of("base", 1);
     let url = s.url("/v1/audio/transcriptions");
-    let r = Form::new().clip(LIBRIVOX_0880).text("beam_size", "1").text("response_format", "verbose_json").post(&url);
+    let r = Form::new()
+        .clip(LIBRIVOX_0880)
+        .text("beam_size", "1")
+        .text("response_format", "verbose_json")
+        .post(&url);
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert_eq!(v["language"], "en", "detected language");
     assert_eq!(v["text"], b1["librivox_0880"]);
     for lang in ["en", "English", "EN"] {
-        let r = Form::new().clip(LIBRIVOX_0880).text("beam_size", "1").text("language", lang).post(&url);
+        let r = Form::new()
+            .clip(LIBRIVOX_0880)
+            .text("beam_size", "1")
+            .text("language", lang)
+            .post(&url);
         assert_eq!(r.status, 200, "{lang}: {}", r.body);
         assert_eq!(r.json()["text"], b1["librivox_0880"]);
     }
-    let r = Form::new().clip(LIBRIVOX_0880).text("language", "xx").post(&url);
+    let r = Form::new()
+        .clip(LIBRIVOX_0880)
+        .text("language", "xx")
+        .post(&url);
     assert_eq!(r.status, 400);
     assert!(r.error_message().contains("unknown language `xx`"));
-    let r = Form::new().clip(LIBRIVOX_0880).text("model", "base").text("beam_size", "1").text("response_format", "verbose_json").post(&s.url("/v1/audio/translations"));
+    let r = Form::new()
+        .clip(LIBRIVOX_0880)
+        .text("model", "base")
+        .text("beam_size", "1")
+        .text("response_format", "verbose_json")
+        .post(&s.url("/v1/audio/translations"));
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert_eq!(v["task"], "translate");
-    assert!(v["text"].as_str().unwrap().to_lowercase().contains("young man"), "{v}");
-    let resp = Form::new().clip(LIBRIVOX_0880).text("stream", "true").text("beam_size", "1").post_streaming(&s.url("/v1/audio/translations"));
+    assert!(
+        v["text"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("young man"),
+        "{v}"
+    );
+    let resp = Form::new()
+        .clip(LIBRIVOX_0880)
+        .text("stream", "true")
+        .text("beam_size", "1")
+        .post_streaming(&s.url("/v1/audio/translations"));
     let ev = read_events(resp, Instant::now());
     assert_eq!(ev.last().unwrap().1["type"], "transcript.text.done");
 }
@@ -234,7 +353,10 @@ fn every_container_the_decoder_reads() {
         ("librivox_0880.ogg", false),
         ("librivox_0880_48k.m4a", false),
     ] {
-        let r = Form::new().clip(&format!("audio/formats/{file}")).text("beam_size", "1").post(&s.url("/transcribe"));
+        let r = Form::new()
+            .clip(&format!("audio/formats/{file}"))
+            .text("beam_size", "1")
+            .post(&s.url("/transcribe"));
         assert_eq!(r.status, 200, "{file}: {}", r.body);
         let text = r.json()["text"].as_str().unwrap().to_string();
         if exact {
@@ -266,15 +388,26 @@ fn sixteen_concurrent_clients_get_their_own_transcripts() {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         let Some(c) = all.get(i) else { break };
-                        let r = Form::new().clip(&c.file).text("model", "whisper-1").post(url);
+                        let r = Form::new()
+                            .clip(&c.file)
+                            .text("model", "whisper-1")
+                            .post(url);
                         let job = r.header("x-job-id").unwrap_or("").to_string();
-                        out.push((c.id.clone(), r.status, r.json()["text"].as_str().unwrap_or("").to_string(), job));
+                        out.push((
+                            c.id.clone(),
+                            r.status,
+                            r.json()["text"].as_str().unwrap_or("").to_string(),
+                            job,
+                        ));
                     }
                     out
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     assert_eq!(results.len(), all.len());
     let mut jobs = std::collections::BTreeSet::new();
@@ -286,9 +419,18 @@ fn sixteen_concurrent_clients_get_their_own_transcripts() {
         }
         assert!(jobs.insert(job.clone()), "job id {job} given twice");
     }
-    assert!(wrong.is_empty(), "transcripts differ from faster-whisper's:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "transcripts differ from faster-whisper's:\n{}",
+        wrong.join("\n")
+    );
     let n = all.len() as f64;
-    assert_eq!(s.metric("amanuensis_http_requests_total{route=\"/v1/audio/transcriptions\",status=\"200\"}"), n);
+    assert_eq!(
+        s.metric(
+            "amanuensis_http_requests_total{route=\"/v1/audio/transcriptions\",status=\"200\"}"
+        ),
+        n
+    );
     assert_eq!(s.metric("amanuensis_jobs_total{outcome=\"ok\"}"), n);
     let audio: f64 = all.iter().map(|c| c.seconds).sum();
     assert!((s.metric("amanuensis_audio_seconds_total") - audio).abs() < 0.1);
@@ -296,9 +438,15 @@ fn sixteen_concurrent_clients_get_their_own_transcripts() {
     assert_eq!(s.metric("amanuensis_queue_depth"), 0.0);
     assert_eq!(s.metric("amanuensis_jobs_in_flight"), 0.0);
     // Waiting jobs' windows went through the encoder together.
-    let (batches, windows) = (s.metric("amanuensis_encoder_batches_total"), s.metric("amanuensis_encoder_windows_total"));
+    let (batches, windows) = (
+        s.metric("amanuensis_encoder_batches_total"),
+        s.metric("amanuensis_encoder_windows_total"),
+    );
     assert_eq!(windows, n);
-    assert!(batches < windows, "no encoder batching: {batches} batches for {windows} windows");
+    assert!(
+        batches < windows,
+        "no encoder batching: {batches} batches for {windows} windows"
+    );
 }
 
 /// Reads server-sent events: (seconds since start, JSON) per `data:` line.
@@ -307,7 +455,10 @@ fn read_events(resp: ureq::Response, t0: Instant) -> Vec<(f64, serde_json::Value
     for line in BufReader::new(resp.into_reader()).lines() {
         let line = line.unwrap();
         if let Some(data) = line.strip_prefix("data:") {
-            out.push((t0.elapsed().as_secs_f64(), serde_json::from_str(data.trim()).unwrap()));
+            out.push((
+                t0.elapsed().as_secs_f64(),
+                serde_json::from_str(data.trim()).unwrap(),
+            ));
         }
     }
     out
@@ -325,7 +476,10 @@ fn streaming_sends_segments_as_they_are_decoded() {
         .text("beam_size", "1")
         .post_streaming(&s.url("/v1/audio/transcriptions"));
     assert_eq!(resp.status(), 200);
-    assert!(resp.header("content-type").unwrap().starts_with("text/event-stream"));
+    assert!(resp
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
     let job = resp.header("x-job-id").unwrap().to_string();
     let events = read_events(resp, t0);
     let (last_t, done) = events.last().unwrap();
@@ -343,13 +497,27 @@ fn streaming_sends_segments_as_they_are_decoded() {
     assert_eq!(text.trim(), done["text"].as_str().unwrap());
     assert_eq!(done["segments"].as_array().unwrap().len(), deltas.len());
     let full = done["text"].as_str().unwrap();
-    assert!(full.contains("Scientists believe") && full.contains("the train finally arrived"), "{full}");
-    assert!((done["duration"].as_f64().unwrap() - 34.18).abs() < 0.1, "{done}");
+    assert!(
+        full.contains("Scientists believe") && full.contains("the train finally arrived"),
+        "{full}"
+    );
+    assert!(
+        (done["duration"].as_f64().unwrap() - 34.18).abs() < 0.1,
+        "{done}"
+    );
     // Live: the first segment arrived well before the end.
-    assert!(deltas[0].0 + 0.05 < *last_t, "first segment at {} s, done at {last_t} s", deltas[0].0);
+    assert!(
+        deltas[0].0 + 0.05 < *last_t,
+        "first segment at {} s, done at {last_t} s",
+        deltas[0].0
+    );
 
     // The same on /transcribe.
-    let resp = Form::new().clip(LIBRIVOX_0880).text("stream", "true").text("beam_size", "1").post_streaming(&s.url("/transcribe"));
+    let resp = Form::new()
+        .clip(LIBRIVOX_0880)
+        .text("stream", "true")
+        .text("beam_size", "1")
+        .post_streaming(&s.url("/transcribe"));
     let ev = read_events(resp, t0);
     assert_eq!(ev.len(), 2);
     assert_eq!(ev[1].1["text"], GREEDY_0880);
@@ -372,40 +540,173 @@ fn bad_input_gets_clear_errors_and_the_server_keeps_serving() {
     let clip = || Form::new().clip(LIBRIVOX_0880);
     let t = "/transcribe";
     let v1 = "/v1/audio/transcriptions";
-    refused(&s, t, Form::new().file("file", "notes.txt", b"this is not audio at all, just text"), 400, &["could not be decoded"]);
-    refused(&s, v1, Form::new().file("file", "x.wav", &[0u8; 3000]), 400, &["decoded"]);
-    refused(&s, t, Form::new().file("file", "empty.wav", b""), 400, &["empty"]);
-    refused(&s, t, Form::new().file("file", "cut.wav", &wav[..30]), 400, &["decoded"]);
-    refused(&s, t, Form::new().file("audio", "a.wav", &wav), 400, &["unknown form field `audio`", "file"]);
-    refused(&s, t, Form::new().text("language", "en"), 400, &["field named `file`"]);
+    refused(
+        &s,
+        t,
+        Form::new().file("file", "notes.txt", b"this is not audio at all, just text"),
+        400,
+        &["could not be decoded"],
+    );
+    refused(
+        &s,
+        v1,
+        Form::new().file("file", "x.wav", &[0u8; 3000]),
+        400,
+        &["decoded"],
+    );
+    refused(
+        &s,
+        t,
+        Form::new().file("file", "empty.wav", b""),
+        400,
+        &["empty"],
+    );
+    refused(
+        &s,
+        t,
+        Form::new().file("file", "cut.wav", &wav[..30]),
+        400,
+        &["decoded"],
+    );
+    refused(
+        &s,
+        t,
+        Form::new().file("audio", "a.wav", &wav),
+        400,
+        &["unknown form field `audio`", "file"],
+    );
+    refused(
+        &s,
+        t,
+        Form::new().text("language", "en"),
+        400,
+        &["field named `file`"],
+    );
     refused(&s, t, clip().clip(LIBRIVOX_0880), 400, &["more than one"]);
-    refused(&s, t, clip().text("model", "large-v3"), 400, &["large-v3", "tiny.en"]);
+    refused(
+        &s,
+        t,
+        clip().text("model", "large-v3"),
+        400,
+        &["large-v3", "tiny.en"],
+    );
     refused(&s, t, clip().text("model", "whisper-1"), 400, &["tiny.en"]);
-    refused(&s, v1, clip().text("model", "gpt-4o-transcribe"), 400, &["tiny.en", "whisper-1"]);
-    refused(&s, t, clip().text("beam_size", "0"), 400, &["beam_size", "1 to 16"]);
+    refused(
+        &s,
+        v1,
+        clip().text("model", "gpt-4o-transcribe"),
+        400,
+        &["tiny.en", "whisper-1"],
+    );
+    refused(
+        &s,
+        t,
+        clip().text("beam_size", "0"),
+        400,
+        &["beam_size", "1 to 16"],
+    );
     refused(&s, t, clip().text("beam_size", "1000"), 400, &["beam_size"]);
     refused(&s, t, clip().text("beam_size", "five"), 400, &["beam_size"]);
-    refused(&s, v1, clip().text("temperature", "-1"), 400, &["temperature", "0 to 1"]);
-    refused(&s, v1, clip().text("temperature", "NaN"), 400, &["temperature"]);
-    refused(&s, v1, clip().text("temperature", "hot"), 400, &["temperature"]);
-    refused(&s, v1, clip().text("language", "xx"), 400, &["language `xx`"]);
+    refused(
+        &s,
+        v1,
+        clip().text("temperature", "-1"),
+        400,
+        &["temperature", "0 to 1"],
+    );
+    refused(
+        &s,
+        v1,
+        clip().text("temperature", "NaN"),
+        400,
+        &["temperature"],
+    );
+    refused(
+        &s,
+        v1,
+        clip().text("temperature", "hot"),
+        400,
+        &["temperature"],
+    );
+    refused(
+        &s,
+        v1,
+        clip().text("language", "xx"),
+        400,
+        &["language `xx`"],
+    );
     refused(&s, t, clip().text("language", "fr"), 400, &["English-only"]);
-    refused(&s, v1, clip().text("response_format", "docx"), 400, &["docx", "json, text, srt, verbose_json, vtt"]);
-    refused(&s, t, clip().text("task", "summarize"), 400, &["transcribe", "translate"]);
-    refused(&s, t, clip().text("vad_filter", "true"), 400, &["not supported yet"]);
-    refused(&s, t, clip().text("word_timestamps", "true"), 400, &["not supported yet"]);
-    refused(&s, t, clip().text("word_timestamps", "perhaps"), 400, &["true or false"]);
-    refused(&s, v1, clip().text("timestamp_granularities[]", "word"), 400, &["not supported yet"]);
-    refused(&s, v1, clip().text("timestamp_granularities[]", "syllable"), 400, &["segment"]);
+    refused(
+        &s,
+        v1,
+        clip().text("response_format", "docx"),
+        400,
+        &["docx", "json, text, srt, verbose_json, vtt"],
+    );
+    refused(
+        &s,
+        t,
+        clip().text("task", "summarize"),
+        400,
+        &["transcribe", "translate"],
+    );
+    refused(
+        &s,
+        t,
+        clip().text("vad_filter", "true"),
+        400,
+        &["not supported yet"],
+    );
+    refused(
+        &s,
+        t,
+        clip().text("word_timestamps", "true"),
+        400,
+        &["not supported yet"],
+    );
+    refused(
+        &s,
+        t,
+        clip().text("word_timestamps", "perhaps"),
+        400,
+        &["true or false"],
+    );
+    refused(
+        &s,
+        v1,
+        clip().text("timestamp_granularities[]", "word"),
+        400,
+        &["not supported yet"],
+    );
+    refused(
+        &s,
+        v1,
+        clip().text("timestamp_granularities[]", "syllable"),
+        400,
+        &["segment"],
+    );
     refused(&s, v1, clip().text("stream", "sometimes"), 400, &["stream"]);
-    refused(&s, v1, clip().text("language", "en").text("language", "en"), 400, &["more than once"]);
+    refused(
+        &s,
+        v1,
+        clip().text("language", "en").text("language", "en"),
+        400,
+        &["more than once"],
+    );
 
     let r = Form::new().text("x", "y").post(&s.url(t));
     assert_eq!(r.status, 400);
     // Not multipart at all.
     let agent = ureq::AgentBuilder::new().build();
-    for (ctype, body) in [("application/json", "{\"file\": \"a.wav\"}"), ("multipart/form-data", "no boundary")] {
-        let r = match agent.post(&s.url(v1)).set("Content-Type", ctype).send_string(body) {
+    for (ctype, body) in [
+        ("application/json", "{\"file\": \"a.wav\"}"),
+        ("multipart/form-data", "no boundary"),
+    ] {
+        let r = match agent
+            .post(&s.url(v1))
+            .set("Content-Type", ctype)
+            .send_string(body)
+        {
             Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
             other => panic!("{other:?}"),
         };
@@ -428,7 +729,9 @@ fn bad_input_gets_clear_errors_and_the_server_keeps_serving() {
     let r = clip().text("beam_size", "1").post(&s.url(t));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["text"], GREEDY_0880);
-    assert!(s.metric("amanuensis_http_requests_total{route=\"/transcribe\",status=\"400\"}") >= 15.0);
+    assert!(
+        s.metric("amanuensis_http_requests_total{route=\"/transcribe\",status=\"400\"}") >= 15.0
+    );
     assert_eq!(s.metric("amanuensis_jobs_total{outcome=\"failed\"}"), 0.0);
 }
 
@@ -460,7 +763,10 @@ fn uploads_over_the_limit_get_413_without_being_read() {
     );
     let (resp, took) = raw_exchange(&s.addr(), &head, &[b'a'; 100]);
     assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
-    assert!(resp.contains("1 MB") && resp.contains("\"file_too_large\""), "{resp}");
+    assert!(
+        resp.contains("1 MB") && resp.contains("\"file_too_large\""),
+        "{resp}"
+    );
     assert!(took < Duration::from_secs(5), "{took:?}");
 
     // No Content-Length (chunked): reading stops at the limit.
@@ -480,9 +786,17 @@ fn uploads_over_the_limit_get_413_without_being_read() {
     let (resp, _) = raw_exchange(&s.addr(), &head, &chunked);
     assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
     // Just under the limit is fine.
-    let r = Form::new().clip(LIBRIVOX_0880).text("beam_size", "1").post(&s.url("/transcribe"));
+    let r = Form::new()
+        .clip(LIBRIVOX_0880)
+        .text("beam_size", "1")
+        .post(&s.url("/transcribe"));
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(s.metric("amanuensis_http_requests_total{route=\"/v1/audio/transcriptions\",status=\"413\"}"), 1.0);
+    assert_eq!(
+        s.metric(
+            "amanuensis_http_requests_total{route=\"/v1/audio/transcriptions\",status=\"413\"}"
+        ),
+        1.0
+    );
 }
 
 #[test]
@@ -490,15 +804,29 @@ fn slow_clients_time_out() {
     let s = Server::start(&["--read-timeout-secs", "1.5"]);
     // Headers complete, body trickles and stops: 408 after the read timeout.
     let head = "POST /transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=zz\r\nContent-Length: 100000\r\n\r\n";
-    let (resp, took) = raw_exchange(&s.addr(), head, b"--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF");
+    let (resp, took) = raw_exchange(
+        &s.addr(),
+        head,
+        b"--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF",
+    );
     assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
     assert!(resp.contains("not received within 1.5 s"), "{resp}");
-    assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(8), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
     // Headers never finished: the connection is closed.
-    let (resp, took) = raw_exchange(&s.addr(), "POST /transcribe HTTP/1.1\r\nHost: x\r\nX-Slow:", b"");
+    let (resp, took) = raw_exchange(
+        &s.addr(),
+        "POST /transcribe HTTP/1.1\r\nHost: x\r\nX-Slow:",
+        b"",
+    );
     assert!(!resp.contains("200 OK"), "{resp}");
     assert!(took < Duration::from_secs(8), "{took:?}");
-    let r = Form::new().clip(LIBRIVOX_0880).text("beam_size", "1").post(&s.url("/transcribe"));
+    let r = Form::new()
+        .clip(LIBRIVOX_0880)
+        .text("beam_size", "1")
+        .post(&s.url("/transcribe"));
     assert_eq!(r.status, 200);
 }
 
@@ -508,24 +836,50 @@ fn a_full_queue_answers_503_with_retry_after() {
     let long = concatenated(&["s11", "s08", "s03", "s06"]);
     let url = s.url("/transcribe");
     std::thread::scope(|sc| {
-        let post = || Form::new().file("file", "long.wav", &long).text("beam_size", "1").post(&url);
+        let post = || {
+            Form::new()
+                .file("file", "long.wav", &long)
+                .text("beam_size", "1")
+                .post(&url)
+        };
         let first = sc.spawn(post);
-        s.wait_for("the first job to run", |s| s.metric("amanuensis_jobs_in_flight") == 1.0);
+        s.wait_for("the first job to run", |s| {
+            s.metric("amanuensis_jobs_in_flight") == 1.0
+        });
         let second = sc.spawn(post);
-        s.wait_for("the second job to wait", |s| s.metric("amanuensis_queue_depth") == 1.0);
+        s.wait_for("the second job to wait", |s| {
+            s.metric("amanuensis_queue_depth") == 1.0
+        });
         let third = Form::new().clip(LIBRIVOX_0880).post(&url);
         assert_eq!(third.status, 503, "{}", third.body);
-        let retry: u64 = third.header("retry-after").expect("Retry-After").parse().unwrap();
+        let retry: u64 = third
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
         assert!((1..=60).contains(&retry));
         assert!(third.error_message().contains("busy"));
         let h = get(&s.url("/health")).json();
-        assert_eq!((h["in_flight"].as_i64(), h["queue_depth"].as_i64()), (Some(1), Some(1)));
+        assert_eq!(
+            (h["in_flight"].as_i64(), h["queue_depth"].as_i64()),
+            (Some(1), Some(1))
+        );
         for r in [first.join().unwrap(), second.join().unwrap()] {
             assert_eq!(r.status, 200, "{}", r.body);
-            assert!(r.json()["text"].as_str().unwrap().contains("Scientists believe"));
+            assert!(r.json()["text"]
+                .as_str()
+                .unwrap()
+                .contains("Scientists believe"));
         }
     });
-    assert_eq!(Form::new().clip(LIBRIVOX_0880).text("beam_size", "1").post(&url).status, 200);
+    assert_eq!(
+        Form::new()
+            .clip(LIBRIVOX_0880)
+            .text("beam_size", "1")
+            .post(&url)
+            .status,
+        200
+    );
 }
 
 #[test]
@@ -533,17 +887,26 @@ fn a_job_past_its_deadline_gets_504() {
     let s = Server::start(&["--job-timeout-secs", "0.3", "--workers", "1"]);
     // About 90 s of speech: three windows, far more than 0.3 s of work.
     let long = concatenated(&["s11", "s08", "s03", "s06", "s10", "s05", "s11", "s08"]);
-    let r = Form::new().file("file", "long.wav", &long).text("beam_size", "1").post(&s.url("/transcribe"));
+    let r = Form::new()
+        .file("file", "long.wav", &long)
+        .text("beam_size", "1")
+        .post(&s.url("/transcribe"));
     assert_eq!(r.status, 504, "{}", r.body);
     assert!(r.error_message().contains("time limit"));
     assert_eq!(s.metric("amanuensis_jobs_total{outcome=\"timeout\"}"), 1.0);
     // A streaming job that times out ends with an error event.
-    let resp = Form::new().file("file", "long.wav", &long).text("stream", "true").post_streaming(&s.url("/v1/audio/transcriptions"));
+    let resp = Form::new()
+        .file("file", "long.wav", &long)
+        .text("stream", "true")
+        .post_streaming(&s.url("/v1/audio/transcriptions"));
     let ev = read_events(resp, Instant::now());
     let last = &ev.last().unwrap().1;
     assert_eq!(last["type"], "error", "{last}");
     assert_eq!(last["status"], 504);
-    assert!(last["error"]["message"].as_str().unwrap().contains("time limit"));
+    assert!(last["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("time limit"));
 }
 
 #[test]
@@ -553,11 +916,17 @@ fn a_panicking_job_fails_alone() {
         env: vec![("AMANUENSIS_FAULT_PANIC_PROMPT", "explode")],
         ..Options::default()
     });
-    let r = Form::new().clip(LIBRIVOX_0880).text("prompt", "explode").post(&s.url("/v1/audio/transcriptions"));
+    let r = Form::new()
+        .clip(LIBRIVOX_0880)
+        .text("prompt", "explode")
+        .post(&s.url("/v1/audio/transcriptions"));
     assert_eq!(r.status, 500, "{}", r.body);
     assert!(r.error_message().contains("still running"));
     // The one worker survived and serves the next job correctly.
-    let r = Form::new().clip(LIBRIVOX_0880).text("beam_size", "1").post(&s.url("/transcribe"));
+    let r = Form::new()
+        .clip(LIBRIVOX_0880)
+        .text("beam_size", "1")
+        .post(&s.url("/transcribe"));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["text"], GREEDY_0880);
     assert_eq!(s.metric("amanuensis_jobs_total{outcome=\"failed\"}"), 1.0);
@@ -565,7 +934,11 @@ fn a_panicking_job_fails_alone() {
 
 #[test]
 fn health_is_503_until_the_model_is_loaded() {
-    let s = Server::start_with(Options { env: vec![("AMANUENSIS_FAULT_LOAD_DELAY_MS", "1500")], wait_ready: false, ..Options::default() });
+    let s = Server::start_with(Options {
+        env: vec![("AMANUENSIS_FAULT_LOAD_DELAY_MS", "1500")],
+        wait_ready: false,
+        ..Options::default()
+    });
     let h = get(&s.url("/health"));
     assert_eq!(h.status, 503, "{}", h.body);
     assert_eq!(h.json()["status"], "loading");
@@ -576,7 +949,14 @@ fn health_is_503_until_the_model_is_loaded() {
     assert_eq!(s.metric("amanuensis_model_loaded"), 0.0);
     s.wait_ready();
     assert_eq!(s.metric("amanuensis_model_loaded"), 1.0);
-    assert_eq!(Form::new().clip(LIBRIVOX_0880).text("beam_size", "1").post(&s.url("/transcribe")).json()["text"], GREEDY_0880);
+    assert_eq!(
+        Form::new()
+            .clip(LIBRIVOX_0880)
+            .text("beam_size", "1")
+            .post(&s.url("/transcribe"))
+            .json()["text"],
+        GREEDY_0880
+    );
 }
 
 #[test]
@@ -588,7 +968,10 @@ fn a_missing_model_stops_the_server_with_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/model-dir"), "{err}");
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_amanuensis")).args(["serve", "--workers", "0"]).output().unwrap();
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_amanuensis"))
+        .args(["serve", "--workers", "0"])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--workers"));
 }
@@ -601,21 +984,37 @@ fn sigterm_finishes_in_flight_jobs_then_exits_0() {
     let url = s.url("/transcribe");
     let addr = s.addr();
     std::thread::scope(|sc| {
-        let job = sc.spawn(|| Form::new().file("file", "long.wav", &long).text("beam_size", "1").post(&url));
-        s.wait_for("the job to start", |s| s.metric("amanuensis_jobs_in_flight") == 1.0);
-        let kill = std::process::Command::new("kill").args(["-TERM", &s.pid().to_string()]).status().unwrap();
+        let job = sc.spawn(|| {
+            Form::new()
+                .file("file", "long.wav", &long)
+                .text("beam_size", "1")
+                .post(&url)
+        });
+        s.wait_for("the job to start", |s| {
+            s.metric("amanuensis_jobs_in_flight") == 1.0
+        });
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &s.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(kill.success());
         // New connections are refused soon after the signal...
         let t0 = Instant::now();
         while TcpStream::connect(&addr).is_ok() {
-            assert!(t0.elapsed() < Duration::from_secs(5), "still accepting connections after SIGTERM");
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "still accepting connections after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         // ...while the job in flight completes.
         let r = job.join().unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
         let text = r.json()["text"].as_str().unwrap().to_string();
-        assert!(text.contains("Scientists believe") && text.contains("strange lights"), "{text}");
+        assert!(
+            text.contains("Scientists believe") && text.contains("strange lights"),
+            "{text}"
+        );
     });
     let mut child = s.child.take().unwrap();
     let t0 = Instant::now();
@@ -623,7 +1022,10 @@ fn sigterm_finishes_in_flight_jobs_then_exits_0() {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "the server did not exit after SIGTERM");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the server did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0), "stderr:\n{}", s.stderr());

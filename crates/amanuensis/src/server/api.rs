@@ -39,14 +39,39 @@ impl Endpoint {
     fn fields(self) -> &'static [&'static str] {
         match self {
             Endpoint::Native => &[
-                "file", "model", "language", "task", "beam_size", "vad_filter", "word_timestamps",
-                "response_format", "prompt", "temperature", "stream",
+                "file",
+                "model",
+                "language",
+                "task",
+                "beam_size",
+                "vad_filter",
+                "word_timestamps",
+                "response_format",
+                "prompt",
+                "temperature",
+                "stream",
             ],
             Endpoint::Transcriptions => &[
-                "file", "model", "language", "prompt", "temperature", "response_format",
-                "timestamp_granularities[]", "timestamp_granularities", "stream", "beam_size",
+                "file",
+                "model",
+                "language",
+                "prompt",
+                "temperature",
+                "response_format",
+                "timestamp_granularities[]",
+                "timestamp_granularities",
+                "stream",
+                "beam_size",
             ],
-            Endpoint::Translations => &["file", "model", "prompt", "temperature", "response_format", "stream", "beam_size"],
+            Endpoint::Translations => &[
+                "file",
+                "model",
+                "prompt",
+                "temperature",
+                "response_format",
+                "stream",
+                "beam_size",
+            ],
         }
     }
 
@@ -67,7 +92,10 @@ impl Form {
         let mut it = self.fields.iter().filter(|(n, _)| n == name);
         let first = it.next().map(|(_, v)| v.as_str());
         if it.next().is_some() {
-            return Err(ApiError::invalid(name, format!("field `{name}` was given more than once; send it once")));
+            return Err(ApiError::invalid(
+                name,
+                format!("field `{name}` was given more than once; send it once"),
+            ));
         }
         // An empty value means "not given", as HTML forms send empty inputs.
         Ok(first.map(str::trim).filter(|v| !v.is_empty()))
@@ -104,42 +132,69 @@ fn multipart_error(e: MultipartError, limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "invalid_multipart",
-        format!("the multipart/form-data body could not be read ({}); it may be truncated or malformed", e.body_text()),
+        format!(
+            "the multipart/form-data body could not be read ({}); it may be truncated or malformed",
+            e.body_text()
+        ),
     )
 }
 
 async fn read_form(mut mp: Multipart, ep: Endpoint, limit: usize) -> Result<Form, ApiError> {
-    let mut form = Form { file: None, fields: Vec::new() };
-    while let Some(mut field) = mp.next_field().await.map_err(|e| multipart_error(e, limit))? {
+    let mut form = Form {
+        file: None,
+        fields: Vec::new(),
+    };
+    while let Some(mut field) = mp
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
         let name = field.name().unwrap_or("").to_string();
         if !ep.fields().contains(&name.as_str()) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unknown_field",
-                format!("unknown form field `{name}`; this endpoint accepts: {}", ep.fields().join(", ")),
+                format!(
+                    "unknown form field `{name}`; this endpoint accepts: {}",
+                    ep.fields().join(", ")
+                ),
             )
             .param(&name));
         }
-        let cap = if name == "file" { limit } else { MAX_FIELD_BYTES };
+        let cap = if name == "file" {
+            limit
+        } else {
+            MAX_FIELD_BYTES
+        };
         let mut buf = Vec::new();
         while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
             if buf.len() + chunk.len() > cap {
                 return Err(if name == "file" {
                     too_large(limit)
                 } else {
-                    ApiError::invalid(&name, format!("field `{name}` is longer than {} KiB", MAX_FIELD_BYTES / 1024))
+                    ApiError::invalid(
+                        &name,
+                        format!(
+                            "field `{name}` is longer than {} KiB",
+                            MAX_FIELD_BYTES / 1024
+                        ),
+                    )
                 });
             }
             buf.extend_from_slice(&chunk);
         }
         if name == "file" {
             if form.file.is_some() {
-                return Err(ApiError::invalid("file", "more than one `file` field; send one audio file per request"));
+                return Err(ApiError::invalid(
+                    "file",
+                    "more than one `file` field; send one audio file per request",
+                ));
             }
             form.file = Some((buf, field.file_name().map(str::to_string)));
         } else {
-            let text = String::from_utf8(buf)
-                .map_err(|_| ApiError::invalid(&name, format!("field `{name}` is not valid UTF-8 text")))?;
+            let text = String::from_utf8(buf).map_err(|_| {
+                ApiError::invalid(&name, format!("field `{name}` is not valid UTF-8 text"))
+            })?;
             form.fields.push((name, text));
         }
     }
@@ -150,7 +205,10 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(ApiError::invalid(name, format!("`{name}` must be true or false, not `{v}`"))),
+        _ => Err(ApiError::invalid(
+            name,
+            format!("`{name}` must be true or false, not `{v}`"),
+        )),
     }
 }
 
@@ -164,7 +222,11 @@ fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<Params, Api
     if let Some(m) = form.get("model")? {
         let ok = m == cfg.model_name || m == cfg.model_spec || (ep.is_openai() && m == "whisper-1");
         if !ok {
-            let also = if ep.is_openai() { " (or `whisper-1`)" } else { "" };
+            let also = if ep.is_openai() {
+                " (or `whisper-1`)"
+            } else {
+                ""
+            };
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "model_not_found",
@@ -173,15 +235,27 @@ fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<Params, Api
             .param("model"));
         }
     }
-    let mut opts = TranscribeOptions { beam_size: cfg.beam_size, ..TranscribeOptions::default() };
+    let mut opts = TranscribeOptions {
+        beam_size: cfg.beam_size,
+        ..TranscribeOptions::default()
+    };
     opts.task = match (ep, form.get("task")?) {
         (Endpoint::Translations, _) => Task::Translate,
         (_, None) | (_, Some("transcribe")) => Task::Transcribe,
         (_, Some("translate")) => Task::Translate,
-        (_, Some(other)) => return Err(ApiError::invalid("task", format!("task must be `transcribe` or `translate`, not `{other}`"))),
+        (_, Some(other)) => {
+            return Err(ApiError::invalid(
+                "task",
+                format!("task must be `transcribe` or `translate`, not `{other}`"),
+            ))
+        }
     };
     if opts.task == Task::Translate && !model.tokenizer.multilingual {
-        let param = if ep == Endpoint::Translations { "model" } else { "task" };
+        let param = if ep == Endpoint::Translations {
+            "model"
+        } else {
+            "task"
+        };
         return Err(ApiError::invalid(
             param,
             format!(
@@ -196,7 +270,14 @@ fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<Params, Api
     if let Some(b) = form.get("beam_size")? {
         opts.beam_size = match b.parse::<usize>() {
             Ok(n) if (1..=16).contains(&n) => n,
-            _ => return Err(ApiError::invalid("beam_size", format!("beam_size must be a whole number from 1 to 16 (1 = greedy), not `{b}`"))),
+            _ => {
+                return Err(ApiError::invalid(
+                    "beam_size",
+                    format!(
+                        "beam_size must be a whole number from 1 to 16 (1 = greedy), not `{b}`"
+                    ),
+                ))
+            }
         };
     }
     if let Some(t) = form.get("temperature")? {
@@ -205,25 +286,35 @@ fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<Params, Api
             // quality checks; any other value is the one sampling temperature to use.
             Ok(x) if x == 0.0 => {}
             Ok(x) if x.is_finite() && (0.0..=1.0).contains(&x) => opts.temperatures = vec![x],
-            _ => {
-                return Err(ApiError::invalid(
-                    "temperature",
-                    format!("temperature must be a number from 0 to 1 (0 = automatic fallback), not `{t}`"),
-                ))
-            }
+            _ => return Err(ApiError::invalid(
+                "temperature",
+                format!(
+                    "temperature must be a number from 0 to 1 (0 = automatic fallback), not `{t}`"
+                ),
+            )),
         }
     }
     if let Some(p) = form.get("prompt")? {
         opts.initial_prompt = Some(p.to_string());
     }
-    for (flag, what) in [("vad_filter", "voice activity detection (vad_filter)"), ("word_timestamps", "word timestamps (word_timestamps)")] {
+    for (flag, what) in [
+        ("vad_filter", "voice activity detection (vad_filter)"),
+        ("word_timestamps", "word timestamps (word_timestamps)"),
+    ] {
         if let Some(v) = form.get(flag)? {
             if parse_bool(flag, v)? {
-                return Err(unsupported(flag, &format!("{what} is not supported yet; send {flag}=false or leave it out")));
+                return Err(unsupported(
+                    flag,
+                    &format!("{what} is not supported yet; send {flag}=false or leave it out"),
+                ));
             }
         }
     }
-    for (name, v) in form.fields.iter().filter(|(n, _)| n.starts_with("timestamp_granularities")) {
+    for (name, v) in form
+        .fields
+        .iter()
+        .filter(|(n, _)| n.starts_with("timestamp_granularities"))
+    {
         match v.trim() {
             "segment" => {}
             "word" => {
@@ -242,23 +333,31 @@ fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<Params, Api
         Some("srt") => Format::Srt,
         Some("vtt") => Format::Vtt,
         Some("verbose_json") => Format::VerboseJson,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "response_format",
-                format!("unknown response_format `{other}`; use one of json, text, srt, verbose_json, vtt"),
-            ))
-        }
+        Some(other) => return Err(ApiError::invalid(
+            "response_format",
+            format!(
+                "unknown response_format `{other}`; use one of json, text, srt, verbose_json, vtt"
+            ),
+        )),
     };
     let stream = match form.get("stream")? {
         Some(v) => parse_bool("stream", v)?,
         None => false,
     };
     opts.validate().map_err(|e| ApiError::from_whisper(&e))?;
-    Ok(Params { opts, format, stream })
+    Ok(Params {
+        opts,
+        format,
+        stream,
+    })
 }
 
 /// `None` for automatic detection; a code the model knows; or 400.
-fn parse_language(lang: &str, model: &whisper::model::Whisper, model_name: &str) -> Result<Option<String>, ApiError> {
+fn parse_language(
+    lang: &str,
+    model: &whisper::model::Whisper,
+    model_name: &str,
+) -> Result<Option<String>, ApiError> {
     let code = lang.trim().to_ascii_lowercase();
     if code == "auto" {
         return Ok(None);
@@ -289,9 +388,15 @@ fn new_job_id() -> String {
     // A per-process random prefix keeps ids unique across restarts; the counter within one.
     let seed = *SEED.get_or_init(|| {
         use std::hash::{BuildHasher, Hasher};
-        std::collections::hash_map::RandomState::new().build_hasher().finish()
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
     });
-    format!("job_{:08x}{:06}", seed as u32, COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "job_{:08x}{:06}",
+        seed as u32,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn round3(x: f64) -> f64 {
@@ -319,7 +424,14 @@ struct Timing {
 impl Timing {
     fn of(t: &Transcript, received: Instant) -> Self {
         let processing = received.elapsed().as_secs_f64();
-        Timing { processing, realtime_factor: if t.duration > 0.0 { processing / t.duration } else { 0.0 } }
+        Timing {
+            processing,
+            realtime_factor: if t.duration > 0.0 {
+                processing / t.duration
+            } else {
+                0.0
+            },
+        }
     }
 }
 
@@ -346,8 +458,12 @@ fn with_job_id(mut resp: Response, job_id: &str) -> Response {
 
 /// Waits for the worker's answer; 504 if even the deadline's grace period passes (the worker
 /// checks the deadline between windows, so this only fires if one window takes very long).
-async fn await_reply(rx: oneshot::Receiver<Result<Transcript, ApiError>>, deadline: Instant) -> Result<Transcript, ApiError> {
-    let grace = deadline.saturating_duration_since(Instant::now()) + std::time::Duration::from_secs(30);
+async fn await_reply(
+    rx: oneshot::Receiver<Result<Transcript, ApiError>>,
+    deadline: Instant,
+) -> Result<Transcript, ApiError> {
+    let grace =
+        deadline.saturating_duration_since(Instant::now()) + std::time::Duration::from_secs(30);
     match tokio::time::timeout(grace, rx).await {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err(ApiError::internal("the worker stopped without an answer (the server may be shutting down); retry")),
@@ -359,7 +475,11 @@ async fn await_reply(rx: oneshot::Receiver<Result<Transcript, ApiError>>, deadli
     }
 }
 
-pub async fn handle(app: Arc<AppState>, ep: Endpoint, mp: Result<Multipart, MultipartRejection>) -> Response {
+pub async fn handle(
+    app: Arc<AppState>,
+    ep: Endpoint,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Response {
     match handle_inner(app, ep, mp).await {
         Ok(r) => r,
         Err(e) => {
@@ -369,7 +489,11 @@ pub async fn handle(app: Arc<AppState>, ep: Endpoint, mp: Result<Multipart, Mult
     }
 }
 
-async fn handle_inner(app: Arc<AppState>, ep: Endpoint, mp: Result<Multipart, MultipartRejection>) -> Result<Response, ApiError> {
+async fn handle_inner(
+    app: Arc<AppState>,
+    ep: Endpoint,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
     let engine = app.engine()?;
     // Refuse before reading the upload when the queue is already full.
     if engine.pool.is_full() {
@@ -379,7 +503,10 @@ async fn handle_inner(app: Arc<AppState>, ep: Endpoint, mp: Result<Multipart, Mu
         ApiError::new(
             r.status(),
             "invalid_multipart",
-            format!("send a multipart/form-data body with the audio in a field named `file` ({})", r.body_text()),
+            format!(
+                "send a multipart/form-data body with the audio in a field named `file` ({})",
+                r.body_text()
+            ),
         )
     })?;
     let limit = app.cfg.max_upload_bytes;
@@ -404,7 +531,12 @@ async fn handle_inner(app: Arc<AppState>, ep: Endpoint, mp: Result<Multipart, Mu
         .param("file"));
     };
     if bytes.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_audio", "the uploaded file is empty (0 bytes)").param("file"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_audio",
+            "the uploaded file is empty (0 bytes)",
+        )
+        .param("file"));
     }
     let ext = filename
         .as_deref()
@@ -413,14 +545,27 @@ async fn handle_inner(app: Arc<AppState>, ep: Endpoint, mp: Result<Multipart, Mu
         .filter(|e| !e.is_empty() && e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()));
     // Decoding is CPU work: bounded, and off the async threads.
     let samples = {
-        let _permit = app.decode_slots.acquire().await.map_err(|_| ApiError::internal("decoder closed"))?;
-        tokio::task::spawn_blocking(move || whisper::audio::decode_audio_bytes(bytes, ext.as_deref()))
+        let _permit = app
+            .decode_slots
+            .acquire()
             .await
-            .map_err(|_| ApiError::internal("the audio decoder failed unexpectedly; the file may be corrupt"))?
-            .map_err(|e| ApiError::from_whisper(&e))?
+            .map_err(|_| ApiError::internal("decoder closed"))?;
+        tokio::task::spawn_blocking(move || {
+            whisper::audio::decode_audio_bytes(bytes, ext.as_deref())
+        })
+        .await
+        .map_err(|_| {
+            ApiError::internal("the audio decoder failed unexpectedly; the file may be corrupt")
+        })?
+        .map_err(|e| ApiError::from_whisper(&e))?
     };
     if samples.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_audio", "the uploaded file could not be decoded as audio: it holds no audio samples").param("file"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_audio",
+            "the uploaded file could not be decoded as audio: it holds no audio samples",
+        )
+        .param("file"));
     }
     let job_id = new_job_id();
     let (reply_tx, reply_rx) = oneshot::channel();
@@ -432,19 +577,33 @@ async fn handle_inner(app: Arc<AppState>, ep: Endpoint, mp: Result<Multipart, Mu
     };
     let deadline = received + app.cfg.job_timeout;
     let task = params.opts.task;
-    engine.pool.submit(Job { id: job_id.clone(), samples, opts: params.opts, deadline, events: events_tx, reply: reply_tx })?;
+    engine.pool.submit(Job {
+        id: job_id.clone(),
+        samples,
+        opts: params.opts,
+        deadline,
+        events: events_tx,
+        reply: reply_tx,
+    })?;
     tracing::debug!(job = %job_id, "queued");
     if let Some(events) = events_rx {
-        return Ok(stream_response(app, job_id, events, reply_rx, deadline, received));
+        return Ok(stream_response(
+            app, job_id, events, reply_rx, deadline, received,
+        ));
     }
     let t = await_reply(reply_rx, deadline).await?;
     let timing = Timing::of(&t, received);
     app.metrics.record_audio(t.duration, timing.processing);
     let resp = match (ep, params.format) {
-        (Endpoint::Native, Format::Json) => axum::Json(summary_json(&t, &job_id, &app.cfg.model_name, &timing)).into_response(),
+        (Endpoint::Native, Format::Json) => {
+            axum::Json(summary_json(&t, &job_id, &app.cfg.model_name, &timing)).into_response()
+        }
         (_, fmt) => {
             let mut r = output::render(&t, fmt, task_name(task)).into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(fmt.content_type()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(fmt.content_type()),
+            );
             r
         }
     };
@@ -467,7 +626,12 @@ fn stream_response(
         events: Option<mpsc::UnboundedReceiver<Segment>>,
         reply: Option<oneshot::Receiver<Result<Transcript, ApiError>>>,
     }
-    let st = St { app, job_id: job_id.clone(), events: Some(events), reply: Some(reply) };
+    let st = St {
+        app,
+        job_id: job_id.clone(),
+        events: Some(events),
+        reply: Some(reply),
+    };
     let stream = futures_util::stream::unfold(st, move |mut st| async move {
         if let Some(rx) = st.events.as_mut() {
             // The worker drops its sender when the job ends, so every segment comes before
@@ -475,7 +639,10 @@ fn stream_response(
             match rx.recv().await {
                 Some(seg) => {
                     let data = json!({ "type": "transcript.text.delta", "delta": seg.text, "segment": segment_json(&seg) });
-                    return Some((Ok::<_, Infallible>(Event::default().data(data.to_string())), st));
+                    return Some((
+                        Ok::<_, Infallible>(Event::default().data(data.to_string())),
+                        st,
+                    ));
                 }
                 None => st.events = None,
             }
@@ -498,9 +665,12 @@ fn stream_response(
         };
         Some((Ok(Event::default().data(data.to_string())), st))
     });
-    let mut resp = Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
+    let mut resp = Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response();
     // Proxies such as nginx would otherwise hold the events back.
-    resp.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
     with_job_id(resp, &job_id)
 }
 
@@ -509,13 +679,23 @@ mod tests {
     use super::*;
 
     fn form(fields: &[(&str, &str)]) -> Form {
-        Form { file: None, fields: fields.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect() }
+        Form {
+            file: None,
+            fields: fields
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        }
     }
 
     #[test]
     fn duplicate_and_empty_fields() {
         let f = form(&[("language", "en"), ("language", "fr"), ("prompt", "  ")]);
-        assert!(f.get("language").unwrap_err().message.contains("more than once"));
+        assert!(f
+            .get("language")
+            .unwrap_err()
+            .message
+            .contains("more than once"));
         assert_eq!(f.get("prompt").unwrap(), None);
         assert_eq!(f.get("model").unwrap(), None);
     }
@@ -524,7 +704,10 @@ mod tests {
     fn booleans() {
         assert!(parse_bool("stream", "TRUE").unwrap());
         assert!(!parse_bool("stream", "0").unwrap());
-        assert_eq!(parse_bool("stream", "maybe").unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            parse_bool("stream", "maybe").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]
@@ -537,7 +720,11 @@ mod tests {
 
     #[test]
     fn every_endpoint_takes_file_and_model() {
-        for ep in [Endpoint::Native, Endpoint::Transcriptions, Endpoint::Translations] {
+        for ep in [
+            Endpoint::Native,
+            Endpoint::Transcriptions,
+            Endpoint::Translations,
+        ] {
             assert!(ep.fields().contains(&"file") && ep.fields().contains(&"model"));
         }
         assert!(!Endpoint::Translations.fields().contains(&"language"));

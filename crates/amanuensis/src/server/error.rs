@@ -20,7 +20,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), param: None, code, retry_after: None }
+        ApiError {
+            status,
+            message: message.into(),
+            param: None,
+            code,
+            retry_after: None,
+        }
     }
 
     /// 400 for a bad form field.
@@ -66,7 +72,9 @@ impl ApiError {
                 format!("the uploaded file could not be decoded as audio: {reason}"),
             )
             .param("file"),
-            whisper::Error::InvalidArgument(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", m.clone()),
+            whisper::Error::InvalidArgument(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", m.clone())
+            }
             other => ApiError::internal(format!("transcription failed: {other}")),
         }
     }
@@ -74,7 +82,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -82,7 +96,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, axum::Json(self.to_json())).into_response();
         if let Some(s) = self.retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
     }

@@ -48,7 +48,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Metrics {
     pub fn record_request(&self, route: &str, status: u16) {
-        *lock(&self.requests).entry((route.to_string(), status)).or_default() += 1;
+        *lock(&self.requests)
+            .entry((route.to_string(), status))
+            .or_default() += 1;
     }
 
     pub fn record_job(&self, outcome: Outcome) {
@@ -67,15 +69,39 @@ impl Metrics {
         }
         let mut out = String::new();
         let n = "amanuensis_http_requests_total";
-        head(&mut out, n, "counter", "HTTP responses by route and status code.");
+        head(
+            &mut out,
+            n,
+            "counter",
+            "HTTP responses by route and status code.",
+        );
         for ((route, status), count) in lock(&self.requests).iter() {
-            let _ = writeln!(out, "{n}{{route=\"{}\",status=\"{status}\"}} {count}", escape(route));
+            let _ = writeln!(
+                out,
+                "{n}{{route=\"{}\",status=\"{status}\"}} {count}",
+                escape(route)
+            );
         }
         let n = "amanuensis_jobs_total";
-        head(&mut out, n, "counter", "Transcription jobs by outcome (ok, failed, timeout, cancelled).");
+        head(
+            &mut out,
+            n,
+            "counter",
+            "Transcription jobs by outcome (ok, failed, timeout, cancelled).",
+        );
         let jobs = lock(&self.jobs).clone();
-        for o in [Outcome::Ok, Outcome::Failed, Outcome::TimedOut, Outcome::Cancelled] {
-            let _ = writeln!(out, "{n}{{outcome=\"{}\"}} {}", o.label(), jobs.get(&o).copied().unwrap_or(0));
+        for o in [
+            Outcome::Ok,
+            Outcome::Failed,
+            Outcome::TimedOut,
+            Outcome::Cancelled,
+        ] {
+            let _ = writeln!(
+                out,
+                "{n}{{outcome=\"{}\"}} {}",
+                o.label(),
+                jobs.get(&o).copied().unwrap_or(0)
+            );
         }
         let (audio, processing) = *lock(&self.seconds);
         let load = |a: &AtomicI64| a.load(Ordering::Relaxed).max(0).to_string();
@@ -116,7 +142,9 @@ impl Metrics {
 
 /// Label values escape backslash, quote and newline (Prometheus text format).
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -133,15 +161,29 @@ mod tests {
         m.record_audio(2.5, 0.5);
         m.queue_depth.store(3, Ordering::Relaxed);
         let text = m.render();
-        assert!(text.contains("amanuensis_http_requests_total{route=\"/transcribe\",status=\"200\"} 2\n"), "{text}");
+        assert!(
+            text.contains(
+                "amanuensis_http_requests_total{route=\"/transcribe\",status=\"200\"} 2\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("amanuensis_http_requests_total{route=\"/v1/audio/transcriptions\",status=\"400\"} 1\n"), "{text}");
-        assert!(text.contains("amanuensis_jobs_total{outcome=\"ok\"} 1\n"), "{text}");
-        assert!(text.contains("amanuensis_audio_seconds_total 2.500000\n"), "{text}");
+        assert!(
+            text.contains("amanuensis_jobs_total{outcome=\"ok\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("amanuensis_audio_seconds_total 2.500000\n"),
+            "{text}"
+        );
         assert!(text.contains("amanuensis_queue_depth 3\n"), "{text}");
         // Every sample line belongs to a family announced by a TYPE line.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
-            assert!(text.contains(&format!("# TYPE {name} ")), "no TYPE for {name}");
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "no TYPE for {name}"
+            );
         }
     }
 

@@ -113,7 +113,12 @@ impl AppState {
 }
 
 pub fn loading() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "model_loading", "the model is still loading; retry in a few seconds").retry_after(5)
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "model_loading",
+        "the model is still loading; retry in a few seconds",
+    )
+    .retry_after(5)
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -134,7 +139,9 @@ fn model_name(spec: &str) -> String {
 
 fn compute_name(c: ComputeType) -> String {
     use clap::ValueEnum;
-    c.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_else(|| format!("{c:?}"))
+    c.to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_else(|| format!("{c:?}"))
 }
 
 impl ServeArgs {
@@ -146,7 +153,10 @@ impl ServeArgs {
             bail!("--queue {}: use a number from 1 to 100000", self.queue);
         }
         if !(1..=4096).contains(&self.max_upload_mb) {
-            bail!("--max-upload-mb {}: use a number from 1 to 4096", self.max_upload_mb);
+            bail!(
+                "--max-upload-mb {}: use a number from 1 to 4096",
+                self.max_upload_mb
+            );
         }
         if !(1..=16).contains(&self.beam_size) {
             bail!("--beam-size {}: use a number from 1 to 16", self.beam_size);
@@ -187,12 +197,25 @@ async fn serve(cfg: Config, host: &str, port: u16) -> anyhow::Result<()> {
         use std::io::Write;
         // Tests and scripts read this line to find the port chosen for --port 0.
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "amanuensis serve: listening on http://{addr} (model {}, loading)", cfg.model_name);
+        let _ = writeln!(
+            out,
+            "amanuensis serve: listening on http://{addr} (model {}, loading)",
+            cfg.model_name
+        );
         let _ = out.flush();
     }
     let metrics = Arc::new(Metrics::default());
-    let decode_slots = tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()).max(2));
-    let state = Arc::new(AppState { cfg, metrics, engine: OnceLock::new(), decode_slots });
+    let decode_slots = tokio::sync::Semaphore::new(
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2),
+    );
+    let state = Arc::new(AppState {
+        cfg,
+        metrics,
+        engine: OnceLock::new(),
+        decode_slots,
+    });
 
     // The server answers (health 503, requests 503) while the model loads.
     let (load_failed_tx, load_failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
@@ -203,7 +226,10 @@ async fn serve(cfg: Config, host: &str, port: u16) -> anyhow::Result<()> {
                 let _ = state.engine.set(engine);
                 state.metrics.model_loaded.store(true, Ordering::Relaxed);
                 tracing::info!("model {} loaded; serving", state.cfg.model_name);
-                eprintln!("amanuensis serve: model {} loaded, ready", state.cfg.model_name);
+                eprintln!(
+                    "amanuensis serve: model {} loaded, ready",
+                    state.cfg.model_name
+                );
             }
             Err(e) => {
                 let _ = load_failed_tx.send(e);
@@ -213,7 +239,8 @@ async fn serve(cfg: Config, host: &str, port: u16) -> anyhow::Result<()> {
 
     let app = router(state.clone());
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(state.cfg.read_timeout);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(state.cfg.read_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -252,7 +279,8 @@ async fn serve(cfg: Config, host: &str, port: u16) -> anyhow::Result<()> {
         }
     }
     drop(listener);
-    let in_flight = state.metrics.in_flight.load(Ordering::Relaxed) + state.metrics.queue_depth.load(Ordering::Relaxed);
+    let in_flight = state.metrics.in_flight.load(Ordering::Relaxed)
+        + state.metrics.queue_depth.load(Ordering::Relaxed);
     eprintln!("amanuensis serve: shutting down; no new connections, finishing {in_flight} job(s) in flight");
     graceful.shutdown().await;
     eprintln!("amanuensis serve: stopped");
@@ -263,16 +291,26 @@ fn load_engine(state: &AppState) -> anyhow::Result<Engine> {
     let cfg = &state.cfg;
     if cfg!(debug_assertions) {
         // Debug builds only: lets the tests observe the server while the model loads.
-        if let Some(ms) = std::env::var("AMANUENSIS_FAULT_LOAD_DELAY_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        if let Some(ms) = std::env::var("AMANUENSIS_FAULT_LOAD_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
             std::thread::sleep(Duration::from_millis(ms));
         }
     }
     let t0 = Instant::now();
-    let model: &'static Whisper = Box::leak(Box::new(load_model(&cfg.model_spec, cfg.compute_type)?));
+    let model: &'static Whisper =
+        Box::leak(Box::new(load_model(&cfg.model_spec, cfg.compute_type)?));
     tracing::info!(seconds = t0.elapsed().as_secs_f64(), "model loaded");
     let pool = Pool::start(model, cfg.workers, cfg.queue, state.metrics.clone())?;
-    let loaded_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    Ok(Engine { model, pool, loaded_at })
+    let loaded_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Ok(Engine {
+        model,
+        pool,
+        loaded_at,
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM. A second signal while draining exits at once.
@@ -302,9 +340,18 @@ async fn shutdown_signal() {
 fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.cfg.max_upload_bytes + FORM_OVERHEAD_BYTES;
     Router::new()
-        .route("/", get(|| static_file("text/html; charset=utf-8", include_str!("web/index.html"))))
-        .route("/app.js", get(|| static_file("text/javascript; charset=utf-8", include_str!("web/app.js"))))
-        .route("/style.css", get(|| static_file("text/css; charset=utf-8", include_str!("web/style.css"))))
+        .route(
+            "/",
+            get(|| static_file("text/html; charset=utf-8", include_str!("web/index.html"))),
+        )
+        .route(
+            "/app.js",
+            get(|| static_file("text/javascript; charset=utf-8", include_str!("web/app.js"))),
+        )
+        .route(
+            "/style.css",
+            get(|| static_file("text/css; charset=utf-8", include_str!("web/style.css"))),
+        )
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/v1/models", get(list_models))
@@ -323,13 +370,24 @@ fn router(state: Arc<AppState>) -> Router {
 /// Counts every response by route and status, and refuses a declared oversized upload with
 /// 413 before reading any of it.
 async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or("other", |p| p.as_str()).to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", |p| p.as_str())
+        .to_string();
     let limit = state.cfg.max_upload_bytes;
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    let resp = if req.method() == Method::POST && declared.is_some_and(|n| n > (limit + FORM_OVERHEAD_BYTES) as u64) {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let resp = if req.method() == Method::POST
+        && declared.is_some_and(|n| n > (limit + FORM_OVERHEAD_BYTES) as u64)
+    {
         let mut r = api::too_large(limit).into_response();
         // The body stays unread, so the connection cannot be reused.
-        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
         r
     } else {
         next.run(req).await
@@ -339,7 +397,14 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
 }
 
 async fn static_file(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -351,7 +416,11 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {}", uri.path()))
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
@@ -368,12 +437,24 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     if state.engine.get().is_some() {
         Json(body).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], Json(body)).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            Json(body),
+        )
+            .into_response()
     }
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 /// The ids clients may send as `model`: the loaded model's name, and `whisper-1` for OpenAI clients.
@@ -402,15 +483,24 @@ async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
     }
 }
 
-async fn transcribe_native(State(state): State<Arc<AppState>>, mp: Result<Multipart, MultipartRejection>) -> Response {
+async fn transcribe_native(
+    State(state): State<Arc<AppState>>,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Response {
     api::handle(state, Endpoint::Native, mp).await
 }
 
-async fn transcribe_openai(State(state): State<Arc<AppState>>, mp: Result<Multipart, MultipartRejection>) -> Response {
+async fn transcribe_openai(
+    State(state): State<Arc<AppState>>,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Response {
     api::handle(state, Endpoint::Transcriptions, mp).await
 }
 
-async fn translate_openai(State(state): State<Arc<AppState>>, mp: Result<Multipart, MultipartRejection>) -> Response {
+async fn translate_openai(
+    State(state): State<Arc<AppState>>,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Response {
     api::handle(state, Endpoint::Translations, mp).await
 }
 

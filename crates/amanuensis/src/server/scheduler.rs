@@ -45,7 +45,12 @@ pub struct Pool {
 
 impl Pool {
     /// Starts `workers` threads on `model` behind a queue of `capacity` waiting jobs.
-    pub fn start(model: &'static Whisper, workers: usize, capacity: usize, metrics: Arc<Metrics>) -> anyhow::Result<Pool> {
+    pub fn start(
+        model: &'static Whisper,
+        workers: usize,
+        capacity: usize,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Pool> {
         let (tx, rx) = mpsc::sync_channel::<Job>(capacity);
         let rx = Arc::new(Mutex::new(rx));
         let batcher = Arc::new(EncoderBatcher::new(model, metrics.clone()));
@@ -56,8 +61,14 @@ impl Pool {
                 .spawn(move || worker_loop(model, rx, batcher, metrics))?;
         }
         metrics.workers.store(workers as u64, Ordering::Relaxed);
-        metrics.queue_capacity.store(capacity as u64, Ordering::Relaxed);
-        Ok(Pool { tx, capacity, metrics })
+        metrics
+            .queue_capacity
+            .store(capacity as u64, Ordering::Relaxed);
+        Ok(Pool {
+            tx,
+            capacity,
+            metrics,
+        })
     }
 
     /// Whether a new job would be refused right now.
@@ -74,9 +85,12 @@ impl Pool {
                 self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
                 Err(match e {
                     TrySendError::Full(_) => queue_full(self.capacity),
-                    TrySendError::Disconnected(_) => {
-                        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down").retry_after(5)
-                    }
+                    TrySendError::Disconnected(_) => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "shutting_down",
+                        "the server is shutting down",
+                    )
+                    .retry_after(5),
                 })
             }
         }
@@ -104,7 +118,12 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn worker_loop(model: &'static Whisper, rx: Arc<Mutex<Receiver<Job>>>, batcher: Arc<EncoderBatcher>, metrics: Arc<Metrics>) {
+fn worker_loop(
+    model: &'static Whisper,
+    rx: Arc<Mutex<Receiver<Job>>>,
+    batcher: Arc<EncoderBatcher>,
+    metrics: Arc<Metrics>,
+) {
     let tr = match Transcriber::new(model) {
         Ok(t) => t,
         Err(e) => {
@@ -121,10 +140,19 @@ fn worker_loop(model: &'static Whisper, rx: Arc<Mutex<Receiver<Job>>>, batcher: 
         };
         metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
         metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-        let Job { id, samples, opts, deadline, events, reply } = job;
+        let Job {
+            id,
+            samples,
+            opts,
+            deadline,
+            events,
+            reply,
+        } = job;
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            run_job(&tr, &batcher, &mut cache, &samples, &opts, deadline, events, &reply)
+            run_job(
+                &tr, &batcher, &mut cache, &samples, &opts, deadline, events, &reply,
+            )
         }));
         let result = match result {
             Ok(r) => r,
@@ -227,7 +255,10 @@ fn run_job(
 /// its worker, so that the tests can check that a panicking job leaves the server serving.
 fn fault_injection(opts: &TranscribeOptions) {
     if cfg!(debug_assertions) {
-        if let (Ok(trigger), Some(prompt)) = (std::env::var("AMANUENSIS_FAULT_PANIC_PROMPT"), opts.initial_prompt.as_deref()) {
+        if let (Ok(trigger), Some(prompt)) = (
+            std::env::var("AMANUENSIS_FAULT_PANIC_PROMPT"),
+            opts.initial_prompt.as_deref(),
+        ) {
             if !trigger.is_empty() && trigger == prompt {
                 panic!("fault injected by AMANUENSIS_FAULT_PANIC_PROMPT");
             }
@@ -255,7 +286,12 @@ struct BatchState {
 
 impl EncoderBatcher {
     fn new(model: &'static Whisper, metrics: Arc<Metrics>) -> Self {
-        EncoderBatcher { model, metrics, state: Mutex::new(BatchState::default()), done: Condvar::new() }
+        EncoderBatcher {
+            model,
+            metrics,
+            state: Mutex::new(BatchState::default()),
+            done: Condvar::new(),
+        }
     }
 
     fn encode(&self, mel: Mel) -> Result<Vec<f32>, Failure> {
@@ -280,7 +316,11 @@ impl EncoderBatcher {
                 continue;
             }
             // The timeout only guards against a lost wake-up; normally notify_all comes first.
-            st = self.done.wait_timeout(st, Duration::from_secs(1)).unwrap_or_else(PoisonError::into_inner).0;
+            st = self
+                .done
+                .wait_timeout(st, Duration::from_secs(1))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
@@ -289,17 +329,23 @@ impl EncoderBatcher {
     fn run(&self, batch: Vec<(u64, Mel)>) -> Vec<(u64, Result<Vec<f32>, Failure>)> {
         let (tickets, mels): (Vec<u64>, Vec<Mel>) = batch.into_iter().unzip();
         self.metrics.encoder_batches.fetch_add(1, Ordering::Relaxed);
-        self.metrics.encoder_windows.fetch_add(mels.len() as u64, Ordering::Relaxed);
-        let encode = |mels: &[Mel]| match catch_unwind(AssertUnwindSafe(|| self.model.encode_batch(mels))) {
-            Ok(Ok(v)) if v.len() == mels.len() => Ok(v),
-            Ok(Ok(v)) => Err(Failure::Error(ApiError::internal(format!(
-                "the encoder returned {} outputs for {} windows",
-                v.len(),
-                mels.len()
-            )))),
-            Ok(Err(e)) => Err(Failure::from(e)),
-            Err(p) => Err(Failure::Error(ApiError::internal(format!("the encoder failed unexpectedly ({})", panic_text(p.as_ref()))))),
-        };
+        self.metrics
+            .encoder_windows
+            .fetch_add(mels.len() as u64, Ordering::Relaxed);
+        let encode =
+            |mels: &[Mel]| match catch_unwind(AssertUnwindSafe(|| self.model.encode_batch(mels))) {
+                Ok(Ok(v)) if v.len() == mels.len() => Ok(v),
+                Ok(Ok(v)) => Err(Failure::Error(ApiError::internal(format!(
+                    "the encoder returned {} outputs for {} windows",
+                    v.len(),
+                    mels.len()
+                )))),
+                Ok(Err(e)) => Err(Failure::from(e)),
+                Err(p) => Err(Failure::Error(ApiError::internal(format!(
+                    "the encoder failed unexpectedly ({})",
+                    panic_text(p.as_ref())
+                )))),
+            };
         match encode(&mels) {
             Ok(outs) => tickets.into_iter().zip(outs.into_iter().map(Ok)).collect(),
             Err(e) if mels.len() == 1 => vec![(tickets[0], Err(e))],

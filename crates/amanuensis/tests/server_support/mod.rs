@@ -31,13 +31,21 @@ pub struct Options<'a> {
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { model: "tiny.en", args: Vec::new(), env: Vec::new(), wait_ready: true }
+        Options {
+            model: "tiny.en",
+            args: Vec::new(),
+            env: Vec::new(),
+            wait_ready: true,
+        }
     }
 }
 
 impl Server {
     pub fn start(args: &[&str]) -> Server {
-        Server::start_with(Options { args: args.to_vec(), ..Options::default() })
+        Server::start_with(Options {
+            args: args.to_vec(),
+            ..Options::default()
+        })
     }
 
     /// Starts the server; `None` (said on stderr) if the model is optional and not installed.
@@ -53,11 +61,16 @@ impl Server {
 
     fn start_in(model: &std::path::Path, o: Options<'_>) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_amanuensis"));
-        cmd.args(["serve", "--port", "0", "--model"]).arg(model).args(&o.args);
+        cmd.args(["serve", "--port", "0", "--model"])
+            .arg(model)
+            .args(&o.args);
         for (k, v) in &o.env {
             cmd.env(k, v);
         }
-        cmd.env_remove("RUST_LOG").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start amanuensis serve");
         let stderr = Arc::new(Mutex::new(String::new()));
         {
@@ -69,7 +82,9 @@ impl Server {
                     if n == 0 {
                         break;
                     }
-                    buf.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
+                    buf.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&chunk[..n]));
                 }
             });
         }
@@ -86,10 +101,17 @@ impl Server {
             Ok(b) => b,
             Err(_) => {
                 let _ = child.kill();
-                panic!("the server printed no address within 60 s; stderr:\n{}", stderr.lock().unwrap());
+                panic!(
+                    "the server printed no address within 60 s; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
             }
         };
-        let server = Server { child: Some(child), base, stderr };
+        let server = Server {
+            child: Some(child),
+            base,
+            stderr,
+        };
         if o.wait_ready {
             server.wait_ready();
         }
@@ -112,7 +134,10 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the server was not ready within 120 s; stderr:\n{}", self.stderr());
+        panic!(
+            "the server was not ready within 120 s; stderr:\n{}",
+            self.stderr()
+        );
     }
 
     pub fn stderr(&self) -> String {
@@ -128,7 +153,11 @@ impl Server {
         let text = get(&self.url("/metrics")).body;
         text.lines()
             .filter(|l| !l.starts_with('#'))
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).map(|v| v.trim().parse::<f64>().unwrap()))
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|v| v.strip_prefix(' '))
+                    .map(|v| v.trim().parse::<f64>().unwrap())
+            })
             .unwrap_or(0.0)
     }
 
@@ -136,7 +165,11 @@ impl Server {
     pub fn wait_for(&self, what: &str, cond: impl Fn(&Server) -> bool) {
         let t0 = Instant::now();
         while !cond(self) {
-            assert!(t0.elapsed() < Duration::from_secs(30), "timed out waiting for {what}; stderr:\n{}", self.stderr());
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}; stderr:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -164,7 +197,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -180,14 +216,20 @@ impl Resp {
             assert!(e.get(k).is_some(), "error without `{k}`: {}", self.body);
         }
         let kind = e["type"].as_str().unwrap();
-        let want = if self.status < 500 { "invalid_request_error" } else { "server_error" };
+        let want = if self.status < 500 {
+            "invalid_request_error"
+        } else {
+            "server_error"
+        };
         assert_eq!(kind, want, "{}", self.body);
         e["message"].as_str().unwrap().to_string()
     }
 }
 
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(Duration::from_secs(300)).build()
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(300))
+        .build()
 }
 
 fn into_resp(r: Result<ureq::Response, ureq::Error>) -> Resp {
@@ -197,14 +239,26 @@ fn into_resp(r: Result<ureq::Response, ureq::Error>) -> Resp {
         Err(e) => panic!("request failed: {e}"),
     };
     let status = r.status();
-    let headers = r.headers_names().into_iter().map(|n| (n.clone(), r.header(&n).unwrap_or("").to_string())).collect();
+    let headers = r
+        .headers_names()
+        .into_iter()
+        .map(|n| (n.clone(), r.header(&n).unwrap_or("").to_string()))
+        .collect();
     let body = r.into_string().expect("body");
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub fn get(url: &str) -> Resp {
     match agent().get(url).call() {
-        Err(ureq::Error::Transport(t)) => Resp { status: 0, headers: vec![], body: t.to_string() },
+        Err(ureq::Error::Transport(t)) => Resp {
+            status: 0,
+            headers: vec![],
+            body: t.to_string(),
+        },
         r => into_resp(r),
     }
 }
@@ -223,12 +277,18 @@ impl Default for Form {
 
 impl Form {
     pub fn new() -> Self {
-        Form { boundary: "amanuensis-test-boundary-7f3a9c".into(), body: Vec::new() }
+        Form {
+            boundary: "amanuensis-test-boundary-7f3a9c".into(),
+            body: Vec::new(),
+        }
     }
 
     pub fn text(mut self, name: &str, value: &str) -> Self {
         let b = &self.boundary;
-        self.body.extend_from_slice(format!("--{b}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+        self.body.extend_from_slice(
+            format!("--{b}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
         self
     }
 
@@ -262,12 +322,21 @@ impl Form {
     }
 
     pub fn post(&self, url: &str) -> Resp {
-        into_resp(agent().post(url).set("Content-Type", &self.content_type()).send_bytes(&self.bytes()))
+        into_resp(
+            agent()
+                .post(url)
+                .set("Content-Type", &self.content_type())
+                .send_bytes(&self.bytes()),
+        )
     }
 
     /// Posts and returns the raw response for reading a stream.
     pub fn post_streaming(&self, url: &str) -> ureq::Response {
-        match agent().post(url).set("Content-Type", &self.content_type()).send_bytes(&self.bytes()) {
+        match agent()
+            .post(url)
+            .set("Content-Type", &self.content_type())
+            .send_bytes(&self.bytes())
+        {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
             Err(e) => panic!("request failed: {e}"),
@@ -289,7 +358,11 @@ pub fn clips() -> Vec<Clip> {
         .skip(1)
         .map(|l| {
             let c: Vec<&str> = l.split('\t').collect();
-            Clip { id: c[0].into(), file: format!("audio/{}", c[1]), seconds: c[4].parse().unwrap() }
+            Clip {
+                id: c[0].into(),
+                file: format!("audio/{}", c[1]),
+                seconds: c[4].parse().unwrap(),
+            }
         })
         .collect()
 }
@@ -302,8 +375,14 @@ pub fn reference(beam: usize) -> BTreeMap<String, String> {
 /// faster-whisper's text for each clip id, for `model` float32 at beam `beam`.
 pub fn reference_of(model: &str, beam: usize) -> BTreeMap<String, String> {
     let path = testdata().join(format!("transcripts/{model}_float32_b{beam}.json"));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    v["clips"].as_object().unwrap().iter().map(|(k, c)| (k.clone(), c["text"].as_str().unwrap().to_string())).collect()
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["clips"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, c)| (k.clone(), c["text"].as_str().unwrap().to_string()))
+        .collect()
 }
 
 /// 16 kHz mono samples as a 16-bit WAV file.
@@ -323,7 +402,9 @@ pub fn wav_bytes(samples: &[f32]) -> Vec<u8> {
     out.extend_from_slice(b"data");
     out.extend_from_slice(&(n * 2).to_le_bytes());
     for s in samples {
-        out.extend_from_slice(&((s * 32768.0).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes());
+        out.extend_from_slice(
+            &((s * 32768.0).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes(),
+        );
     }
     out
 }
