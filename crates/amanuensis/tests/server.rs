@@ -884,8 +884,8 @@ fn a_full_queue_answers_503_with_retry_after() {
 
 #[test]
 fn a_job_past_its_deadline_gets_504() {
-    let s = Server::start(&["--job-timeout-secs", "0.3", "--workers", "1"]);
-    // About 90 s of speech: three windows, far more than 0.3 s of work.
+    let s = Server::start(&["--job-timeout-secs", "0.05", "--workers", "1"]);
+    // About 90 s of speech: three windows, far more than 0.05 s of work (each window alone is more).
     let long = concatenated(&["s11", "s08", "s03", "s06", "s10", "s05", "s11", "s08"]);
     let r = Form::new()
         .file("file", "long.wav", &long)
