@@ -121,7 +121,7 @@ fn web_page_transcribes_uploads_and_recordings_in_chromium() {
     // The fake microphone plays a sentence, then silence (Chromium loops the file).
     let mut mic =
         whisper::audio::load_audio(&testdata().join("audio/human/librivox_0870.wav")).unwrap();
-    mic.extend(std::iter::repeat(0.0).take(16000 * 4));
+    mic.resize(mic.len() + 16000 * 4, 0.0);
     let mic_wav = tmp.path().join("mic.wav");
     std::fs::write(&mic_wav, wav_bytes(&mic)).unwrap();
     let downloads = tmp.path().join("downloads");

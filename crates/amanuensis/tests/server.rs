@@ -771,7 +771,7 @@ fn uploads_over_the_limit_get_413_without_being_read() {
 
     // No Content-Length (chunked): reading stops at the limit.
     let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.wav\"\r\n\r\n").into_bytes();
-    body.extend(std::iter::repeat(7u8).take(1536 * 1024));
+    body.resize(body.len() + 1536 * 1024, 7u8);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let mut chunked = Vec::new();
     for piece in body.chunks(64 * 1024) {

@@ -284,14 +284,16 @@ fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<Params, Api
         match t.parse::<f32>() {
             // OpenAI's meaning: 0 lets the decoder raise the temperature when a window fails its
             // quality checks; any other value is the one sampling temperature to use.
-            Ok(x) if x == 0.0 => {}
+            Ok(0.0) => {}
             Ok(x) if x.is_finite() && (0.0..=1.0).contains(&x) => opts.temperatures = vec![x],
-            _ => return Err(ApiError::invalid(
-                "temperature",
-                format!(
+            _ => {
+                return Err(ApiError::invalid(
+                    "temperature",
+                    format!(
                     "temperature must be a number from 0 to 1 (0 = automatic fallback), not `{t}`"
                 ),
-            )),
+                ))
+            }
         }
     }
     if let Some(p) = form.get("prompt")? {
@@ -333,12 +335,14 @@ fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<Params, Api
         Some("srt") => Format::Srt,
         Some("vtt") => Format::Vtt,
         Some("verbose_json") => Format::VerboseJson,
-        Some(other) => return Err(ApiError::invalid(
-            "response_format",
-            format!(
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "response_format",
+                format!(
                 "unknown response_format `{other}`; use one of json, text, srt, verbose_json, vtt"
             ),
-        )),
+            ))
+        }
     };
     let stream = match form.get("stream")? {
         Some(v) => parse_bool("stream", v)?,

@@ -416,7 +416,7 @@ pub fn concatenated(ids: &[&str]) -> Vec<u8> {
     for id in ids {
         let c = all.iter().find(|c| c.id == *id).unwrap();
         samples.extend(whisper::audio::load_audio(&testdata().join(&c.file)).unwrap());
-        samples.extend(std::iter::repeat(0.0).take(8000));
+        samples.resize(samples.len() + 8000, 0.0);
     }
     wav_bytes(&samples)
 }
