@@ -138,7 +138,57 @@ fn log_sum_exp(x: &[f32]) -> f32 {
     if max == f32::NEG_INFINITY {
         return max;
     }
-    max + x.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
+    max + sum_exp_shifted(x, max).ln()
+}
+
+/// `exp(x)` for `x <= 0` by range reduction (x = n·ln2 + r) and a degree-6 polynomial
+/// (relative error < 1e-6), written without calls so it vectorizes: the vocabulary-wide sums
+/// of every beam at every step would otherwise cost more than a decoder layer.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    let x = x.max(-87.0);
+    let n = (x * std::f32::consts::LOG2_E).round();
+    // Cody-Waite: ln2 in two parts keeps r exact enough in single precision.
+    let r = (x - n * 0.693_145_75) - n * 1.428_606_8e-6;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    f32::from_bits(((n as i32 + 127) as u32) << 23) * p
+}
+
+#[inline(always)]
+fn sum_exp_body(x: &[f32], max: f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = x.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..16 {
+            acc[i] += exp_nonpositive(c[i] - max);
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().map(|&v| exp_nonpositive(v - max)).sum::<f32>()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sum_exp_avx512(x: &[f32], max: f32) -> f32 {
+    sum_exp_body(x, max)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sum_exp_avx2(x: &[f32], max: f32) -> f32 {
+    sum_exp_body(x, max)
+}
+
+/// `Σ exp(x_i - max)` for `max >= every x_i`, on the widest vector unit available.
+fn sum_exp_shifted(x: &[f32], max: f32) -> f32 {
+    match kernels::Isa::detect() {
+        // SAFETY: the instruction set was detected on this CPU.
+        #[cfg(target_arch = "x86_64")]
+        kernels::Isa::Avx512 => unsafe { sum_exp_avx512(x, max) },
+        #[cfg(target_arch = "x86_64")]
+        kernels::Isa::Avx2 => unsafe { sum_exp_avx2(x, max) },
+        _ => sum_exp_body(x, max),
+    }
 }
 
 /// In-place log-softmax.
@@ -523,4 +573,20 @@ fn sample(log_probs: &[f32], temperature: f32, rng: &mut Rng) -> usize {
         }
     }
     argmax(log_probs)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn vector_exp_matches_std() {
+        let xs: Vec<f32> = (0..5000).map(|i| -(i as f32) * 0.02).chain([f32::NEG_INFINITY, -200.0]).collect();
+        for &x in &xs {
+            let (got, want) = (super::exp_nonpositive(x), x.exp());
+            assert!((got - want).abs() <= 1e-6 * want + 1e-37, "exp({x}) = {got}, want {want}");
+        }
+        let row: Vec<f32> = (0..51865).map(|i| ((i * 7919) % 1000) as f32 * -0.03).collect();
+        let want: f64 = row.iter().map(|&v| (v as f64).exp()).sum();
+        let got = super::sum_exp_shifted(&row, 0.0) as f64;
+        assert!((got - want).abs() / want < 1e-5, "{got} vs {want}");
+    }
 }
