@@ -377,13 +377,11 @@ impl Search<'_> {
         let mut sums = vec![0f32; n];
         let mut done = vec![false; n];
         let mut no_speech = 0.0;
-        let base = cache.len;
         // All hypotheses start from the same prompt state.
         cache.reorder(&vec![0; n]);
         let mut inputs = vec![self.start; n];
         for step in 0..self.max_steps {
             self.step(cache, &inputs, logits)?;
-            let _ = base;
             for i in 0..n {
                 let row = &mut logits[i * vocab..(i + 1) * vocab];
                 if step == 0 && self.sot_is_start && i == 0 {
