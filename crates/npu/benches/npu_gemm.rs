@@ -1,5 +1,6 @@
 //! NPU vs CPU on Whisper's encoder GEMM shapes (1500 rows; K x N in {512x512, 512x2048,
-//! 2048x512}): the NPU int8 path (one XRT run, host quantization and dequantization included)
+//! 2048x512}, plus the fused QKV projection 512x1536 that runs as three chained 512x512
+//! runs): the NPU int8 path (XRT runs, host quantization and dequantization included)
 //! against kernels::linear_i8 and kernels::linear_f32 on the CPU. Runs only with NPU_TESTS=1
 //! on a machine with an NPU and built xclbins; otherwise prints why it skipped.
 
@@ -37,7 +38,9 @@ fn bench(c: &mut Criterion) {
         return;
     }
     let m = 1500;
-    for (k, n) in aie_build::catalog::WHISPER_KN {
+    let mut shapes = aie_build::catalog::WHISPER_KN.to_vec();
+    shapes.push((512, 1536));
+    for (k, n) in shapes {
         let (x, w, bias) = data(m, k, n);
         let lin = npu.prepare(&w, n, k, Some(bias.clone()), LayerRole::Projection);
         let mut y = vec![0f32; m * n];

@@ -2,16 +2,19 @@
 //! failure, served by a CPU fallback.
 //!
 //! Projection layers are prepared as int8 (`Weights::I8`, the CPU int8 form) and their codes
-//! uploaded to the NPU once, at load. `linear` then runs the int8 pipeline of
-//! kernels::linear_i8 with the GEMM on the NPU: activations quantized per row to u8 on the
-//! host (kernels::quantize_rows_u8) straight into the run's input buffer, the i32
-//! accumulators dequantized on the host with the same f32 operations. The result is
-//! bit-identical to kernels::linear_i8 (tested through the host executor), so a call that
-//! falls back to the CPU int8 kernel gives the same numbers. Products with fewer rows than
-//! [`MIN_NPU_ROWS`] (decoder steps), shapes without an xclbin, other layer roles and
-//! `attention` go to the fallback.
+//! uploaded to the NPU once, at load, one block per xclbin-sized column block (the fused QKV
+//! projection `n = 3·d` as three `d`-column blocks, see [`crate::plan::column_blocks`]).
+//! `linear` then runs the int8 pipeline of kernels::linear_i8 with the GEMM on the NPU:
+//! activations quantized per row to u8 on the host (kernels::quantize_rows_u8) straight into
+//! the runs' input buffers, the runs submitted as planned by [`crate::plan::plan_submissions`]
+//! (chained in one run list when XRT has them), the i32 accumulators dequantized on the host
+//! with the same f32 operations. The result is bit-identical to kernels::linear_i8 (tested
+//! through the host executor, chained and not), so a call that falls back to the CPU int8
+//! kernel gives the same numbers. Products with fewer rows than [`MIN_NPU_ROWS`] (decoder
+//! steps), shapes without an xclbin, other layer roles and `attention` go to the fallback.
 
 use crate::exec::{GemmExecutor, WeightKey};
+use crate::plan::{self, Blocks};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use whisper::compute::{AttentionShape, Compute, LayerRole, Linear, Weights};
@@ -24,6 +27,7 @@ pub const MIN_NPU_ROWS: usize = 64;
 struct Resident {
     scales: Vec<f32>,
     col_sums: Vec<i32>,
+    blocks: Blocks,
 }
 
 struct State {
@@ -38,8 +42,10 @@ struct State {
 pub struct NpuStats {
     /// `linear` calls served by the NPU.
     pub npu_linear: u64,
-    /// NPU runs (one per 1536-row chunk).
+    /// NPU runs (one per 1536-row chunk and column block).
     pub npu_runs: u64,
+    /// Submissions to the NPU: run lists (several runs, one wait) or single runs.
+    pub npu_submissions: u64,
     /// Calls served by the fallback (small, unsupported, attention, or after a failure).
     pub fallback: u64,
     /// NPU failures (each disables the NPU path).
@@ -54,6 +60,7 @@ pub struct NpuCompute<F: Compute = whisper::compute::Cpu> {
     why_not: Option<String>,
     npu_linear: AtomicU64,
     npu_runs: AtomicU64,
+    npu_submissions: AtomicU64,
     fallback_calls: AtomicU64,
     failures: AtomicU64,
 }
@@ -83,6 +90,7 @@ impl<F: Compute> NpuCompute<F> {
             why_not: None,
             npu_linear: AtomicU64::new(0),
             npu_runs: AtomicU64::new(0),
+            npu_submissions: AtomicU64::new(0),
             fallback_calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         }
@@ -98,6 +106,7 @@ impl<F: Compute> NpuCompute<F> {
             why_not: Some(why),
             npu_linear: AtomicU64::new(0),
             npu_runs: AtomicU64::new(0),
+            npu_submissions: AtomicU64::new(0),
             fallback_calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         }
@@ -130,36 +139,41 @@ impl<F: Compute> NpuCompute<F> {
         NpuStats {
             npu_linear: self.npu_linear.load(Ordering::Relaxed),
             npu_runs: self.npu_runs.load(Ordering::Relaxed),
+            npu_submissions: self.npu_submissions.load(Ordering::Relaxed),
             fallback: self.fallback_calls.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
         }
     }
 
     /// Prepares a projection for the NPU: int8 weights in the CPU's form, their codes
-    /// uploaded once. None: not for the NPU (inactive, unsupported shape, upload failed).
+    /// uploaded once, block by block. None: not for the NPU (inactive, no xclbin for the
+    /// shape, upload failed).
     fn prepare_npu(&self, w: &[f32], n: usize, k: usize, bias: &Option<Vec<f32>>, role: LayerRole) -> Option<Linear> {
         let state = self.state.as_ref()?;
         if role != LayerRole::Projection || self.disabled.load(Ordering::Relaxed) {
             return None;
         }
         let mut st = state.lock().ok()?;
-        if !st.exec.supports(k, n) {
-            return None;
-        }
+        let blocks = plan::column_blocks(k, n, &st.exec.shapes())?;
         // The same quantization as QuantizedI8::new (it calls quantize_weights_i8).
         let (codes, scales) = kernels::quantize_weights_i8(w, n, k);
         let lin = Linear { n_out: n, k, weights: Weights::I8(kernels::QuantizedI8::new(w, n, k)), bias: bias.clone() };
         let key = weight_key(&lin)?;
-        if let Err(e) = st.exec.upload_weights(key, &codes, k, n) {
-            tracing::warn!("npu: uploading {n}x{k} weights failed, this layer stays on the CPU: {e}");
-            return None;
+        // Column block b is weight rows b·n_block.. of the [n][k] codes: contiguous.
+        let block_len = blocks.n_block * k;
+        for b in 0..blocks.count {
+            if let Err(e) = st.exec.upload_weights((key, b), &codes[b * block_len..(b + 1) * block_len], k, blocks.n_block) {
+                tracing::warn!("npu: uploading {n}x{k} weights failed, this layer stays on the CPU: {e}");
+                return None;
+            }
         }
         let col_sums = (0..n).map(|j| codes[j * k..(j + 1) * k].iter().map(|&v| v as i32).sum()).collect();
-        st.weights.insert(key, Resident { scales, col_sums });
+        st.weights.insert(key, Resident { scales, col_sums, blocks });
         Some(lin)
     }
 
-    /// The NPU linear layer; Err means "use the fallback" (with the reason for failures).
+    /// The NPU linear layer. Ok(false): not for the NPU (the fallback runs it); Err: the NPU
+    /// failed (the fallback runs it and the NPU is turned off).
     fn linear_npu(&self, x: &[f32], m: usize, lin: &Linear, y: &mut [f32]) -> Result<bool, String> {
         let Some(state) = &self.state else { return Ok(false) };
         if self.disabled.load(Ordering::Relaxed) || m < MIN_NPU_ROWS {
@@ -168,41 +182,56 @@ impl<F: Compute> NpuCompute<F> {
         let (k, n) = (lin.k, lin.n_out);
         let mut st = state.lock().map_err(|_| "NPU state poisoned by an earlier panic".to_string())?;
         let st = &mut *st;
-        if !st.exec.supports(k, n) {
-            return Ok(false);
-        }
         let Some(key) = weight_key(lin) else { return Ok(false) };
-        if !st.weights.contains_key(&key) || !st.exec.has_weights(&key) {
-            // Not prepared by this backend (or evicted): the fallback handles it.
+        let Some(blocks) = st.weights.get(&key).map(|w| w.blocks) else {
+            // Not prepared by this backend: the fallback handles it.
+            return Ok(false);
+        };
+        if !(0..blocks.count).all(|b| st.exec.has_weights(&(key, b))) {
             return Ok(false);
         }
+        let nb = blocks.n_block;
         let rows = st.exec.rows();
-        st.q_scales.resize(rows, 0.0);
-        st.q_zero_points.resize(rows, 0);
-        for r0 in (0..m).step_by(rows) {
-            let cnt = rows.min(m - r0);
-            let input = st.exec.input(k, n)?;
-            kernels::quantize_rows_u8(
-                &x[r0 * k..(r0 + cnt) * k],
-                cnt,
-                k,
-                &mut input[..cnt * k],
-                &mut st.q_scales[..cnt],
-                &mut st.q_zero_points[..cnt],
-            );
-            // Padding rows: zeros (their outputs are discarded).
-            input[cnt * k..].fill(0);
-            let acc = st.exec.run(&key, k, n)?;
-            self.npu_runs.fetch_add(1, Ordering::Relaxed);
+        let chunks = plan::row_chunks(m, rows);
+        let submissions = plan::plan_submissions(chunks.len(), blocks.count, st.exec.chain_mode());
+        let (inputs, _) = plan::slots_needed(&submissions);
+        // Row quantization parameters per input slot (a slot keeps its chunk across
+        // submissions when a chunk's blocks do not fit in one).
+        st.q_scales.resize(inputs * rows, 0.0);
+        st.q_zero_points.resize(inputs * rows, 0);
+        for sub in &submissions {
+            for &(c, slot) in &sub.fill {
+                let ch = chunks[c];
+                let input = st.exec.input(k, nb, slot)?;
+                let qs = slot * rows..slot * rows + ch.rows;
+                kernels::quantize_rows_u8(
+                    &x[ch.row0 * k..(ch.row0 + ch.rows) * k],
+                    ch.rows,
+                    k,
+                    &mut input[..ch.rows * k],
+                    &mut st.q_scales[qs.clone()],
+                    &mut st.q_zero_points[qs],
+                );
+                // Padding rows: zeros (their outputs are discarded).
+                input[ch.rows * k..].fill(0);
+            }
+            st.exec.submit(&key, k, nb, &sub.runs)?;
+            self.npu_runs.fetch_add(sub.runs.len() as u64, Ordering::Relaxed);
+            self.npu_submissions.fetch_add(1, Ordering::Relaxed);
             let w = &st.weights[&key];
-            for i in 0..cnt {
-                let (sx, zx) = (st.q_scales[i], st.q_zero_points[i]);
-                let out = &mut y[(r0 + i) * n..(r0 + i + 1) * n];
-                let a = &acc[i * n..(i + 1) * n];
-                // kernels::linear_i8's epilogue: the same f32 multiply then add, no FMA.
-                for j in 0..n {
-                    let b = lin.bias.as_ref().map_or(0.0, |b| b[j]);
-                    out[j] = ((a[j] - zx * w.col_sums[j]) as f32) * (sx * w.scales[j]) + b;
+            for r in &sub.runs {
+                let ch = chunks[r.chunk];
+                let acc = st.exec.output(k, nb, r.output)?;
+                let c0 = r.block * nb;
+                for i in 0..ch.rows {
+                    let (sx, zx) = (st.q_scales[r.input * rows + i], st.q_zero_points[r.input * rows + i]);
+                    let out = &mut y[(ch.row0 + i) * n + c0..(ch.row0 + i) * n + c0 + nb];
+                    let a = &acc[i * nb..(i + 1) * nb];
+                    // kernels::linear_i8's epilogue: the same f32 multiply then add, no FMA.
+                    for j in 0..nb {
+                        let b = lin.bias.as_ref().map_or(0.0, |b| b[c0 + j]);
+                        out[j] = ((a[j] - zx * w.col_sums[c0 + j]) as f32) * (sx * w.scales[c0 + j]) + b;
+                    }
                 }
             }
         }

@@ -4,8 +4,11 @@
 //!   not found at build time, XRT too old, no device, no xclbin for this device, manifest
 //!   mismatch);
 //! * [`NpuCompute`]: `whisper::compute::Compute` with the encoder's int8 GEMMs on the NPU
-//!   (one XRT run per GEMM, everything opened once and cached) and everything else, and any
-//!   failure, on a CPU fallback;
+//!   (one XRT run per GEMM and 1536-row window, the runs of a call chained in one
+//!   `xrt::runlist` where XRT has it, everything opened once and cached) and everything else,
+//!   and any failure, on a CPU fallback;
+//! * [`plan`]: which runs of a call are submitted together and which buffers they use, as
+//!   pure functions tested without hardware;
 //! * [`doctor_report`]: the text of `amanuensis doctor`.
 //!
 //! Dependency direction: `app → npu → {whisper (Compute), kernels, aie-build (catalog,
@@ -14,6 +17,7 @@
 mod backend;
 mod doctor;
 pub mod exec;
+pub mod plan;
 pub mod probe;
 
 pub use backend::{weight_key, NpuCompute, NpuStats, MIN_NPU_ROWS};
@@ -47,7 +51,11 @@ impl std::str::FromStr for DeviceChoice {
 pub fn resolve_device(choice: DeviceChoice, availability: &Availability) -> Result<bool, String> {
     match (choice, availability) {
         (DeviceChoice::Cpu, _) => Ok(false),
-        (_, Availability::Available { .. }) => Ok(true),
+        (DeviceChoice::Auto, a @ Availability::Available { .. }) => {
+            tracing::info!("--device auto: {a}");
+            Ok(true)
+        }
+        (DeviceChoice::Npu, Availability::Available { .. }) => Ok(true),
         (DeviceChoice::Auto, Availability::Unavailable(r)) => {
             tracing::info!("--device auto: using the CPU: {r}");
             Ok(false)

@@ -1,11 +1,15 @@
 //! The NPU backend's host side: bit-identical to kernels::linear_i8 through the host executor
-//! (which reads the weights in the packed order the NPU receives), fallbacks, probe reasons,
-//! manifests and the doctor report. Hardware checks run only with NPU_TESTS=1.
+//! (which reads the weights in the packed order the NPU receives and enforces XRT's limits on
+//! a submission), with and without chained runs, column-split shapes, buffer reuse,
+//! fallbacks, probe reasons, manifests and the doctor report. Hardware checks run only with
+//! NPU_TESTS=1.
 
 use aie_build::catalog::{Target, TargetKind};
 use aie_build::manifest::{Manifest, Tools, FILE_NAME, INSTS_NAME, XCLBIN_NAME};
 use aie_build::NpuDevice;
-use npu::exec::{GemmExecutor, HostExecutor, WeightKey};
+use npu::exec::{BlockKey, GemmExecutor, HostExecutor, WeightKey};
+use npu::plan::{ChainMode, RunSpec, MAX_CHAIN_RUNS};
+use std::sync::atomic::Ordering::Relaxed;
 use npu::{probe, resolve_device, Availability, DeviceChoice, NpuCompute, Reason};
 use std::path::{Path, PathBuf};
 use whisper::compute::{AttentionShape, Compute, Cpu, LayerRole, Linear, WeightType, Weights};
@@ -49,29 +53,90 @@ fn cpu_i8(x: &[f32], m: usize, n: usize, k: usize, bias: bool, seed: u64) -> Vec
     y
 }
 
+fn bit_identical(y: &[f32], want: &[f32]) -> bool {
+    y.len() == want.len() && y.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits())
+}
+
 #[test]
 fn npu_linear_is_bit_identical_to_the_cpu_int8_path() {
+    // (mode, submissions expected for the four calls below): 11 runs in all (3 + 1 + 1 + 3x2).
+    let modes = [
+        (ChainMode::StartWait, 11),
+        // 3 chunks in one list; 1; 1; 2-block chunks two per list: 2 lists.
+        (ChainMode::RunList { max_runs: 4 }, 5),
+        // 2 + 1 lists; 1; 1; one 2-block chunk per list: 3.
+        (ChainMode::RunList { max_runs: 2 }, 7),
+    ];
     for device in NpuDevice::ALL {
-        let exec = HostExecutor::new(device, 128, &[(128, 192), (192, 64)]);
-        let counters = exec.counters();
-        let npu = NpuCompute::with_executor(cpu8(), Box::new(exec));
-        for (m, k, n, bias) in [(300, 128, 192, true), (128, 192, 64, false), (65, 128, 192, false)] {
-            let seed = (m * k) as u64;
-            let lin = prepare(&npu, n, k, bias, seed);
-            assert!(matches!(lin.weights, Weights::I8(_)));
-            let x = input(m, k, m as u64);
-            let mut y = vec![f32::NAN; m * n];
-            npu.linear(&x, m, &lin, &mut y);
-            let want = cpu_i8(&x, m, n, k, bias, seed);
-            assert!(y.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{device}: {m}x{k}x{n} differs from kernels::linear_i8");
+        for (mode, submissions) in modes {
+            let exec = HostExecutor::new(device, 128, &[(128, 192), (192, 64)]).with_chain_mode(mode);
+            let counters = exec.counters();
+            let npu = NpuCompute::with_executor(cpu8(), Box::new(exec));
+            // The last one has no xclbin of its own: two 192-column blocks.
+            for (m, k, n, bias) in [(300, 128, 192, true), (128, 192, 64, false), (65, 128, 192, false), (300, 128, 384, true)] {
+                let seed = (m * k + n) as u64;
+                let lin = prepare(&npu, n, k, bias, seed);
+                assert!(matches!(lin.weights, Weights::I8(_)));
+                let x = input(m, k, m as u64);
+                let mut y = vec![f32::NAN; m * n];
+                npu.linear(&x, m, &lin, &mut y);
+                let want = cpu_i8(&x, m, n, k, bias, seed);
+                assert!(bit_identical(&y, &want), "{device}, {mode}: {m}x{k}x{n} differs from kernels::linear_i8");
+            }
+            let s = npu.stats();
+            assert_eq!((s.npu_linear, s.fallback, s.failures), (4, 0, 0), "{mode}");
+            assert_eq!((s.npu_runs, s.npu_submissions), (11, submissions), "{mode}");
+            assert_eq!(counters.runs.load(Relaxed), 11);
+            assert_eq!(counters.submissions.load(Relaxed) as u64, submissions);
+            assert!(counters.longest_submission.load(Relaxed) <= mode.max_runs());
+            assert_eq!(npu.name(), "npu-int8 (fallback cpu-int8)");
         }
-        let s = npu.stats();
-        assert_eq!((s.npu_linear, s.fallback, s.failures), (3, 0, 0));
-        // 300 rows in three 128-row runs, then one run each.
-        assert_eq!(s.npu_runs, 5);
-        assert_eq!(counters.runs.load(std::sync::atomic::Ordering::Relaxed), 5);
-        assert_eq!(npu.name(), "npu-int8 (fallback cpu-int8)");
     }
+}
+
+/// Whisper base's fused QKV projection (K = 512, N = 1536) over two batched windows, on the
+/// real run height and catalog shapes: three 512-column runs per window, chained per window.
+#[test]
+fn whisper_qkv_runs_as_three_chained_blocks() {
+    let shapes = aie_build::catalog::WHISPER_KN;
+    let rows = aie_build::catalog::M_PADDED;
+    let exec = HostExecutor::new(NpuDevice::Npu, rows, &shapes).with_chain_mode(ChainMode::RunList { max_runs: MAX_CHAIN_RUNS });
+    let counters = exec.counters();
+    let npu = NpuCompute::with_executor(cpu8(), Box::new(exec));
+    let (m, k, n) = (3000, 512, 1536);
+    let lin = prepare(&npu, n, k, true, 21);
+    // One upload per block.
+    assert_eq!(counters.uploads.load(Relaxed), 3);
+    let x = input(m, k, 22);
+    let mut y = vec![f32::NAN; m * n];
+    npu.linear(&x, m, &lin, &mut y);
+    assert!(bit_identical(&y, &cpu_i8(&x, m, n, k, true, 21)), "QKV differs from kernels::linear_i8");
+    let s = npu.stats();
+    assert_eq!((s.npu_runs, s.npu_submissions, s.fallback), (6, 2, 0));
+    assert_eq!(counters.longest_submission.load(Relaxed), 3);
+}
+
+#[test]
+fn buffers_are_allocated_once_and_reused_across_layers_and_windows() {
+    let exec = HostExecutor::new(NpuDevice::Npu2, 64, &[(64, 64), (64, 128)]).with_chain_mode(ChainMode::RunList { max_runs: 4 });
+    let counters = exec.counters();
+    let npu = NpuCompute::with_executor(cpu8(), Box::new(exec));
+    let layers: Vec<_> = (0..3).map(|i| prepare(&npu, 64, 64, true, 30 + i)).collect();
+    let x = input(256, 64, 33);
+    let mut y = vec![0f32; 256 * 64];
+    // A 4-window call: four runs in one list, four input and four output buffers.
+    npu.linear(&x, 256, &layers[0], &mut y);
+    assert_eq!(counters.buffers.load(Relaxed), 8);
+    // Every later call, any layer, any window count, reuses them.
+    for _ in 0..3 {
+        for (i, lin) in layers.iter().enumerate() {
+            let m = 64 * (i + 1);
+            npu.linear(&x[..m * 64], m, lin, &mut y[..m * 64]);
+            assert!(bit_identical(&y[..m * 64], &cpu_i8(&x[..m * 64], m, 64, 64, true, 30 + i as u64)));
+        }
+    }
+    assert_eq!(counters.buffers.load(Relaxed), 8);
+    assert_eq!(npu.stats().failures, 0);
 }
 
 #[test]
@@ -86,8 +151,8 @@ fn weights_are_uploaded_once_and_reused() {
         npu.linear(&x, 64, &a, &mut y);
         npu.linear(&x, 64, &b, &mut y);
     }
-    assert_eq!(counters.uploads.load(std::sync::atomic::Ordering::Relaxed), 2);
-    assert_eq!(counters.runs.load(std::sync::atomic::Ordering::Relaxed), 6);
+    assert_eq!(counters.uploads.load(Relaxed), 2);
+    assert_eq!(counters.runs.load(Relaxed), 6);
     assert_ne!(npu::weight_key(&a), npu::weight_key(&b));
     // Moving a Linear keeps its identity.
     let key = npu::weight_key(&a);
@@ -110,13 +175,16 @@ fn small_and_unsupported_products_and_attention_use_the_fallback() {
     let mut y = vec![0f32; 3 * 64];
     npu.linear(&x, 3, &lin, &mut y);
     assert_eq!(y, cpu_i8(&x, 3, 64, 64, true, 5));
-    // A shape without an xclbin: prepared and run by the fallback.
-    let lin = prepare(&npu, 128, 64, false, 7);
-    let x = input(64, 64, 8);
-    let (mut y, mut want) = (vec![0f32; 64 * 128], vec![0f32; 64 * 128]);
-    npu.linear(&x, 64, &lin, &mut y);
-    cpu.linear(&x, 64, &prepare(&cpu, 128, 64, false, 7), &mut want);
-    assert_eq!(y, want);
+    // Shapes without an xclbin (N not a multiple of an xclbin's N, or another K): prepared
+    // and run by the fallback.
+    for (n, k) in [(96, 64), (64, 128)] {
+        let lin = prepare(&npu, n, k, false, 7);
+        let x = input(64, k, 8);
+        let (mut y, mut want) = (vec![0f32; 64 * n], vec![0f32; 64 * n]);
+        npu.linear(&x, 64, &lin, &mut y);
+        cpu.linear(&x, 64, &prepare(&cpu, n, k, false, 7), &mut want);
+        assert_eq!(y, want);
+    }
     // Attention.
     let shape = AttentionShape { n_q: 4, n_kv: 6, n_heads: 2, head_dim: 8, causal: false };
     let q = input(4, 16, 9);
@@ -125,7 +193,7 @@ fn small_and_unsupported_products_and_attention_use_the_fallback() {
     npu.attention(&q, &kv, &kv, shape, &mut o);
     cpu.attention(&q, &kv, &kv, shape, &mut want);
     assert_eq!(o, want);
-    assert_eq!(npu.stats().fallback, 3);
+    assert_eq!(npu.stats().fallback, 4);
     assert_eq!(npu.stats().npu_linear, 0);
 }
 
@@ -135,24 +203,62 @@ impl GemmExecutor for Failing {
     fn rows(&self) -> usize {
         64
     }
-    fn supports(&self, _: usize, _: usize) -> bool {
+    fn shapes(&self) -> Vec<(usize, usize)> {
+        vec![(64, 64)]
+    }
+    fn chain_mode(&self) -> ChainMode {
+        ChainMode::RunList { max_runs: 4 }
+    }
+    fn has_weights(&self, _: &BlockKey) -> bool {
         true
     }
-    fn has_weights(&self, _: &WeightKey) -> bool {
-        true
-    }
-    fn upload_weights(&mut self, _: WeightKey, _: &[i8], _: usize, _: usize) -> Result<(), String> {
+    fn upload_weights(&mut self, _: BlockKey, _: &[i8], _: usize, _: usize) -> Result<(), String> {
         Ok(())
     }
-    fn input(&mut self, _: usize, _: usize) -> Result<&mut [u8], String> {
+    fn input(&mut self, _: usize, _: usize, _: usize) -> Result<&mut [u8], String> {
         Err("device lost".into())
     }
-    fn run(&mut self, _: &WeightKey, _: usize, _: usize) -> Result<&[i32], String> {
+    fn submit(&mut self, _: &WeightKey, _: usize, _: usize, _: &[RunSpec]) -> Result<(), String> {
+        Err("device lost".into())
+    }
+    fn output(&self, _: usize, _: usize, _: usize) -> Result<&[i32], String> {
         Err("device lost".into())
     }
     fn describe(&self) -> String {
         "failing".into()
     }
+}
+
+/// The host executor refuses what XRT refuses: a run object queued twice in one list, more
+/// runs than the chain allows, an input never filled.
+#[test]
+fn host_executor_enforces_xrt_submission_limits() {
+    let mut exec = HostExecutor::new(NpuDevice::Npu, 64, &[(64, 64)]).with_chain_mode(ChainMode::RunList { max_runs: 2 });
+    let key: WeightKey = (1, 64, 64, 0);
+    let (codes, _) = kernels::quantize_weights_i8(&weights(64, 64, false, 40).0, 64, 64);
+    exec.upload_weights((key, 0), &codes, 64, 64).unwrap();
+    let run = |input, output| RunSpec { chunk: 0, block: 0, input, output };
+    let err = exec.submit(&key, 64, 64, &[run(0, 0)]).unwrap_err();
+    assert!(err.contains("never filled"), "{err}");
+    exec.input(64, 64, 0).unwrap().fill(1);
+    let err = exec.submit(&key, 64, 64, &[run(0, 0), run(0, 0)]).unwrap_err();
+    assert!(err.contains("twice"), "{err}");
+    let err = exec.submit(&key, 64, 64, &[run(0, 0), run(0, 1), run(0, 2)]).unwrap_err();
+    assert!(err.contains("3 runs"), "{err}");
+    assert!(exec.input(64, 64, 2).is_err(), "input slot beyond the chain length");
+    exec.submit(&key, 64, 64, &[run(0, 0), run(0, 1)]).unwrap();
+    // Both runs computed the same product of all-ones rows: each column's code sum.
+    let want: Vec<i32> = (0..64).map(|j| codes[j * 64..(j + 1) * 64].iter().map(|&v| v as i32).sum()).collect();
+    for slot in 0..2 {
+        let c = exec.output(64, 64, slot).unwrap();
+        assert_eq!(&c[..64], &want[..]);
+        assert_eq!(&c[63 * 64..], &want[..]);
+    }
+    let mut single = HostExecutor::new(NpuDevice::Npu, 64, &[(64, 64)]);
+    single.upload_weights((key, 0), &codes, 64, 64).unwrap();
+    single.input(64, 64, 0).unwrap();
+    assert!(single.input(64, 64, 1).is_err());
+    assert!(single.submit(&key, 64, 64, &[run(0, 0), run(0, 1)]).is_err(), "start/wait takes one run per submission");
 }
 
 #[test]
@@ -262,7 +368,9 @@ fn fallback_only_backend_reports_why() {
     }
 }
 
-/// Real hardware: the encoder GEMMs on the NPU equal kernels::linear_i8 bit for bit.
+/// Real hardware: the encoder GEMMs on the NPU equal kernels::linear_i8 bit for bit, for one
+/// window and two batched windows, including the column-split QKV and cross-K/V shapes; with
+/// run lists (XRT >= 2.18) the runs of a call are chained.
 #[test]
 fn npu_hardware_linear_matches_cpu_int8() {
     if std::env::var("NPU_TESTS").map_or(true, |v| v != "1") {
@@ -274,14 +382,23 @@ fn npu_hardware_linear_matches_cpu_int8() {
     assert!(a.is_available(), "{a}");
     let npu = NpuCompute::open(cpu8(), &root);
     assert!(npu.npu_active(), "{:?}", npu.why_not());
-    for (k, n) in aie_build::catalog::WHISPER_KN {
+    let mut shapes = aie_build::catalog::WHISPER_KN.to_vec();
+    shapes.extend([(512, 1536), (512, 1024)]);
+    for (k, n) in shapes {
         let seed = (k + n) as u64;
         let lin = prepare(&npu, n, k, true, seed);
-        let x = input(1500, k, 1);
-        let mut y = vec![0f32; 1500 * n];
-        npu.linear(&x, 1500, &lin, &mut y);
-        let want = cpu_i8(&x, 1500, n, k, true, seed);
-        assert!(y.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "NPU {k}x{n} differs from kernels::linear_i8");
+        for m in [1500, 3000] {
+            let x = input(m, k, m as u64);
+            let mut y = vec![0f32; m * n];
+            npu.linear(&x, m, &lin, &mut y);
+            let want = cpu_i8(&x, m, n, k, true, seed);
+            assert!(bit_identical(&y, &want), "NPU {m}x{k}x{n} differs from kernels::linear_i8");
+        }
     }
-    assert_eq!(npu.stats().failures, 0);
+    let s = npu.stats();
+    assert_eq!((s.failures, s.fallback), (0, 0), "{s:?}");
+    let env = std::env::var(npu::plan::RUNLIST_ENV).ok();
+    let mode = npu::plan::choose_chain_mode(xrt::build_info().has_runlist, env.as_deref()).0;
+    let chained = matches!(mode, ChainMode::RunList { .. });
+    assert_eq!(s.npu_submissions < s.npu_runs, chained, "{s:?}");
 }

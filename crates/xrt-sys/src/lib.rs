@@ -83,6 +83,23 @@ mod tests {
     }
 
     #[test]
+    fn run_lists_without_xrt_runlist_say_what_is_needed() {
+        let info = build_info();
+        if info.has_runlist == 1 || BUILD_BACKEND == "stub" {
+            eprintln!("xrt-sys built with run lists or as the stub ({BUILD_NOTE}); checked in builds against XRT without xrt::runlist");
+            return;
+        }
+        let mut err = xs_error::default();
+        let mut list = std::ptr::NonNull::<xs_runlist>::dangling().as_ptr();
+        // SAFETY: valid out-pointers; without xrt::runlist the shim never touches the context.
+        let st = unsafe { xs_runlist_create(std::ptr::null_mut(), &mut list, &mut err) };
+        assert_eq!(st, XS_ERR_UNSUPPORTED as xs_status);
+        assert!(list.is_null(), "the out-pointer is cleared on failure");
+        let msg = err.message_string();
+        assert!(msg.contains("2.18"), "{msg}");
+    }
+
+    #[test]
     fn stub_names_what_is_missing() {
         if BUILD_BACKEND != "stub" {
             eprintln!("xrt-sys built with XRT ({BUILD_NOTE}); the stub message is checked in stub builds (AMANUENSIS_NO_XRT=1)");
