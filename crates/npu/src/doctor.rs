@@ -33,6 +33,11 @@ pub fn doctor_report_at(xclbin_root: &Path) -> String {
         }
     }
     let _ = writeln!(s, "  build note: {}", info.note);
+    if info.has_hw_context {
+        let env = std::env::var(crate::plan::RUNLIST_ENV).ok();
+        let (mode, why) = crate::plan::choose_chain_mode(info.has_runlist, env.as_deref());
+        let _ = writeln!(s, "  run chaining: {mode} ({why})");
+    }
     let _ = writeln!(s, "NPU devices");
     let mut npu = None;
     match xrt::Device::count() {
