@@ -9,6 +9,7 @@
 mod attention;
 mod bf16;
 mod conv;
+mod dec_attention;
 mod gemm_f32;
 mod int8;
 mod isa;
@@ -21,6 +22,7 @@ mod vmath;
 
 pub use attention::{attention_f32, attention_f32_with};
 pub use bf16::{linear_bf16, linear_bf16_with, PackedBf16};
+pub use dec_attention::{attention_kt, attention_kt_with, f32_to_f16_slice, KtShape, KvElem};
 pub use conv::{conv1d, conv1d_out_len, conv1d_with, ConvInput};
 pub use gemm_f32::{linear_f32, linear_f32_with, sgemm, sgemm_with, PackedF32};
 pub use int8::{

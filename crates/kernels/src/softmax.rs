@@ -45,7 +45,7 @@ pub fn softmax_f32_with(isa: Isa, x: &mut [f32], rows: usize, cols: usize) {
     }
 }
 
-fn softmax_row_std(row: &mut [f32]) {
+pub(crate) fn softmax_row_std(row: &mut [f32]) {
     let m = max_f32(row);
     if m == f32::NEG_INFINITY {
         row.fill(0.0);
@@ -61,7 +61,7 @@ fn softmax_row_std(row: &mut [f32]) {
 }
 
 #[inline(always)]
-fn softmax_row_poly(row: &mut [f32]) {
+pub(crate) fn softmax_row_poly(row: &mut [f32]) {
     let m = max_f32(row);
     if m == f32::NEG_INFINITY {
         row.fill(0.0);

@@ -5,7 +5,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rayon::prelude::*;
 
 /// Numeric type of the weights of the big matrix products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,6 +96,24 @@ pub struct AttentionShape {
     pub causal: bool,
 }
 
+/// Element type of the decoder's key/value caches (self- and cross-attention).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvType {
+    /// f32: bit-for-bit the arithmetic of the f32 reference.
+    F32,
+    /// f16: half the memory and half the bytes read per decoding step (the cross-attention
+    /// cache of Whisper base is 37 MB in f32); relative rounding error 2⁻¹¹ per stored value.
+    F16,
+}
+
+/// Borrowed keys (transposed per head, `[n_heads][head_dim][stride]`) and values (`[n_kv][d]`)
+/// of one decoder cache, in the cache's element type.
+#[derive(Clone, Copy)]
+pub enum KvView<'a> {
+    F32 { kt: &'a [f32], v: &'a [f32] },
+    F16 { kt: &'a [half::f16], v: &'a [half::f16] },
+}
+
 /// The operations the model graph needs from a backend.
 pub trait Compute: Send + Sync {
     fn name(&self) -> String;
@@ -105,18 +122,24 @@ pub trait Compute: Send + Sync {
     /// `y[m][n_out] = x[m][k]·Wᵀ + b`.
     fn linear(&self, x: &[f32], m: usize, lin: &Linear, y: &mut [f32]);
     /// Scaled dot-product attention, softmax(q·kᵀ/√d)·v per head: `q` is `[n_q][d]`, `k`, `v`
-    /// are `[n_kv][d]` (contiguous rows), `out` is `[n_q][d]`.
+    /// are `[n_kv][d]` (contiguous rows), `out` is `[n_q][d]` (the encoder's self-attention).
     fn attention(&self, q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, out: &mut [f32]);
-    /// Attention of a few queries against keys stored transposed per head
-    /// (`[n_heads][head_dim][n_kv]`, see [`Keys::Transposed`]) and values `[n_kv][d]`: the
-    /// decoder's cross-attention, whose keys are laid out once per 30 s window.
-    fn attention_transposed(&self, q: &[f32], kt: &[f32], v: &[f32], shape: AttentionShape, out: &mut [f32]) {
-        attention_small(q, Keys::Transposed(kt), v, shape, out);
+    /// Element type for the decoder's caches. f32 by default; compact backends choose f16.
+    fn kv_type(&self) -> KvType {
+        KvType::F32
+    }
+    /// Attention of a few queries (a decoding step: one per beam, or a prompt) against a
+    /// decoder cache (see [`kernels::attention_kt`] for the layout and causality).
+    fn attention_cached(&self, q: &[f32], kv: KvView<'_>, shape: kernels::KtShape, out: &mut [f32]) {
+        match kv {
+            KvView::F32 { kt, v } => kernels::attention_kt(q, kt, v, shape, out),
+            KvView::F16 { kt, v } => kernels::attention_kt(q, kt, v, shape, out),
+        }
     }
 }
 
-/// CPU backend: packed GEMMs of the `kernels` crate (f32, int8 VNNI or bf16 weights),
-/// fused block-wise attention for long query sets, dot-product loops for decoder steps.
+/// CPU backend: packed GEMMs of the `kernels` crate (f32, int8 VNNI or bf16 weights), fused
+/// block-wise attention for the encoder, cache-streaming attention for decoder steps.
 pub struct Cpu {
     pub weights: WeightType,
 }
@@ -125,139 +148,6 @@ impl Cpu {
     pub fn new(weights: WeightType) -> Cpu {
         Cpu { weights }
     }
-}
-
-/// Query counts below this use the per-query loops (decoder steps): packing K/V for the fused
-/// kernel would cost more than it saves.
-const FUSED_ATTENTION_MIN_QUERIES: usize = 16;
-
-/// In-place max-subtracted softmax of one row.
-pub fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for x in row.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    let inv = 1.0 / sum;
-    for x in row.iter_mut() {
-        *x *= inv;
-    }
-}
-
-thread_local! {
-    /// Per-thread score rows for [`attention_small`], grown once and reused (no allocation
-    /// per decoding step).
-    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// A pointer shared by rayon tasks that write disjoint elements.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: tasks only write disjoint column ranges (one head each) of the output.
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-/// How the keys of [`attention_small`] are laid out.
-#[derive(Clone, Copy)]
-pub enum Keys<'a> {
-    /// `[n_kv][n_heads * head_dim]`, the model layout (the self-attention cache).
-    Rows(&'a [f32]),
-    /// `[n_heads][head_dim][n_kv]`: per head, one contiguous row of every key's component, so
-    /// scores are streaming multiply-adds (the cross-attention keys, transposed once a window).
-    Transposed(&'a [f32]),
-}
-
-/// Scores of query `qi` (one head) against `n_kv` keys, into `scores`.
-#[inline(always)]
-fn head_scores(qi: &[f32], keys: Keys<'_>, h: usize, s: &AttentionShape, n: usize, scores: &mut [f32]) {
-    let (d, hd) = (s.n_heads * s.head_dim, s.head_dim);
-    match keys {
-        Keys::Rows(k) => {
-            for (j, sc) in scores[..n].iter_mut().enumerate() {
-                let kj = &k[j * d + h * hd..j * d + (h + 1) * hd];
-                let mut acc = 0.0;
-                for c in 0..hd {
-                    acc += qi[c] * kj[c];
-                }
-                *sc = acc;
-            }
-        }
-        Keys::Transposed(kt) => {
-            let base = h * hd * s.n_kv;
-            scores[..n].fill(0.0);
-            for c in 0..hd {
-                let row = &kt[base + c * s.n_kv..base + c * s.n_kv + n];
-                let qc = qi[c];
-                for (sc, kv) in scores[..n].iter_mut().zip(row) {
-                    *sc += qc * kv;
-                }
-            }
-        }
-    }
-}
-
-/// One head of [`attention_small`]: the loops are written so the compiler vectorizes them for
-/// whatever instruction set the caller was compiled for.
-#[inline(always)]
-fn attention_head(q: &[f32], keys: Keys<'_>, v: &[f32], s: &AttentionShape, h: usize, out: SharedOut, scores: &mut Vec<f32>) {
-    let (d, hd) = (s.n_heads * s.head_dim, s.head_dim);
-    let scale = 1.0 / (hd as f32).sqrt();
-    scores.resize(s.n_kv, 0.0);
-    for i in 0..s.n_q {
-        let visible = if s.causal { s.n_kv - s.n_q + i + 1 } else { s.n_kv };
-        let qi = &q[i * d + h * hd..i * d + (h + 1) * hd];
-        head_scores(qi, keys, h, s, visible, scores);
-        for sc in scores[..visible].iter_mut() {
-            *sc *= scale;
-        }
-        kernels::softmax_f32(&mut scores[..visible], 1, visible);
-        // SAFETY: row i, columns h*hd..(h+1)*hd belong to this head's task alone and lie
-        // inside `out` (checked by the caller).
-        let oi = unsafe { std::slice::from_raw_parts_mut(out.0.add(i * d + h * hd), hd) };
-        oi.fill(0.0);
-        for (j, &p) in scores[..visible].iter().enumerate() {
-            let vj = &v[j * d + h * hd..j * d + (h + 1) * hd];
-            for (a, b) in oi.iter_mut().zip(vj) {
-                *a += p * b;
-            }
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn attention_head_avx512(q: &[f32], keys: Keys<'_>, v: &[f32], s: &AttentionShape, h: usize, out: SharedOut, scores: &mut Vec<f32>) {
-    attention_head(q, keys, v, s, h, out, scores)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn attention_head_avx2(q: &[f32], keys: Keys<'_>, v: &[f32], s: &AttentionShape, h: usize, out: SharedOut, scores: &mut Vec<f32>) {
-    attention_head(q, keys, v, s, h, out, scores)
-}
-
-/// Attention for a few queries (decoder steps), parallel over heads, vectorized for the CPU
-/// at hand. `v` is `[n_kv][d]`; `out` is `[n_q][d]`.
-pub fn attention_small(q: &[f32], keys: Keys<'_>, v: &[f32], s: AttentionShape, out: &mut [f32]) {
-    let d = s.n_heads * s.head_dim;
-    let k_len = match keys {
-        Keys::Rows(k) | Keys::Transposed(k) => k.len(),
-    };
-    assert!(out.len() >= s.n_q * d && q.len() >= s.n_q * d && k_len >= s.n_kv * d && v.len() >= s.n_kv * d);
-    let out_ptr = SharedOut(out.as_mut_ptr());
-    let isa = kernels::Isa::detect();
-    (0..s.n_heads).into_par_iter().for_each(|h| {
-        let out_ptr = out_ptr;
-        SCORES.with_borrow_mut(|scores| match isa {
-            // SAFETY: the instruction set was detected on this CPU.
-            #[cfg(target_arch = "x86_64")]
-            kernels::Isa::Avx512 => unsafe { attention_head_avx512(q, keys, v, &s, h, out_ptr, scores) },
-            #[cfg(target_arch = "x86_64")]
-            kernels::Isa::Avx2 => unsafe { attention_head_avx2(q, keys, v, &s, h, out_ptr, scores) },
-            _ => attention_head(q, keys, v, &s, h, out_ptr, scores),
-        });
-    });
 }
 
 impl Compute for Cpu {
@@ -291,10 +181,15 @@ impl Compute for Cpu {
     fn attention(&self, q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, out: &mut [f32]) {
         let d = s.n_heads * s.head_dim;
         let (q, k, v, out) = (&q[..s.n_q * d], &k[..s.n_kv * d], &v[..s.n_kv * d], &mut out[..s.n_q * d]);
-        if s.n_q >= FUSED_ATTENTION_MIN_QUERIES {
-            kernels::attention_f32(q, k, v, s.n_q, s.n_kv, s.n_heads, s.head_dim, s.causal, out);
-        } else {
-            attention_small(q, Keys::Rows(k), v, s, out);
+        kernels::attention_f32(q, k, v, s.n_q, s.n_kv, s.n_heads, s.head_dim, s.causal, out);
+    }
+
+    /// f32 weights keep f32 caches (the reference arithmetic, token for token with
+    /// faster-whisper float32); the compact weight types store the caches in f16.
+    fn kv_type(&self) -> KvType {
+        match self.weights {
+            WeightType::F32 => KvType::F32,
+            WeightType::Int8 | WeightType::Bf16 => KvType::F16,
         }
     }
 }
@@ -326,20 +221,23 @@ mod tests {
             Cpu::new(WeightType::F32).attention(&q, &k, &v, AttentionShape { n_q, n_kv, n_heads: h, head_dim: hd, causal }, &mut got);
             let err = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(err < 1e-5, "n_q {n_q} n_kv {n_kv} causal {causal}: max error {err}");
-            if !causal {
-                // Keys transposed per head ([h][hd][n_kv]) give the same result.
-                let mut kt = vec![0f32; n_kv * d];
-                for j in 0..n_kv {
-                    for c in 0..d {
-                        kt[c * n_kv + j] = k[j * d + c];
-                    }
+            // The same through a decoder cache (keys transposed, padded stride), f32 and f16.
+            let stride = kernels::KtShape::min_stride(n_kv) + 16;
+            let mut kt = vec![0f32; d * stride];
+            for j in 0..n_kv {
+                for c in 0..d {
+                    kt[c * stride + j] = k[j * d + c];
                 }
-                let mut got_t = vec![0f32; n_q * d];
-                let shape = AttentionShape { n_q, n_kv, n_heads: h, head_dim: hd, causal };
-                Cpu::new(WeightType::F32).attention_transposed(&q, &kt, &v, shape, &mut got_t);
-                let err = want.iter().zip(&got_t).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-                assert!(err < 1e-5, "transposed n_q {n_q} n_kv {n_kv}: max error {err}");
             }
+            let shape = kernels::KtShape { n_q, n_kv, n_heads: h, head_dim: hd, stride, causal };
+            let mut got_t = vec![0f32; n_q * d];
+            Cpu::new(WeightType::F32).attention_cached(&q, KvView::F32 { kt: &kt, v: &v }, shape, &mut got_t);
+            let err = want.iter().zip(&got_t).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(err < 1e-5, "cached f32 n_q {n_q} n_kv {n_kv}: max error {err}");
+            let (kt16, v16): (Vec<_>, Vec<_>) = (kt.iter().map(|&x| half::f16::from_f32(x)).collect(), v.iter().map(|&x| half::f16::from_f32(x)).collect());
+            Cpu::new(WeightType::Int8).attention_cached(&q, KvView::F16 { kt: &kt16, v: &v16 }, shape, &mut got_t);
+            let err = want.iter().zip(&got_t).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(err < 2e-3, "cached f16 n_q {n_q} n_kv {n_kv}: max error {err}");
         }
     }
 

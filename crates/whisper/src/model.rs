@@ -5,7 +5,8 @@ use std::path::Path;
 
 use tracing::{debug_span, info_span};
 
-use crate::compute::{AttentionShape, Compute, LayerRole, Linear};
+use crate::compute::{AttentionShape, Compute, KvType, KvView, LayerRole, Linear};
+use kernels::KtShape;
 use crate::config::{model_files, Dims, GenerationConfig};
 use crate::ct2::Ct2File;
 use crate::mel::Mel;
@@ -143,26 +144,99 @@ pub struct Whisper {
     dec_ln: LayerNorm,
 }
 
-/// Cross-attention keys and values of one 30 s window, computed once and shared by every
-/// decoding step and every beam. Layout per layer: `[n_audio_ctx][2 * d]` (keys, then values).
-pub struct CrossKv {
-    /// Per layer: keys transposed per head `[n_heads][head_dim][n_ctx]` and values `[n_ctx][d]`.
-    kv: Vec<(Vec<f32>, Vec<f32>)>,
-    n_ctx: usize,
+/// A key or value buffer in the cache's element type ([`KvType`]).
+enum KvBuf {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
 }
 
-/// Self-attention keys and values, preallocated for the whole text context and all beams:
-/// `[layer][beam][n_text_ctx][d]`. Appending a step writes in place; nothing is concatenated.
+impl KvBuf {
+    fn zeros(ty: KvType, n: usize) -> KvBuf {
+        match ty {
+            KvType::F32 => KvBuf::F32(vec![0.0; n]),
+            KvType::F16 => KvBuf::F16(vec![half::f16::ZERO; n]),
+        }
+    }
+
+    /// Converts an f32 buffer (taking it over when the type is f32).
+    fn from_f32(ty: KvType, x: Vec<f32>) -> KvBuf {
+        match ty {
+            KvType::F32 => KvBuf::F32(x),
+            KvType::F16 => {
+                let mut h = vec![half::f16::ZERO; x.len()];
+                kernels::f32_to_f16_slice(&x, &mut h);
+                KvBuf::F16(h)
+            }
+        }
+    }
+
+    /// Stores `src` at `at..at + src.len()`.
+    fn write(&mut self, at: usize, src: &[f32]) {
+        match self {
+            KvBuf::F32(b) => b[at..at + src.len()].copy_from_slice(src),
+            KvBuf::F16(b) => kernels::f32_to_f16_slice(src, &mut b[at..at + src.len()]),
+        }
+    }
+
+    /// Stores `src[c]` at `at + c·stride` (a key into the transposed layout).
+    fn write_strided(&mut self, at: usize, stride: usize, src: &[f32]) {
+        match self {
+            KvBuf::F32(b) => src.iter().enumerate().for_each(|(c, &x)| b[at + c * stride] = x),
+            KvBuf::F16(b) => src.iter().enumerate().for_each(|(c, &x)| b[at + c * stride] = half::f16::from_f32(x)),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            KvBuf::F32(b) => b.len() * 4,
+            KvBuf::F16(b) => b.len() * 2,
+        }
+    }
+}
+
+/// Keys (transposed) and values of one cache region as a [`KvView`].
+fn kv_view<'a>(kt: &'a KvBuf, k_range: std::ops::Range<usize>, v: &'a KvBuf, v_range: std::ops::Range<usize>) -> KvView<'a> {
+    match (kt, v) {
+        (KvBuf::F32(k), KvBuf::F32(v)) => KvView::F32 { kt: &k[k_range], v: &v[v_range] },
+        (KvBuf::F16(k), KvBuf::F16(v)) => KvView::F16 { kt: &k[k_range], v: &v[v_range] },
+        _ => unreachable!("a cache's keys and values share one element type"),
+    }
+}
+
+/// Cross-attention keys and values of one 30 s window, computed once and shared by every
+/// decoding step and every beam, in the backend's [`KvType`].
+pub struct CrossKv {
+    /// Per layer: keys transposed per head `[n_heads][head_dim][stride]` (zero padding past
+    /// `n_ctx`) and values `[n_ctx][d]`.
+    kv: Vec<(KvBuf, KvBuf)>,
+    n_ctx: usize,
+    stride: usize,
+}
+
+impl CrossKv {
+    /// Bytes held (all layers).
+    pub fn bytes(&self) -> usize {
+        self.kv.iter().map(|(k, v)| k.bytes() + v.bytes()).sum()
+    }
+}
+
+/// Self-attention keys and values, preallocated for the whole text context and all beams, in
+/// the backend's [`KvType`]. Per (layer, beam) region: keys transposed per head
+/// `[n_heads][head_dim][stride]` (`stride` = text context rounded up to 16) and values
+/// `[n_text_ctx][d]`. Appending a step writes in place; nothing is concatenated.
 pub struct KvCache {
-    k: Vec<f32>,
-    v: Vec<f32>,
+    k: KvBuf,
+    v: KvBuf,
     n_layer: usize,
     n_beams: usize,
     n_ctx: usize,
+    stride: usize,
     d: usize,
     /// Positions filled (the same for every beam).
     pub len: usize,
-    scratch: Vec<f32>,
+    /// Which beam regions hold which beam: `slot[b]` is the region of beam `b`. Reordering
+    /// beams permutes this map and copies only regions that must be duplicated.
+    slot: Vec<usize>,
     /// Activation buffers of the decoder, grown to the largest step seen and then reused, so
     /// that decoding allocates nothing per token.
     work: DecoderWork,
@@ -189,8 +263,12 @@ impl DecoderWork {
 }
 
 impl KvCache {
-    fn layer_beam_offset(&self, layer: usize, beam: usize) -> usize {
-        ((layer * self.n_beams) + beam) * self.n_ctx * self.d
+    fn k_offset(&self, layer: usize, region: usize) -> usize {
+        (layer * self.n_beams + region) * self.d * self.stride
+    }
+
+    fn v_offset(&self, layer: usize, region: usize) -> usize {
+        (layer * self.n_beams + region) * self.n_ctx * self.d
     }
 
     pub fn capacity_beams(&self) -> usize {
@@ -201,26 +279,62 @@ impl KvCache {
         self.len = 0;
     }
 
-    /// Beam `b` continues from old beam `src[b]`: copies the filled rows where they differ.
+    /// Bytes held by the keys and values.
+    pub fn bytes(&self) -> usize {
+        self.k.bytes() + self.v.bytes()
+    }
+
+    /// Beam `b` continues from old beam `src[b]`. Beams are a map onto storage regions: a
+    /// surviving beam keeps its region, a beam continued by one successor moves its region
+    /// to it without copying, and only a beam with several successors is copied (the filled
+    /// part only) into the regions nobody continues.
     pub fn reorder(&mut self, src: &[usize]) {
+        let n = src.len();
         if src.iter().enumerate().all(|(b, &s)| b == s) {
             return;
         }
-        let rows = self.len * self.d;
-        let n = src.len();
-        self.scratch.resize(n * rows, 0.0);
-        for buf_is_k in [true, false] {
-            for layer in 0..self.n_layer {
-                for (b, &s) in src.iter().enumerate() {
-                    let o = self.layer_beam_offset(layer, s);
-                    let buf = if buf_is_k { &self.k } else { &self.v };
-                    self.scratch[b * rows..(b + 1) * rows].copy_from_slice(&buf[o..o + rows]);
+        let old = self.slot.clone();
+        let mut taken = vec![false; self.n_beams];
+        let mut new = vec![usize::MAX; n];
+        // The first successor of each old beam inherits its region.
+        for (b, &s) in src.iter().enumerate() {
+            if !taken[old[s]] {
+                taken[old[s]] = true;
+                new[b] = old[s];
+            }
+        }
+        let mut free = (0..self.n_beams).filter(|r| !taken[*r]).collect::<Vec<_>>().into_iter();
+        for b in 0..n {
+            if new[b] == usize::MAX {
+                let r = free.next().expect("a free cache region for every beam");
+                self.copy_region(old[src[b]], r);
+                new[b] = r;
+            }
+        }
+        // Regions of beams beyond n keep their places after the live ones.
+        let rest: Vec<usize> = (0..self.n_beams).filter(|r| !new.contains(r)).collect();
+        self.slot = new.into_iter().chain(rest).collect();
+    }
+
+    /// Copies the filled positions of region `from` into region `to`, every layer.
+    fn copy_region(&mut self, from: usize, to: usize) {
+        fn copy<T: Copy>(buf: &mut [T], from: usize, to: usize, len: usize) {
+            buf.copy_within(from..from + len, to);
+        }
+        let (len, d, stride) = (self.len, self.d, self.stride);
+        for layer in 0..self.n_layer {
+            let (vf, vt) = (self.v_offset(layer, from), self.v_offset(layer, to));
+            let (kf, kto) = (self.k_offset(layer, from), self.k_offset(layer, to));
+            match (&mut self.k, &mut self.v) {
+                (KvBuf::F32(k), KvBuf::F32(v)) => {
+                    copy(v, vf, vt, len * d);
+                    (0..d).for_each(|c| copy(k, kf + c * stride, kto + c * stride, len));
                 }
-                for b in 0..n {
-                    let o = self.layer_beam_offset(layer, b);
-                    let buf = if buf_is_k { &mut self.k } else { &mut self.v };
-                    buf[o..o + rows].copy_from_slice(&self.scratch[b * rows..(b + 1) * rows]);
+                (KvBuf::F16(k), KvBuf::F16(v)) => {
+                    copy(v, vf, vt, len * d);
+                    (0..d).for_each(|c| copy(k, kf + c * stride, kto + c * stride, len));
                 }
+                _ => unreachable!("a cache's keys and values share one element type"),
             }
         }
     }
@@ -464,44 +578,44 @@ impl Whisper {
     pub fn cross_kv(&self, audio: &[f32]) -> CrossKv {
         let _span = info_span!("cross_kv").entered();
         let n_ctx = audio.len() / self.dims.n_audio_state;
-        let kv = self
+        let stride = KtShape::min_stride(n_ctx);
+        let ty = self.compute.kv_type();
+        let d = self.dims.n_text_state;
+        let mut kv = vec![0f32; n_ctx * 2 * d];
+        let layers = self
             .dec_layers
             .iter()
             .map(|layer| {
-                let d = self.dims.n_text_state;
-                let mut kv = vec![0f32; n_ctx * 2 * d];
                 self.compute.linear(audio, n_ctx, &layer.cross_kv, &mut kv);
-                // Keys go transposed so each decoding step streams them (see Keys::Transposed).
-                let (mut kt, mut v) = (vec![0f32; n_ctx * d], Vec::with_capacity(n_ctx * d));
+                // Keys go transposed so each decoding step streams them (kernels::attention_kt).
+                let (mut kt, mut v) = (vec![0f32; d * stride], Vec::with_capacity(n_ctx * d));
                 for (j, row) in kv.chunks_exact(2 * d).enumerate() {
                     for (c, &x) in row[..d].iter().enumerate() {
-                        kt[c * n_ctx + j] = x;
+                        kt[c * stride + j] = x;
                     }
                     v.extend_from_slice(&row[d..]);
                 }
-                (kt, v)
+                (KvBuf::from_f32(ty, kt), KvBuf::from_f32(ty, v))
             })
             .collect();
-        CrossKv { kv, n_ctx }
+        CrossKv { kv: layers, n_ctx, stride }
     }
 
     /// A KV cache for up to `n_beams` beams over the whole text context.
     pub fn new_kv_cache(&self, n_beams: usize) -> KvCache {
-        let (n_layer, n_ctx, d) = (
-            self.dims.n_text_layer,
-            self.dims.n_text_ctx,
-            self.dims.n_text_state,
-        );
-        let size = n_layer * n_beams * n_ctx * d;
+        let (n_layer, n_ctx, d) = (self.dims.n_text_layer, self.dims.n_text_ctx, self.dims.n_text_state);
+        let stride = KtShape::min_stride(n_ctx);
+        let ty = self.compute.kv_type();
         KvCache {
-            k: vec![0.0; size],
-            v: vec![0.0; size],
+            k: KvBuf::zeros(ty, n_layer * n_beams * d * stride),
+            v: KvBuf::zeros(ty, n_layer * n_beams * n_ctx * d),
             n_layer,
             n_beams,
             n_ctx,
+            stride,
             d,
             len: 0,
-            scratch: Vec::new(),
+            slot: (0..n_beams).collect(),
             work: DecoderWork::default(),
         }
     }
@@ -558,24 +672,20 @@ impl Whisper {
             // Causal self-attention over the cache.
             layer.self_ln.forward(x, h);
             c.linear(h, rows, &layer.self_qkv, qkv);
+            let n_kv = pos0 + t;
             for b in 0..n_beams {
-                let base = cache.layer_beam_offset(li, b);
+                let region = cache.slot[b];
+                let (ko, vo) = (cache.k_offset(li, region), cache.v_offset(li, region));
                 for s in 0..t {
                     let r = b * t + s;
-                    let dst = base + (pos0 + s) * d;
-                    q[r * d..(r + 1) * d].copy_from_slice(&qkv[r * 3 * d..r * 3 * d + d]);
-                    cache.k[dst..dst + d].copy_from_slice(&qkv[r * 3 * d + d..r * 3 * d + 2 * d]);
-                    cache.v[dst..dst + d].copy_from_slice(&qkv[r * 3 * d + 2 * d..r * 3 * d + 3 * d]);
+                    let row = &qkv[r * 3 * d..(r + 1) * 3 * d];
+                    q[r * d..(r + 1) * d].copy_from_slice(&row[..d]);
+                    cache.k.write_strided(ko + pos0 + s, cache.stride, &row[d..2 * d]);
+                    cache.v.write(vo + (pos0 + s) * d, &row[2 * d..]);
                 }
-                let n_kv = pos0 + t;
-                let shape = AttentionShape { n_q: t, n_kv, n_heads: n_head, head_dim, causal: true };
-                c.attention(
-                    &q[b * t * d..(b + 1) * t * d],
-                    &cache.k[base..base + n_kv * d],
-                    &cache.v[base..base + n_kv * d],
-                    shape,
-                    &mut attn[b * t * d..(b + 1) * t * d],
-                );
+                let shape = KtShape { n_q: t, n_kv, n_heads: n_head, head_dim, stride: cache.stride, causal: true };
+                let kv = kv_view(&cache.k, ko..ko + d * cache.stride, &cache.v, vo..vo + n_kv * d);
+                c.attention_cached(&q[b * t * d..(b + 1) * t * d], kv, shape, &mut attn[b * t * d..(b + 1) * t * d]);
             }
             c.linear(attn, rows, &layer.self_out, h);
             add_in_place(x, h);
@@ -583,8 +693,8 @@ impl Whisper {
             layer.cross_ln.forward(x, h);
             c.linear(h, rows, &layer.cross_q, q);
             let (ck, cv) = &cross.kv[li];
-            let shape = AttentionShape { n_q: rows, n_kv: cross.n_ctx, n_heads: n_head, head_dim, causal: false };
-            c.attention_transposed(q, ck, cv, shape, attn);
+            let shape = KtShape { n_q: rows, n_kv: cross.n_ctx, n_heads: n_head, head_dim, stride: cross.stride, causal: false };
+            c.attention_cached(q, kv_view(ck, 0..d * cross.stride, cv, 0..cross.n_ctx * d), shape, attn);
             c.linear(attn, rows, &layer.cross_out, h);
             add_in_place(x, h);
             // MLP.
