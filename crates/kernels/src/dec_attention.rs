@@ -13,7 +13,10 @@
 //! * `kt`: `[n_heads][head_dim][stride]`, key `j`'s component `c` of head `h` at
 //!   `(h·head_dim + c)·stride + j`; `stride` is a multiple of 16 and `≥ n_kv` rounded up to 16
 //!   (the padding must hold finite values — it is read, never used);
-//! * `v`: `[≥ n_kv][d]` row-major.
+//! * `v`: `[n_heads][stride][head_dim]`, value `j` of head `h` at `(h·stride + j)·head_dim`
+//!   (head-major, so each head's values are one contiguous stream).
+//!
+//! Both caches are thus one contiguous block per head: a step reads them sequentially.
 //!
 //! Causality as in [`crate::attention_f32`]: with `causal`, query `i` sees keys
 //! `j < n_kv − n_q + i + 1`.
@@ -112,7 +115,7 @@ pub fn attention_kt_with<T: KvElem>(isa: Isa, q: &[f32], kt: &[T], v: &[T], s: K
     );
     assert!(q.len() >= s.n_q * d && out.len() >= s.n_q * d, "kernels: attention_kt: q/out shorter than n_q*d");
     assert!(kt.len() >= d * s.stride, "kernels: attention_kt: kt has {} values, needs {}", kt.len(), d * s.stride);
-    assert!(v.len() >= s.n_kv * d, "kernels: attention_kt: v has {} values, needs {}", v.len(), s.n_kv * d);
+    assert!(v.len() >= d * s.stride, "kernels: attention_kt: v has {} values, needs {}", v.len(), d * s.stride);
     if s.n_q == 0 || d == 0 {
         return;
     }
@@ -174,7 +177,7 @@ unsafe fn head_generic<T: KvElem>(q: &[f32], kt: &[T], v: &[T], s: &KtShape, h: 
         }
         softmax_row_std(sc);
         for (j, &p) in sc.iter().enumerate() {
-            let vj = &v[j * d + h * hd..j * d + (h + 1) * hd];
+            let vj = &v[(h * s.stride + j) * hd..(h * s.stride + j + 1) * hd];
             for (o, x) in oi.iter_mut().zip(vj) {
                 *o += p * x.to_f32();
             }
@@ -253,10 +256,10 @@ unsafe fn scores_rows<T: KvElem, const NQ: usize, const NK: usize>(qs: *const f3
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx512f,avx512vl,f16c,avx2,fma")]
-unsafe fn pv_rows<T: KvElem, const NQ: usize>(p: *const f32, row: usize, n: usize, vh: *const T, d: usize, out: *mut f32, out_stride: usize) {
+unsafe fn pv_rows<T: KvElem, const NQ: usize>(p: *const f32, row: usize, n: usize, vh: *const T, out: *mut f32, out_stride: usize) {
     let mut acc = [[_mm512_setzero_ps(); 4]; NQ];
     for j in 0..n {
-        let vr = vh.add(j * d);
+        let vr = vh.add(j * 64);
         let vv = [ld16(vr), ld16(vr.add(16)), ld16(vr.add(32)), ld16(vr.add(48))];
         for (i, a) in acc.iter_mut().enumerate() {
             let b = _mm512_set1_ps(*p.add(i * row + j));
@@ -288,7 +291,7 @@ unsafe fn head_avx512<T: KvElem>(q: &[f32], kt: &[T], v: &[T], s: &KtShape, h: u
     scratch.resize(G * row + G * HD, 0.0);
     let (scores, qs) = scratch.split_at_mut(G * row);
     let kh = kt.as_ptr().add(h * HD * s.stride);
-    let vh = v.as_ptr().add(h * HD);
+    let vh = v.as_ptr().add(h * s.stride * HD);
     let mut i0 = 0;
     while i0 < s.n_q {
         let nq = G.min(s.n_q - i0);
@@ -318,10 +321,10 @@ unsafe fn head_avx512<T: KvElem>(q: &[f32], kt: &[T], v: &[T], s: &KtShape, h: u
         let o = out.0.add(i0 * d + h * HD);
         let sp = scores.as_ptr();
         match nq {
-            1 => pv_rows::<T, 1>(sp, row, max_vis, vh, d, o, d),
-            2 => pv_rows::<T, 2>(sp, row, max_vis, vh, d, o, d),
-            3 => pv_rows::<T, 3>(sp, row, max_vis, vh, d, o, d),
-            _ => pv_rows::<T, 4>(sp, row, max_vis, vh, d, o, d),
+            1 => pv_rows::<T, 1>(sp, row, max_vis, vh, o, d),
+            2 => pv_rows::<T, 2>(sp, row, max_vis, vh, o, d),
+            3 => pv_rows::<T, 3>(sp, row, max_vis, vh, o, d),
+            _ => pv_rows::<T, 4>(sp, row, max_vis, vh, o, d),
         }
         i0 += nq;
     }
@@ -376,6 +379,19 @@ mod tests {
             .collect()
     }
 
+    /// Row-major values `[n_kv][d]` into the kernel's head-major layout.
+    fn head_major<T: KvElem>(v: &[f32], n_kv: usize, heads: usize, hd: usize, stride: usize) -> Vec<T> {
+        let mut out = vec![T::default(); heads * hd * stride];
+        for j in 0..n_kv {
+            for h in 0..heads {
+                for c in 0..hd {
+                    out[(h * stride + j) * hd + c] = T::from_f32(v[j * heads * hd + h * hd + c]);
+                }
+            }
+        }
+        out
+    }
+
     /// Transposes row-major keys `[n_kv][d]` into the kernel's layout.
     fn transpose<T: KvElem>(k: &[f32], n_kv: usize, d: usize, stride: usize) -> Vec<T> {
         let mut kt = vec![T::default(); d * stride];
@@ -396,7 +412,7 @@ mod tests {
         let k: Vec<f32> = lcg(n_kv * d, seed + 1).iter().map(|&x| T::from_f32(x * 3.0).to_f32()).collect();
         let v: Vec<f32> = lcg(n_kv * d, seed + 2).iter().map(|&x| T::from_f32(x).to_f32()).collect();
         let kt = transpose::<T>(&k, n_kv, d, stride);
-        let vs: Vec<T> = v.iter().map(|&x| T::from_f32(x)).collect();
+        let vs = head_major::<T>(&v, n_kv, n_heads, head_dim, stride);
         let mut want = vec![0.0; n_q * d];
         crate::reference::attention(&q, &k, &v, n_q, n_kv, n_heads, head_dim, causal, &mut want);
         let s = KtShape { n_q, n_kv, n_heads, head_dim, stride, causal };
@@ -450,6 +466,7 @@ mod tests {
         let k = lcg(n_kv * d, 10);
         let v = lcg(n_kv * d, 11);
         let mut kt = transpose::<f32>(&k, n_kv, d, stride);
+        let v = head_major::<f32>(&v, n_kv, 1, d, stride);
         for c in 0..d {
             for j in n_kv..stride {
                 kt[c * stride + j] = f32::INFINITY;

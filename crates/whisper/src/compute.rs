@@ -106,8 +106,8 @@ pub enum KvType {
     F16,
 }
 
-/// Borrowed keys (transposed per head, `[n_heads][head_dim][stride]`) and values (`[n_kv][d]`)
-/// of one decoder cache, in the cache's element type.
+/// Borrowed keys (transposed per head, `[n_heads][head_dim][stride]`) and values (head-major,
+/// `[n_heads][stride][head_dim]`) of one decoder cache, in the cache's element type.
 #[derive(Clone, Copy)]
 pub enum KvView<'a> {
     F32 { kt: &'a [f32], v: &'a [f32] },
@@ -129,7 +129,8 @@ pub trait Compute: Send + Sync {
         KvType::F32
     }
     /// Attention of a few queries (a decoding step: one per beam, or a prompt) against a
-    /// decoder cache (see [`kernels::attention_kt`] for the layout and causality).
+    /// decoder cache: keys transposed and values head-major, one block per head (see
+    /// [`kernels::attention_kt`] for the layout and causality).
     fn attention_cached(&self, q: &[f32], kv: KvView<'_>, shape: kernels::KtShape, out: &mut [f32]) {
         match kv {
             KvView::F32 { kt, v } => kernels::attention_kt(q, kt, v, shape, out),
@@ -229,6 +230,13 @@ mod tests {
                     kt[c * stride + j] = k[j * d + c];
                 }
             }
+            let mut vh = vec![0f32; d * stride];
+            for j in 0..n_kv {
+                for hh in 0..h {
+                    vh[(hh * stride + j) * hd..(hh * stride + j + 1) * hd].copy_from_slice(&v[j * d + hh * hd..j * d + (hh + 1) * hd]);
+                }
+            }
+            let v = vh;
             let shape = kernels::KtShape { n_q, n_kv, n_heads: h, head_dim: hd, stride, causal };
             let mut got_t = vec![0f32; n_q * d];
             Cpu::new(WeightType::F32).attention_cached(&q, KvView::F32 { kt: &kt, v: &v }, shape, &mut got_t);

@@ -206,8 +206,8 @@ fn kv_view<'a>(kt: &'a KvBuf, k_range: std::ops::Range<usize>, v: &'a KvBuf, v_r
 /// Cross-attention keys and values of one 30 s window, computed once and shared by every
 /// decoding step and every beam, in the backend's [`KvType`].
 pub struct CrossKv {
-    /// Per layer: keys transposed per head `[n_heads][head_dim][stride]` (zero padding past
-    /// `n_ctx`) and values `[n_ctx][d]`.
+    /// Per layer: keys transposed per head `[n_heads][head_dim][stride]` and values head-major
+    /// `[n_heads][stride][head_dim]` (zero padding past `n_ctx`).
     kv: Vec<(KvBuf, KvBuf)>,
     n_ctx: usize,
     stride: usize,
@@ -222,16 +222,16 @@ impl CrossKv {
 
 /// Self-attention keys and values, preallocated for the whole text context and all beams, in
 /// the backend's [`KvType`]. Per (layer, beam) region: keys transposed per head
-/// `[n_heads][head_dim][stride]` (`stride` = text context rounded up to 16) and values
-/// `[n_text_ctx][d]`. Appending a step writes in place; nothing is concatenated.
+/// `[n_heads][head_dim][stride]` and values head-major `[n_heads][stride][head_dim]`
+/// (`stride` = text context rounded up to 16; see [`kernels::attention_kt`]). Appending a step writes in place; nothing is concatenated.
 pub struct KvCache {
     k: KvBuf,
     v: KvBuf,
     n_layer: usize,
     n_beams: usize,
-    n_ctx: usize,
     stride: usize,
     d: usize,
+    head_dim: usize,
     /// Positions filled (the same for every beam).
     pub len: usize,
     /// Which beam regions hold which beam: `slot[b]` is the region of beam `b`. Reordering
@@ -263,12 +263,9 @@ impl DecoderWork {
 }
 
 impl KvCache {
-    fn k_offset(&self, layer: usize, region: usize) -> usize {
+    /// Start of a (layer, region) block, the same for keys and values.
+    fn offset(&self, layer: usize, region: usize) -> usize {
         (layer * self.n_beams + region) * self.d * self.stride
-    }
-
-    fn v_offset(&self, layer: usize, region: usize) -> usize {
-        (layer * self.n_beams + region) * self.n_ctx * self.d
     }
 
     pub fn capacity_beams(&self) -> usize {
@@ -321,18 +318,17 @@ impl KvCache {
         fn copy<T: Copy>(buf: &mut [T], from: usize, to: usize, len: usize) {
             buf.copy_within(from..from + len, to);
         }
-        let (len, d, stride) = (self.len, self.d, self.stride);
+        let (len, d, stride, hd) = (self.len, self.d, self.stride, self.head_dim);
         for layer in 0..self.n_layer {
-            let (vf, vt) = (self.v_offset(layer, from), self.v_offset(layer, to));
-            let (kf, kto) = (self.k_offset(layer, from), self.k_offset(layer, to));
+            let (f, t) = (self.offset(layer, from), self.offset(layer, to));
             match (&mut self.k, &mut self.v) {
                 (KvBuf::F32(k), KvBuf::F32(v)) => {
-                    copy(v, vf, vt, len * d);
-                    (0..d).for_each(|c| copy(k, kf + c * stride, kto + c * stride, len));
+                    (0..d / hd).for_each(|h| copy(v, f + h * stride * hd, t + h * stride * hd, len * hd));
+                    (0..d).for_each(|c| copy(k, f + c * stride, t + c * stride, len));
                 }
                 (KvBuf::F16(k), KvBuf::F16(v)) => {
-                    copy(v, vf, vt, len * d);
-                    (0..d).for_each(|c| copy(k, kf + c * stride, kto + c * stride, len));
+                    (0..d / hd).for_each(|h| copy(v, f + h * stride * hd, t + h * stride * hd, len * hd));
+                    (0..d).for_each(|c| copy(k, f + c * stride, t + c * stride, len));
                 }
                 _ => unreachable!("a cache's keys and values share one element type"),
             }
@@ -581,6 +577,7 @@ impl Whisper {
         let stride = KtShape::min_stride(n_ctx);
         let ty = self.compute.kv_type();
         let d = self.dims.n_text_state;
+        let hd = d / self.dims.n_text_head;
         let mut kv = vec![0f32; n_ctx * 2 * d];
         let layers = self
             .dec_layers
@@ -588,12 +585,14 @@ impl Whisper {
             .map(|layer| {
                 self.compute.linear(audio, n_ctx, &layer.cross_kv, &mut kv);
                 // Keys go transposed so each decoding step streams them (kernels::attention_kt).
-                let (mut kt, mut v) = (vec![0f32; d * stride], Vec::with_capacity(n_ctx * d));
+                let (mut kt, mut v) = (vec![0f32; d * stride], vec![0f32; d * stride]);
                 for (j, row) in kv.chunks_exact(2 * d).enumerate() {
                     for (c, &x) in row[..d].iter().enumerate() {
                         kt[c * stride + j] = x;
                     }
-                    v.extend_from_slice(&row[d..]);
+                    for (h, vals) in row[d..].chunks_exact(hd).enumerate() {
+                        v[(h * stride + j) * hd..(h * stride + j + 1) * hd].copy_from_slice(vals);
+                    }
                 }
                 (KvBuf::from_f32(ty, kt), KvBuf::from_f32(ty, v))
             })
@@ -603,15 +602,15 @@ impl Whisper {
 
     /// A KV cache for up to `n_beams` beams over the whole text context.
     pub fn new_kv_cache(&self, n_beams: usize) -> KvCache {
-        let (n_layer, n_ctx, d) = (self.dims.n_text_layer, self.dims.n_text_ctx, self.dims.n_text_state);
-        let stride = KtShape::min_stride(n_ctx);
+        let (n_layer, d) = (self.dims.n_text_layer, self.dims.n_text_state);
+        let stride = KtShape::min_stride(self.dims.n_text_ctx);
         let ty = self.compute.kv_type();
         KvCache {
             k: KvBuf::zeros(ty, n_layer * n_beams * d * stride),
-            v: KvBuf::zeros(ty, n_layer * n_beams * n_ctx * d),
+            v: KvBuf::zeros(ty, n_layer * n_beams * d * stride),
+            head_dim: d / self.dims.n_text_head,
             n_layer,
             n_beams,
-            n_ctx,
             stride,
             d,
             len: 0,
@@ -675,16 +674,19 @@ impl Whisper {
             let n_kv = pos0 + t;
             for b in 0..n_beams {
                 let region = cache.slot[b];
-                let (ko, vo) = (cache.k_offset(li, region), cache.v_offset(li, region));
+                let o = cache.offset(li, region);
+                let stride = cache.stride;
                 for s in 0..t {
                     let r = b * t + s;
                     let row = &qkv[r * 3 * d..(r + 1) * 3 * d];
                     q[r * d..(r + 1) * d].copy_from_slice(&row[..d]);
-                    cache.k.write_strided(ko + pos0 + s, cache.stride, &row[d..2 * d]);
-                    cache.v.write(vo + (pos0 + s) * d, &row[2 * d..]);
+                    cache.k.write_strided(o + pos0 + s, stride, &row[d..2 * d]);
+                    for (h, vals) in row[2 * d..].chunks_exact(head_dim).enumerate() {
+                        cache.v.write(o + (h * stride + pos0 + s) * head_dim, vals);
+                    }
                 }
-                let shape = KtShape { n_q: t, n_kv, n_heads: n_head, head_dim, stride: cache.stride, causal: true };
-                let kv = kv_view(&cache.k, ko..ko + d * cache.stride, &cache.v, vo..vo + n_kv * d);
+                let shape = KtShape { n_q: t, n_kv, n_heads: n_head, head_dim, stride, causal: true };
+                let kv = kv_view(&cache.k, o..o + d * stride, &cache.v, o..o + d * stride);
                 c.attention_cached(&q[b * t * d..(b + 1) * t * d], kv, shape, &mut attn[b * t * d..(b + 1) * t * d]);
             }
             c.linear(attn, rows, &layer.self_out, h);
@@ -694,7 +696,7 @@ impl Whisper {
             c.linear(h, rows, &layer.cross_q, q);
             let (ck, cv) = &cross.kv[li];
             let shape = KtShape { n_q: rows, n_kv: cross.n_ctx, n_heads: n_head, head_dim, stride: cross.stride, causal: false };
-            c.attention_cached(q, kv_view(ck, 0..d * cross.stride, cv, 0..cross.n_ctx * d), shape, attn);
+            c.attention_cached(q, kv_view(ck, 0..d * cross.stride, cv, 0..d * cross.stride), shape, attn);
             c.linear(attn, rows, &layer.cross_out, h);
             add_in_place(x, h);
             // MLP.
