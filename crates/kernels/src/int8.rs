@@ -307,9 +307,19 @@ fn run(isa: Isa, m: usize, a: &[u8], b: &PackedI8, epi: Epilogue) {
     let mr = mr_of(isa);
     let threads = rayon::current_num_threads();
     let macs = m * n * b.k.max(1);
-    let n_chunk = if n <= 768 { n } else { 512 };
+    // Few rows (decoder steps) are bound by reading the weights: split the columns finely
+    // so both cores stream their share, down to products of a quarter million MACs.
+    let small_m = m <= 2 * mr;
+    let min_macs = if small_m { 1 << 18 } else { 1 << 22 };
+    let n_chunk = if small_m && threads > 1 && macs >= min_macs {
+        round_up(div_ceil(n, 4 * threads), 2 * NRU).clamp(2 * NRU, 512)
+    } else if n <= 768 {
+        n
+    } else {
+        512
+    };
     let n_tasks = div_ceil(n, n_chunk);
-    let want_m = if macs < (1 << 22) || threads <= 1 { 1 } else { div_ceil(8 * threads, n_tasks) };
+    let want_m = if macs < min_macs || threads <= 1 { 1 } else { div_ceil(8 * threads, n_tasks) };
     let m_chunk = round_up(div_ceil(m, want_m), mr).max(mr);
     let m_tasks = div_ceil(m, m_chunk);
     let task = |apack: &mut Vec<u64>, t: usize| {
@@ -319,7 +329,7 @@ fn run(isa: Isa, m: usize, a: &[u8], b: &PackedI8, epi: Epilogue) {
         // SAFETY: isa checked by callers; shapes checked; tasks write disjoint tiles.
         unsafe { run_tile(isa, a, b, rows, cols, &epi, apack) };
     };
-    if m_tasks * n_tasks == 1 || macs < (1 << 22) || threads <= 1 {
+    if m_tasks * n_tasks == 1 || macs < min_macs || threads <= 1 {
         let mut apack = Vec::new();
         (0..m_tasks * n_tasks).for_each(|t| task(&mut apack, t));
     } else {
