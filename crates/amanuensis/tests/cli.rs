@@ -86,6 +86,10 @@ fn help_lists_subcommands() {
     }
     let o = env.run(&["models", "pull", "--help"]);
     assert!(o.status.success() && stdout(&o).contains("--force"));
+    // The default compute type is int8, and the help says why (measured WER against f32).
+    let o = env.run(&["transcribe", "--help"]);
+    let out = stdout(&o);
+    assert!(out.contains("[default: int8]") && out.contains("within 0.5 points of f32"), "{out}");
     // No subcommand is a usage error (clap's exit code 2), not a crash.
     let o = env.run(&[]);
     assert_eq!(o.status.code(), Some(2));

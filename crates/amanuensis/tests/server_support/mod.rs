@@ -64,6 +64,11 @@ impl Server {
         cmd.args(["serve", "--port", "0", "--model"])
             .arg(model)
             .args(&o.args);
+        // The tests compare transcripts with faster-whisper's float32 ones, so they run the
+        // f32 engine unless a test picks a type (the default, int8, is checked by the CLI help test).
+        if !o.args.contains(&"--compute-type") {
+            cmd.args(["--compute-type", "f32"]);
+        }
         for (k, v) in &o.env {
             cmd.env(k, v);
         }
