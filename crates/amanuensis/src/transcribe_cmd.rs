@@ -180,7 +180,7 @@ fn transcribe_file(tr: &Transcriber, file: &Path, opts: &TranscribeOptions) -> a
     } else {
         None
     };
-    let t = tr.transcribe(&samples, opts, &mut |seg| {
+    let t = tr.transcribe_owned(samples, opts, &mut |seg| {
         if let Some(b) = &bar {
             b.set_position((seg.end * 100.0) as u64);
         }
