@@ -84,10 +84,19 @@ pub fn linear_bf16_with(isa: Isa, x: &[f32], m: usize, w: &PackedBf16, bias: Opt
     let kp = div_ceil(k, 2);
     let mr = mr_of(isa);
     let step = if isa.has_bf16() { 2 } else { 1 };
-    let n_chunk = if n <= 768 { n } else { 512 };
-    let n_tasks = div_ceil(n, n_chunk);
     let threads = rayon::current_num_threads();
-    let big = m * n * k >= 1 << 21 && threads > 1;
+    // Few rows (decoder steps) are bound by reading the weights: split the columns finely so
+    // both cores stream their share, down to products of a quarter million multiply-adds.
+    let small_m = m <= 2 * mr;
+    let big = m * n * k >= if small_m { 1 << 18 } else { 1 << 21 } && threads > 1;
+    let n_chunk = if small_m && big {
+        round_up(div_ceil(n, 4 * threads), 2 * NRU).clamp(2 * NRU, 512)
+    } else if n <= 768 {
+        n
+    } else {
+        512
+    };
+    let n_tasks = div_ceil(n, n_chunk);
     let want_m = if big { div_ceil(8 * threads, n_tasks) } else { 1 };
     let m_chunk = round_up(div_ceil(m, want_m), mr).max(mr);
     let m_tasks = div_ceil(m, m_chunk);

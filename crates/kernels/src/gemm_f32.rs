@@ -270,13 +270,23 @@ pub(crate) unsafe fn run_problem(isa: Isa, p: &Problem) {
     let k = (p.kb_end - p.kb_start) * p.b.kc();
     let macs = m * n * k.max(1);
     let threads = rayon::current_num_threads();
-    if macs < PARALLEL_MIN_MACS || threads <= 1 {
+    let mr = mr_of(isa);
+    // Few rows (decoder steps) are bound by reading B: split its columns finely so both cores
+    // stream their share, down to products of a quarter million multiply-adds.
+    let small_m = m <= 2 * mr;
+    let min_macs = if small_m { 1 << 18 } else { PARALLEL_MIN_MACS };
+    if macs < min_macs || threads <= 1 {
         let mut apack = Vec::new();
         run_tile(isa, p, 0..m, 0..n, &mut apack);
         return;
     }
-    let mr = mr_of(isa);
-    let n_chunk = if n <= NC + NC / 2 { n } else { NC };
+    let n_chunk = if small_m {
+        round_up(div_ceil(n, 4 * threads), 2 * NRU).clamp(2 * NRU, NC)
+    } else if n <= NC + NC / 2 {
+        n
+    } else {
+        NC
+    };
     let n_tasks = div_ceil(n, n_chunk);
     // Enough row chunks that rayon can balance load (the other core is often busy).
     let want_m_tasks = div_ceil(8 * threads, n_tasks).max(1);
