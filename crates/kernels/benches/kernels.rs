@@ -251,6 +251,18 @@ fn summary() {
         let t = best_time(2, || kernels::attention_f32_with(isa, &q, &kk, &v, nq, nq, h, hd, false, &mut out));
         println!("attention on {:6}: {:8.2} ms", isa.name(), t.as_secs_f64() * 1e3);
     }
+    // The bf16-product attention of the compact compute types, and its agreement with f32.
+    let mut outb = vec![0.0f32; nq * d];
+    let tb = best_time(3, || kernels::attention_bf16(&q, &kk, &v, nq, nq, h, hd, false, &mut outb));
+    kernels::attention_f32(&q, &kk, &v, nq, nq, h, hd, false, &mut out);
+    let (a, b): (Vec<f64>, Vec<f64>) = (out.iter().map(|&x| x as f64).collect(), outb.iter().map(|&x| x as f64).collect());
+    println!(
+        "attention_bf16 8 heads 1500x1500x64: {:.2} ms, {:.1} GFLOP/s, {:.2}x f32, correlation with f32 {:.6}",
+        tb.as_secs_f64() * 1e3,
+        gflops(flops, tb),
+        t.as_secs_f64() / tb.as_secs_f64(),
+        kernels::correlation(&a, &b)
+    );
 
     // Softmax / layer norm / GELU throughput on encoder-sized rows.
     let mut s = seeded(1500 * 1500, 7);

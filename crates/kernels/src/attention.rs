@@ -152,7 +152,7 @@ pub fn attention_f32_with(
 /// Turns a block of raw scores into unnormalized probabilities in place, updating the running
 /// max `m`, sum `l` and rescaling the partial output `o`.
 #[allow(clippy::too_many_arguments)]
-fn online_softmax(
+pub(crate) fn online_softmax(
     isa: Isa,
     s: &mut [f32],
     ld: usize,

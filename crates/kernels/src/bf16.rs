@@ -55,6 +55,11 @@ impl PackedBf16 {
     fn panel(&self, panel: usize) -> *const u16 {
         self.data[panel * div_ceil(self.k, 2) * 32..].as_ptr()
     }
+
+    /// Start of panel `panel` (16 output channels × all k pairs) for the fused attention.
+    pub(crate) fn panel_ptr(&self, panel: usize) -> *const u16 {
+        self.panel(panel)
+    }
 }
 
 /// `y[m×n_out] = bf16(x)·bf16(W)ᵀ + bias`, f32 accumulation.
@@ -63,6 +68,11 @@ impl PackedBf16 {
 /// If a slice length does not match the shapes.
 pub fn linear_bf16(x: &[f32], m: usize, w: &PackedBf16, bias: Option<&[f32]>, y: &mut [f32]) {
     linear_bf16_with(Isa::detect(), x, m, w, bias, y)
+}
+
+/// Row tile of the bf16 microkernel on a path (for the fused attention's packing).
+pub(crate) fn bf16_mr(isa: Isa) -> usize {
+    mr_of(isa)
 }
 
 fn mr_of(isa: Isa) -> usize {
@@ -148,6 +158,15 @@ struct YPtr(*mut f32);
 // SAFETY: tasks write disjoint tiles of the output.
 unsafe impl Sync for YPtr {}
 unsafe impl Send for YPtr {}
+
+/// The microkernel, for the fused attention.
+///
+/// # Safety
+/// As [`microkernel`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn bf16_microkernel(isa: Isa, mr: usize, nv: usize, kp: usize, a: *const u16, b0: *const u16, b1: *const u16, acc: *mut f32) {
+    microkernel(isa, mr, nv, kp, a, b0, b1, acc)
+}
 
 /// # Safety
 /// `a` holds `kp × mr × 2` bf16, `b0`/`b1` `kp × 32` bf16, `acc` `mr × 32` f32; isa available.

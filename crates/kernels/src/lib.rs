@@ -7,6 +7,7 @@
 //! Kernels do no I/O and allocate only scratch space.
 
 mod attention;
+mod attention_bf16;
 mod bf16;
 mod conv;
 mod dec_attention;
@@ -21,6 +22,7 @@ mod util;
 mod vmath;
 
 pub use attention::{attention_f32, attention_f32_with};
+pub use attention_bf16::{attention_bf16, attention_bf16_with};
 pub use bf16::{linear_bf16, linear_bf16_with, PackedBf16};
 pub use dec_attention::{attention_kt, attention_kt_with, f32_to_f16_slice, KtShape, KvElem};
 pub use conv::{conv1d, conv1d_out_len, conv1d_with, ConvInput};

@@ -182,7 +182,12 @@ impl Compute for Cpu {
     fn attention(&self, q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, out: &mut [f32]) {
         let d = s.n_heads * s.head_dim;
         let (q, k, v, out) = (&q[..s.n_q * d], &k[..s.n_kv * d], &v[..s.n_kv * d], &mut out[..s.n_q * d]);
-        kernels::attention_f32(q, k, v, s.n_q, s.n_kv, s.n_heads, s.head_dim, s.causal, out);
+        match self.weights {
+            WeightType::F32 => kernels::attention_f32(q, k, v, s.n_q, s.n_kv, s.n_heads, s.head_dim, s.causal, out),
+            // The compact types also run the encoder's attention products in bf16 (1.4x the
+            // f32 kernel; their WER is measured end to end, docs/BENCHMARKS.md).
+            WeightType::Int8 | WeightType::Bf16 => kernels::attention_bf16(q, k, v, s.n_q, s.n_kv, s.n_heads, s.head_dim, s.causal, out),
+        }
     }
 
     /// f32 weights keep f32 caches (the reference arithmetic, token for token with
