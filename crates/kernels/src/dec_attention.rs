@@ -108,7 +108,7 @@ pub fn attention_kt_with<T: KvElem>(isa: Isa, q: &[f32], kt: &[T], v: &[T], s: K
     isa.assert_available();
     let d = s.n_heads * s.head_dim;
     assert!(
-        s.stride % 16 == 0 && s.stride >= KtShape::min_stride(s.n_kv),
+        s.stride.is_multiple_of(16) && s.stride >= KtShape::min_stride(s.n_kv),
         "kernels: attention_kt: stride {} must be a multiple of 16 and >= {}",
         s.stride,
         KtShape::min_stride(s.n_kv)
@@ -120,8 +120,7 @@ pub fn attention_kt_with<T: KvElem>(isa: Isa, q: &[f32], kt: &[T], v: &[T], s: K
         return;
     }
     let out_ptr = OutPtr(out.as_mut_ptr());
-    (0..s.n_heads).into_par_iter().for_each(|h| {
-        let out_ptr = out_ptr;
+    (0..s.n_heads).into_par_iter().for_each(move |h| {
         SCRATCH.with_borrow_mut(|scratch| match isa {
             // SAFETY: the path's availability was asserted above; each task writes only its
             // head's columns of `out` (checked lengths).

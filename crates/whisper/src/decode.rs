@@ -355,7 +355,7 @@ impl Search<'_> {
     fn step(&self, cache: &mut KvCache, inputs: &[u32], logits: &mut [f32]) -> Result<()> {
         let hidden = self.model.decode(inputs, inputs.len(), cache, self.cross)?;
         self.model.logits(
-            &hidden,
+            hidden,
             inputs.len(),
             &mut logits[..inputs.len() * self.vocab],
         );

@@ -179,7 +179,7 @@ impl<'a> Transcriber<'a> {
         let mut cache = self.model.new_kv_cache(1);
         let hidden = self.model.decode(&[tk.sot], 1, &mut cache, &cross)?;
         let mut logits = vec![0f32; self.model.dims.n_vocab];
-        self.model.logits(&hidden, 1, &mut logits);
+        self.model.logits(hidden, 1, &mut logits);
         let langs = tk.languages();
         let lang_logits: Vec<f32> = langs.iter().map(|(_, id)| logits[*id as usize]).collect();
         let max = lang_logits
@@ -633,7 +633,7 @@ pub fn split_by_timestamps(
         (pieces, next)
     } else {
         let mut duration = segment_duration;
-        if let Some(&last_ts) = tokens.iter().filter(|&&t| is_ts(t)).last() {
+        if let Some(&last_ts) = tokens.iter().rev().find(|&&t| is_ts(t)) {
             if last_ts != timestamp_begin {
                 duration = (last_ts - timestamp_begin) as f64 * TIME_PRECISION;
             }
