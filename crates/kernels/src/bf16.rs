@@ -12,7 +12,13 @@
 use crate::gemm_f32::{check_linear_shapes, NRU};
 use crate::isa::Isa;
 use crate::softmax::f32_to_bf16;
-use crate::util::{div_ceil, round_up};
+use crate::util::{div_ceil, round_up, with_scratch};
+use std::cell::Cell;
+
+thread_local! {
+    /// Per-thread packed rows of x (bf16), reused so steady-state products allocate nothing.
+    static APACK: Cell<Vec<u16>> = const { Cell::new(Vec::new()) };
+}
 use rayon::prelude::*;
 
 /// Linear-layer weights `[n_out][k]` rounded to bf16 and packed.
@@ -146,11 +152,11 @@ pub fn linear_bf16_with(isa: Isa, x: &[f32], m: usize, w: &PackedBf16, bias: Opt
             }
         }
     };
+    let task = |t: usize| with_scratch(&APACK, |apack| task(apack, t));
     if big {
-        (0..m_tasks * n_tasks).into_par_iter().for_each_init(Vec::new, task);
+        (0..m_tasks * n_tasks).into_par_iter().for_each(task);
     } else {
-        let mut apack = Vec::new();
-        (0..m_tasks * n_tasks).for_each(|t| task(&mut apack, t));
+        (0..m_tasks * n_tasks).for_each(task);
     }
 }
 

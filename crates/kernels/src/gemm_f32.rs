@@ -13,7 +13,13 @@
 //! parallel by rayon when the product is large enough to pay for it.
 
 use crate::isa::Isa;
-use crate::util::{assert_no_alias, div_ceil, origin_offset, round_up, MatMut, MatRef};
+use crate::util::{assert_no_alias, div_ceil, origin_offset, round_up, with_scratch, MatMut, MatRef};
+use std::cell::Cell;
+
+thread_local! {
+    /// Per-thread packed rows of A, reused so steady-state products allocate nothing.
+    static APACK: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
 use rayon::prelude::*;
 
 /// Width of a packed B panel (columns).
@@ -276,8 +282,7 @@ pub(crate) unsafe fn run_problem(isa: Isa, p: &Problem) {
     let small_m = m <= 2 * mr;
     let min_macs = if small_m { 1 << 18 } else { PARALLEL_MIN_MACS };
     if macs < min_macs || threads <= 1 {
-        let mut apack = Vec::new();
-        run_tile(isa, p, 0..m, 0..n, &mut apack);
+        with_scratch(&APACK, |apack| run_tile(isa, p, 0..m, 0..n, apack));
         return;
     }
     let n_chunk = if small_m {
@@ -292,12 +297,12 @@ pub(crate) unsafe fn run_problem(isa: Isa, p: &Problem) {
     let want_m_tasks = div_ceil(8 * threads, n_tasks).max(1);
     let m_chunk = round_up(div_ceil(m, want_m_tasks), mr).max(mr);
     let m_tasks = div_ceil(m, m_chunk);
-    (0..m_tasks * n_tasks).into_par_iter().for_each_init(Vec::new, |apack, t| {
+    (0..m_tasks * n_tasks).into_par_iter().for_each(|t| {
         let (mi, ni) = (t / n_tasks, t % n_tasks);
         let rows = mi * m_chunk..(m.min((mi + 1) * m_chunk));
         let cols = ni * n_chunk..(n.min((ni + 1) * n_chunk));
         // SAFETY: tasks cover disjoint tiles of C; the caller guarantees the rest.
-        unsafe { run_tile(isa, p, rows, cols, apack) };
+        with_scratch(&APACK, |apack| unsafe { run_tile(isa, p, rows, cols, apack) });
     });
 }
 

@@ -21,7 +21,8 @@
 
 use crate::gemm_f32::{check_linear_shapes, NRU};
 use crate::isa::Isa;
-use crate::util::{div_ceil, round_up};
+use crate::util::{div_ceil, round_up, with_scratch};
+use std::cell::Cell;
 use rayon::prelude::*;
 
 /// i8 weights `[n][k]` packed for the int8 microkernels.
@@ -290,12 +291,28 @@ pub fn linear_i8_with(isa: Isa, x: &[f32], m: usize, w: &QuantizedI8, bias: Opti
     isa.assert_available();
     let (n, k) = (w.n_out(), w.k());
     check_linear_shapes("linear_i8", x.len(), m, k, n, bias.map(|b| b.len()), y.len());
-    let mut q = vec![0u8; m * k];
-    let mut sx = vec![0.0f32; m];
-    let mut zx = vec![0i32; m];
-    quantize_rows_u8(x, m, k, &mut q, &mut sx, &mut zx);
-    let epi = Epilogue::Dequant { y: y.as_mut_ptr(), ldy: n, sx: &sx, zx: &zx, sw: &w.scales, col_sums: &w.col_sums, bias };
-    run(isa, m, &q, &w.packed, epi);
+    with_scratch(&QUANT_X, |q| {
+        with_scratch(&QUANT_S, |sx| {
+            with_scratch(&QUANT_Z, |zx| {
+                q.resize(m * k, 0);
+                sx.resize(m, 0.0);
+                zx.resize(m, 0);
+                let (q, sx, zx) = (&mut q[..m * k], &mut sx[..m], &mut zx[..m]);
+                quantize_rows_u8(x, m, k, q, sx, zx);
+                let epi = Epilogue::Dequant { y: y.as_mut_ptr(), ldy: n, sx, zx, sw: &w.scales, col_sums: &w.col_sums, bias };
+                run(isa, m, q, &w.packed, epi);
+            })
+        })
+    })
+}
+
+thread_local! {
+    /// Per-thread scratch (quantized activations, their scales and zero points, packed rows):
+    /// reused, so a decoder step allocates nothing.
+    static QUANT_X: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    static QUANT_S: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static QUANT_Z: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
+    static APACK: Cell<Vec<u64>> = const { Cell::new(Vec::new()) };
 }
 
 /// Splits the product into (row chunk × column chunk) tasks and runs them.
@@ -329,11 +346,11 @@ fn run(isa: Isa, m: usize, a: &[u8], b: &PackedI8, epi: Epilogue) {
         // SAFETY: isa checked by callers; shapes checked; tasks write disjoint tiles.
         unsafe { run_tile(isa, a, b, rows, cols, &epi, apack) };
     };
+    let task = |t: usize| with_scratch(&APACK, |apack| task(apack, t));
     if m_tasks * n_tasks == 1 || macs < min_macs || threads <= 1 {
-        let mut apack = Vec::new();
-        (0..m_tasks * n_tasks).for_each(|t| task(&mut apack, t));
+        (0..m_tasks * n_tasks).for_each(task);
     } else {
-        (0..m_tasks * n_tasks).into_par_iter().for_each_init(Vec::new, task);
+        (0..m_tasks * n_tasks).into_par_iter().for_each(task);
     }
 }
 

@@ -95,3 +95,14 @@ pub(crate) fn div_ceil(a: usize, b: usize) -> usize {
 pub(crate) fn round_up(a: usize, b: usize) -> usize {
     a.div_ceil(b) * b
 }
+
+/// Runs `f` with this thread's scratch vector from `slot`, taken out for the call and put back
+/// after, so that steady-state calls (decoder steps) allocate nothing. Taking (not borrowing)
+/// keeps it safe when rayon runs another task of the same kernel on this thread meanwhile:
+/// that task finds the slot empty and uses a fresh vector.
+pub(crate) fn with_scratch<T, R>(slot: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>, f: impl FnOnce(&mut Vec<T>) -> R) -> R {
+    let mut v = slot.take();
+    let r = f(&mut v);
+    slot.set(v);
+    r
+}

@@ -373,7 +373,7 @@ impl Search<'_> {
     ) -> Result<Vec<(Generation, f32)>> {
         let vocab = self.vocab;
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        let mut seqs: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut seqs: Vec<Vec<u32>> = (0..n).map(|_| Vec::with_capacity(self.max_steps)).collect();
         let mut sums = vec![0f32; n];
         let mut done = vec![false; n];
         let mut no_speech = 0.0;
@@ -476,12 +476,19 @@ impl Search<'_> {
         let n_cand = 2 * beam;
         let max_candidates = ((beam as f32) * opts.patience).round().max(1.0) as usize;
         let eot = self.model.tokenizer.eot;
-        let mut seqs: Vec<Vec<u32>> = vec![Vec::new()];
-        let mut scores = vec![0f32];
-        let mut inputs = vec![self.start];
+        // Every buffer of the search is sized here, once: a step allocates nothing (the
+        // hypotheses' token lists are double-buffered and copied in place).
+        let hyp = || (0..beam.max(1)).map(|_| Vec::with_capacity(self.max_steps + 1)).collect::<Vec<Vec<u32>>>();
+        let (mut seqs, mut next_seqs) = (hyp(), hyp());
+        let mut scores = Vec::with_capacity(beam.max(1));
+        scores.push(0f32);
+        let mut inputs = Vec::with_capacity(beam.max(1));
+        inputs.push(self.start);
         let mut finished: Vec<(Vec<u32>, f32)> = Vec::new();
         let mut no_speech = 0.0;
         let mut cand: Vec<(f32, usize, u32)> = Vec::with_capacity(n_cand + 1);
+        let mut next: Vec<usize> = Vec::with_capacity(beam);
+        let mut src: Vec<usize> = Vec::with_capacity(beam);
         for step in 0..self.max_steps {
             let rows = inputs.len();
             self.step(cache, &inputs, logits)?;
@@ -504,7 +511,7 @@ impl Search<'_> {
                 }
             }
             let last_step = step + 1 == self.max_steps;
-            let mut next: Vec<usize> = Vec::with_capacity(beam);
+            next.clear();
             let mut secondary = beam;
             for k in 0..beam.min(cand.len()) {
                 let (s, src, tok) = cand[k];
@@ -528,18 +535,20 @@ impl Search<'_> {
             if last_step || finished.len() >= max_candidates {
                 break;
             }
-            let src: Vec<usize> = next.iter().map(|&j| cand[j].1).collect();
+            src.clear();
+            src.extend(next.iter().map(|&j| cand[j].1));
             cache.reorder(&src);
-            seqs = next
-                .iter()
-                .map(|&j| {
-                    let mut s = seqs[cand[j].1].clone();
-                    s.push(cand[j].2);
-                    s
-                })
-                .collect();
-            scores = next.iter().map(|&j| cand[j].0).collect();
-            inputs = next.iter().map(|&j| cand[j].2).collect();
+            for (b, &j) in next.iter().enumerate() {
+                let dst = &mut next_seqs[b];
+                dst.clear();
+                dst.extend_from_slice(&seqs[cand[j].1]);
+                dst.push(cand[j].2);
+            }
+            std::mem::swap(&mut seqs, &mut next_seqs);
+            scores.clear();
+            scores.extend(next.iter().map(|&j| cand[j].0));
+            inputs.clear();
+            inputs.extend(next.iter().map(|&j| cand[j].2));
         }
         let best = finished
             .into_iter()

@@ -237,6 +237,9 @@ pub struct KvCache {
     /// Which beam regions hold which beam: `slot[b]` is the region of beam `b`. Reordering
     /// beams permutes this map and copies only regions that must be duplicated.
     slot: Vec<usize>,
+    /// Scratch of `reorder`.
+    old_slot: Vec<usize>,
+    taken: Vec<bool>,
     /// Activation buffers of the decoder, grown to the largest step seen and then reused, so
     /// that decoding allocates nothing per token.
     work: DecoderWork,
@@ -290,27 +293,44 @@ impl KvCache {
         if src.iter().enumerate().all(|(b, &s)| b == s) {
             return;
         }
-        let old = self.slot.clone();
-        let mut taken = vec![false; self.n_beams];
-        let mut new = vec![usize::MAX; n];
+        // Scratch maps live in the cache (sized to the beam count once): no allocation here.
+        let mut old = std::mem::take(&mut self.old_slot);
+        old.clear();
+        old.extend_from_slice(&self.slot);
+        let mut taken = std::mem::take(&mut self.taken);
+        taken.clear();
+        taken.resize(self.n_beams, false);
+        const FREE: usize = usize::MAX;
+        self.slot.iter_mut().for_each(|r| *r = FREE);
         // The first successor of each old beam inherits its region.
         for (b, &s) in src.iter().enumerate() {
             if !taken[old[s]] {
                 taken[old[s]] = true;
-                new[b] = old[s];
+                self.slot[b] = old[s];
             }
         }
-        let mut free = (0..self.n_beams).filter(|r| !taken[*r]).collect::<Vec<_>>().into_iter();
+        // Other successors get a copy in a region nobody continues.
+        let mut free = 0;
         for b in 0..n {
-            if new[b] == usize::MAX {
-                let r = free.next().expect("a free cache region for every beam");
-                self.copy_region(old[src[b]], r);
-                new[b] = r;
+            if self.slot[b] == FREE {
+                while taken[free] {
+                    free += 1;
+                }
+                taken[free] = true;
+                self.copy_region(old[src[b]], free);
+                self.slot[b] = free;
             }
         }
-        // Regions of beams beyond n keep their places after the live ones.
-        let rest: Vec<usize> = (0..self.n_beams).filter(|r| !new.contains(r)).collect();
-        self.slot = new.into_iter().chain(rest).collect();
+        // Regions left over go to the beams beyond n, in order.
+        for b in n..self.n_beams {
+            while taken[free] {
+                free += 1;
+            }
+            taken[free] = true;
+            self.slot[b] = free;
+        }
+        self.old_slot = old;
+        self.taken = taken;
     }
 
     /// Copies the filled positions of region `from` into region `to`, every layer.
@@ -615,6 +635,8 @@ impl Whisper {
             d,
             len: 0,
             slot: (0..n_beams).collect(),
+            old_slot: Vec::with_capacity(n_beams),
+            taken: Vec::with_capacity(n_beams),
             work: DecoderWork::default(),
         }
     }
