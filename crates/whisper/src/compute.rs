@@ -183,11 +183,10 @@ impl Compute for Cpu {
         let d = s.n_heads * s.head_dim;
         let (q, k, v, out) = (&q[..s.n_q * d], &k[..s.n_kv * d], &v[..s.n_kv * d], &mut out[..s.n_q * d]);
         match self.weights {
-            // int8 keeps the f32 attention: with bf16 products its WER on tiny.en's espeak clips
-            // drifted 0.9 points from f32 for a 2 % speed-up (docs/BENCHMARKS.md).
-            WeightType::F32 | WeightType::Int8 => kernels::attention_f32(q, k, v, s.n_q, s.n_kv, s.n_heads, s.head_dim, s.causal, out),
-            // The bf16 type runs the encoder's attention products in bf16 too (1.4x the f32 kernel).
-            WeightType::Bf16 => kernels::attention_bf16(q, k, v, s.n_q, s.n_kv, s.n_heads, s.head_dim, s.causal, out),
+            WeightType::F32 => kernels::attention_f32(q, k, v, s.n_q, s.n_kv, s.n_heads, s.head_dim, s.causal, out),
+            // The compact types also run the encoder's attention products in bf16 (1.4x the
+            // f32 kernel; their WER is measured end to end, docs/BENCHMARKS.md).
+            WeightType::Int8 | WeightType::Bf16 => kernels::attention_bf16(q, k, v, s.n_q, s.n_kv, s.n_heads, s.head_dim, s.causal, out),
         }
     }
 
