@@ -16,9 +16,9 @@ pub enum ComputeType {
 }
 
 impl ComputeType {
-    /// The default of every command: int8 is the fastest type, and its WER stays within 0.5
-    /// points of f32 on every shared set (clips and the 10-minute recording, tiny.en and
-    /// base; `benches/accuracy.sh`, figures in docs/BENCHMARKS.md).
+    /// The default of every command: int8 is the fastest type, and its WER pooled over the
+    /// shared sets (clips and the 10-minute recording) is within 0.5 points of f32 for tiny.en
+    /// and base — below it, in fact (`benches/accuracy.sh`, figures in docs/BENCHMARKS.md).
     pub const DEFAULT: ComputeType = ComputeType::Int8;
 
     pub fn weight_type(self) -> WeightType {

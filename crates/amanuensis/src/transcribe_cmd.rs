@@ -52,9 +52,10 @@ pub struct TranscribeArgs {
     /// Suppress timestamps: one segment per 30 s window.
     #[arg(long)]
     pub without_timestamps: bool,
-    /// Numeric type of the matrix products. Default int8: the fastest type, and its WER stays
-    /// within 0.5 points of f32 on every shared set (base, beam 5: 10-minute recording 9.88 %
-    /// vs 9.52 %, espeak clips 12.96 % vs 14.81 %, human clips equal; see docs/BENCHMARKS.md).
+    /// Numeric type of the matrix products. Default int8: the fastest type (about 2x
+    /// faster-whisper int8 on two cores), and its WER pooled over the shared test sets stays
+    /// within 0.5 points of f32 — in fact below it (base, beam 5: 9.63 % vs 9.94 %; tiny.en
+    /// 12.91 % vs 13.17 %). Per set and method: docs/BENCHMARKS.md, benches/accuracy.sh.
     #[arg(long, value_enum, default_value_t = ComputeType::DEFAULT)]
     pub compute_type: ComputeType,
     /// Worker threads (default: all cores).

@@ -89,7 +89,7 @@ fn help_lists_subcommands() {
     // The default compute type is int8, and the help says why (measured WER against f32).
     let o = env.run(&["transcribe", "--help"]);
     let out = stdout(&o);
-    assert!(out.contains("[default: int8]") && out.contains("within 0.5 points of f32"), "{out}");
+    assert!(out.contains("[default: int8]") && out.contains("within 0.5 points of f32") && out.contains("BENCHMARKS"), "{out}");
     // No subcommand is a usage error (clap's exit code 2), not a crash.
     let o = env.run(&[]);
     assert_eq!(o.status.code(), Some(2));

@@ -58,15 +58,7 @@ pub fn attention_f32_with(
 ) {
     isa.assert_available();
     let d = n_heads * head_dim;
-    assert_eq!(q.len(), n_q * d, "kernels: attention: q has {} values, expected n_q*n_heads*head_dim = {n_q}*{d}", q.len());
-    assert_eq!(k.len(), n_kv * d, "kernels: attention: k has {} values, expected n_kv*n_heads*head_dim = {n_kv}*{d}", k.len());
-    assert_eq!(v.len(), n_kv * d, "kernels: attention: v has {} values, expected n_kv*n_heads*head_dim = {n_kv}*{d}", v.len());
-    assert_eq!(out.len(), n_q * d, "kernels: attention: out has {} values, expected {n_q}*{d}", out.len());
-    if n_q == 0 || d == 0 {
-        return;
-    }
-    if n_kv == 0 {
-        out.fill(0.0);
+    if !check_and_trivial("attention", q, k, v, n_q, n_kv, d, out) {
         return;
     }
     // Pack K (as B of S = Q·Kᵀ: B[c][j] = K[j][h·hd + c]) and V (B[j][c] = V[j][h·hd + c]).
@@ -133,20 +125,51 @@ pub fn attention_f32_with(
             // SAFETY: as above.
             unsafe { run_tile(isa, &pv, 0..rows, 0..head_dim, &mut apack) };
         }
-        for i in 0..rows {
-            let inv = if l[i] > 0.0 { 1.0 / l[i] } else { 0.0 };
-            for c in 0..head_dim {
-                // SAFETY: row q0+i, column h·hd+c is inside `out`; tasks own disjoint (rows, head) tiles.
-                unsafe { *outp.ptr.offset((q0 + i) as isize * outp.rs + (h * head_dim + c) as isize) = o[i * head_dim + c] * inv };
-            }
-        }
+        // SAFETY: tasks own disjoint (query block, head) tiles of `out`.
+        unsafe { write_normalized(outp, &o, &l, q0, rows, h, head_dim) };
     };
-    let n_tasks = n_heads * n_qb;
-    if n_q * n_kv * d < 1 << 20 {
+    run_tasks(n_heads * n_qb, n_q * n_kv * d, task);
+}
+
+/// Writes a task's `O / l` rows into its (query rows, head) tile of the output.
+///
+/// # Safety
+/// Rows `q0..q0+rows`, columns of head `h` must lie inside the output behind `outp` and belong
+/// to this task alone.
+pub(crate) unsafe fn write_normalized(outp: &MatMut, o: &[f32], l: &[f32], q0: usize, rows: usize, h: usize, head_dim: usize) {
+    for i in 0..rows {
+        let inv = if l[i] > 0.0 { 1.0 / l[i] } else { 0.0 };
+        for c in 0..head_dim {
+            *outp.ptr.offset((q0 + i) as isize * outp.rs + (h * head_dim + c) as isize) = o[i * head_dim + c] * inv;
+        }
+    }
+}
+
+/// Runs the (head, query block) tasks, in parallel unless the whole product is small.
+pub(crate) fn run_tasks(n_tasks: usize, size: usize, task: impl Fn(usize) + Sync + Send) {
+    if size < 1 << 20 {
         (0..n_tasks).for_each(task);
     } else {
         (0..n_tasks).into_par_iter().for_each(task);
     }
+}
+
+/// Checks the slice lengths of a fused attention call (panicking with a message) and handles
+/// the empty cases; `false` when there is nothing more to compute.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_and_trivial(what: &str, q: &[f32], k: &[f32], v: &[f32], n_q: usize, n_kv: usize, d: usize, out: &mut [f32]) -> bool {
+    assert_eq!(q.len(), n_q * d, "kernels: {what}: q has {} values, expected n_q*n_heads*head_dim = {n_q}*{d}", q.len());
+    assert_eq!(k.len(), n_kv * d, "kernels: {what}: k has {} values, expected n_kv*n_heads*head_dim = {n_kv}*{d}", k.len());
+    assert_eq!(v.len(), n_kv * d, "kernels: {what}: v has {} values, expected n_kv*n_heads*head_dim = {n_kv}*{d}", v.len());
+    assert_eq!(out.len(), n_q * d, "kernels: {what}: out has {} values, expected {n_q}*{d}", out.len());
+    if n_q == 0 || d == 0 {
+        return false;
+    }
+    if n_kv == 0 {
+        out.fill(0.0);
+        return false;
+    }
+    true
 }
 
 /// Turns a block of raw scores into unnormalized probabilities in place, updating the running

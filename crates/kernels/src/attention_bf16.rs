@@ -31,15 +31,7 @@ pub fn attention_bf16(q: &[f32], k: &[f32], v: &[f32], n_q: usize, n_kv: usize, 
 pub fn attention_bf16_with(isa: Isa, q: &[f32], k: &[f32], v: &[f32], n_q: usize, n_kv: usize, n_heads: usize, head_dim: usize, causal: bool, out: &mut [f32]) {
     isa.assert_available();
     let d = n_heads * head_dim;
-    assert_eq!(q.len(), n_q * d, "kernels: attention_bf16: q has {} values, expected n_q*n_heads*head_dim = {n_q}*{d}", q.len());
-    assert_eq!(k.len(), n_kv * d, "kernels: attention_bf16: k has {} values, expected {n_kv}*{d}", k.len());
-    assert_eq!(v.len(), n_kv * d, "kernels: attention_bf16: v has {} values, expected {n_kv}*{d}", v.len());
-    assert_eq!(out.len(), n_q * d, "kernels: attention_bf16: out has {} values, expected {n_q}*{d}", out.len());
-    if n_q == 0 || d == 0 {
-        return;
-    }
-    if n_kv == 0 {
-        out.fill(0.0);
+    if !crate::attention::check_and_trivial("attention_bf16", q, k, v, n_q, n_kv, d, out) {
         return;
     }
     // Per head: K as the weights of S = Q·Kᵀ ([n_kv][hd]) and Vᵀ as those of O = P·V
@@ -145,20 +137,10 @@ pub fn attention_bf16_with(isa: Isa, q: &[f32], k: &[f32], v: &[f32], n_q: usize
                 }
             }
         }
-        for i in 0..rows {
-            let inv = if l[i] > 0.0 { 1.0 / l[i] } else { 0.0 };
-            for c in 0..head_dim {
-                // SAFETY: row q0+i, column h·hd+c is inside `out`; tasks own disjoint tiles.
-                unsafe { *outp.ptr.offset((q0 + i) as isize * outp.rs + (h * head_dim + c) as isize) = o[i * head_dim + c] * inv };
-            }
-        }
+        // SAFETY: tasks own disjoint (query block, head) tiles of `out`.
+        unsafe { crate::attention::write_normalized(outp, &o, &l, q0, rows, h, head_dim) };
     };
-    let n_tasks = n_heads * n_qb;
-    if n_q * n_kv * d < 1 << 20 {
-        (0..n_tasks).for_each(task);
-    } else {
-        (0..n_tasks).into_par_iter().for_each(task);
-    }
+    crate::attention::run_tasks(n_heads * n_qb, n_q * n_kv * d, task);
 }
 
 /// Writes the pairs of one bf16 row (`row[2p], row[2p+1]`, `kp` pairs) as row `i` of a

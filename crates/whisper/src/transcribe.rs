@@ -253,11 +253,7 @@ impl<'a> Transcriber<'a> {
         opts: &TranscribeOptions,
         on_segment: &mut dyn FnMut(&Segment),
     ) -> Result<Transcript> {
-        let _span = info_span!(
-            "transcribe",
-            seconds = samples.len() as f64 / SAMPLE_RATE as f64
-        )
-        .entered();
+        let _span = info_span!("transcribe", seconds = samples.len() as f64 / SAMPLE_RATE as f64).entered();
         let session = self.start(&samples, opts)?;
         drop(samples);
         self.run(session, on_segment)
