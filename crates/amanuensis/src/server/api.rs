@@ -493,14 +493,35 @@ pub async fn handle(
     }
 }
 
+/// Reads and discards the rest of a request body, within the upload limit (enforced by the
+/// body-limit layer) and the read timeout.
+async fn drain(mp: Result<Multipart, MultipartRejection>, timeout: std::time::Duration) {
+    let Ok(mut mp) = mp else { return };
+    let _ = tokio::time::timeout(timeout, async move {
+        while let Ok(Some(mut field)) = mp.next_field().await {
+            while let Ok(Some(_)) = field.chunk().await {}
+        }
+    })
+    .await;
+}
+
 async fn handle_inner(
     app: Arc<AppState>,
     ep: Endpoint,
     mp: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let engine = app.engine()?;
-    // Refuse before reading the upload when the queue is already full.
+    // Refuse before decoding anything while the model loads or the queue is full; the body is
+    // still read (and dropped) first, so a client that sends its whole upload before reading
+    // the answer gets the 503 rather than a broken pipe.
+    let engine = match app.engine() {
+        Ok(e) => e,
+        Err(e) => {
+            drain(mp, app.cfg.read_timeout).await;
+            return Err(e);
+        }
+    };
     if engine.pool.is_full() {
+        drain(mp, app.cfg.read_timeout).await;
         return Err(queue_full(app.cfg.queue));
     }
     let mp = mp.map_err(|r| {
