@@ -22,6 +22,10 @@ pub struct GenerateOptions {
     /// Total decoder positions, prompt included (Whisper's 448).
     pub max_length: usize,
     pub seed: u64,
+    /// CTranslate2's penalty on the logits of already generated tokens (1 = off).
+    pub repetition_penalty: f32,
+    /// Ban repeating n-grams of this size (0 = off).
+    pub no_repeat_ngram_size: usize,
 }
 
 impl Default for GenerateOptions {
@@ -37,6 +41,8 @@ impl Default for GenerateOptions {
             max_initial_timestamp_index: 50,
             max_length: 448,
             seed: 0,
+            repetition_penalty: 1.0,
+            no_repeat_ngram_size: 0,
         }
     }
 }
@@ -61,22 +67,51 @@ impl Generation {
     }
 }
 
-/// The logit rules, applied in CTranslate2's order.
-struct Rules<'a> {
-    model: &'a Whisper,
-    suppress: &'a [u32],
+/// The logit rules, applied in CTranslate2's order: repetition penalty, n-gram ban,
+/// suppression, then the timestamp rules.
+#[derive(Clone, Debug)]
+struct Rules {
+    suppress: Vec<u32>,
     suppress_begin: Vec<u32>,
     timestamps: bool,
     timestamp_begin: u32,
     timestamp_end: u32,
     max_initial_timestamp: u32,
+    eot: u32,
+    no_timestamps: u32,
+    repetition_penalty: f32,
+    no_repeat_ngram_size: usize,
 }
 
-impl Rules<'_> {
+impl Rules {
     /// Masks `logits` (one row, one hypothesis) for `step`, given the tokens generated so far.
     fn apply(&self, step: usize, generated: &[u32], logits: &mut [f32]) {
         let ninf = f32::NEG_INFINITY;
-        for &t in self.suppress {
+        let generated = &generated[..step.min(generated.len())];
+        if self.repetition_penalty != 1.0 {
+            // CTranslate2 gathers the previous tokens' logits first, so a token seen twice is
+            // penalized once.
+            for (i, &t) in generated.iter().enumerate() {
+                if generated[..i].contains(&t) {
+                    continue;
+                }
+                let l = &mut logits[t as usize];
+                *l = if *l < 0.0 { *l * self.repetition_penalty } else { *l / self.repetition_penalty };
+            }
+        }
+        let n = self.no_repeat_ngram_size;
+        if n > 0 && generated.len() >= n {
+            // Ban every token that would repeat an n-gram: find the last n-1 tokens earlier
+            // in the sequence and ban what followed them.
+            let len = generated.len();
+            let tail = &generated[len + 1 - n..];
+            for p in 0..=(len - n) {
+                if &generated[p..p + n - 1] == tail {
+                    logits[generated[p + n - 1] as usize] = ninf;
+                }
+            }
+        }
+        for &t in &self.suppress {
             logits[t as usize] = ninf;
         }
         if step == 0 {
@@ -88,8 +123,8 @@ impl Rules<'_> {
             return;
         }
         let (tb, te) = (self.timestamp_begin as usize, self.timestamp_end as usize);
-        let eot = self.model.tokenizer.eot as usize;
-        logits[self.model.tokenizer.no_timestamps as usize] = ninf;
+        let eot = self.eot as usize;
+        logits[self.no_timestamps as usize] = ninf;
         let mut check_prob = false;
         if step == 0 {
             logits[..tb].fill(ninf);
@@ -131,6 +166,7 @@ impl Rules<'_> {
             }
         }
     }
+
 }
 
 fn log_sum_exp(x: &[f32]) -> f32 {
@@ -235,7 +271,8 @@ fn prompt_layout(model: &Whisper, prompt: &[u32]) -> Result<(usize, usize)> {
     Ok((sot_index, len))
 }
 
-/// Decodes one window. `cache` must hold at least `max(beam_size, best_of)` beams; it is reset.
+/// Decodes one window alone. `cache` must hold at least `max(beam_size, best_of)` beams; it is
+/// reset. The same [`Generator`] runs inside the continuous batch (`crate::batch`).
 pub fn generate(
     model: &Whisper,
     cross: &CrossKv,
@@ -243,82 +280,19 @@ pub fn generate(
     prompt: &[u32],
     opts: &GenerateOptions,
 ) -> Result<Generation> {
-    let tk = &model.tokenizer;
-    let (sot_index, prompt_length) = prompt_layout(model, prompt)?;
-    let vocab = model.dims.n_vocab;
-    let timestamps = prompt[prompt_length - 1] != tk.no_timestamps;
-    let rules = Rules {
-        model,
-        suppress: &opts.suppress_tokens,
-        suppress_begin: if opts.suppress_blank {
-            model.config.suppress_ids_begin.clone()
-        } else {
-            Vec::new()
-        },
-        timestamps,
-        timestamp_begin: tk.no_timestamps + 1,
-        timestamp_end: vocab as u32 - 1,
-        max_initial_timestamp: tk.no_timestamps + 1 + opts.max_initial_timestamp_index,
-    };
-    if let Some(&bad) = opts
-        .suppress_tokens
-        .iter()
-        .chain(&rules.suppress_begin)
-        .find(|&&t| t as usize >= vocab)
-    {
-        return Err(crate::Error::InvalidArgument(format!(
-            "suppressed token {bad} is outside the vocabulary"
-        )));
-    }
-
-    // Feed the prompt up to (not including) its last SOT-sequence token; that token starts
-    // the search. The no-speech probability is read at the SOT position.
-    cache.clear();
-    let mut no_speech_prob = None;
-    let start_step = prompt_length - 1;
+    let mut g = Generator::new(model, prompt, opts, cache.capacity_beams())?;
+    g.start(cache);
+    let (vocab, d) = (model.dims.n_vocab, model.dims.n_text_state);
     let mut logits = vec![0f32; vocab * cache.capacity_beams().max(1)];
-    if prompt_length > 1 {
-        let hidden = model.decode(&prompt[..prompt_length - 1], 1, cache, cross)?;
-        // When the SOT token itself starts the search, its logits come at step 0 instead.
-        if sot_index < prompt_length - 1 {
-            let d = model.dims.n_text_state;
-            model.logits(&hidden[sot_index * d..(sot_index + 1) * d], 1, &mut logits[..vocab]);
-            no_speech_prob = Some(softmax_at(&logits[..vocab], tk.no_speech as usize));
+    while !g.is_done() {
+        let hidden = model.decode(g.tokens(), g.n_beams(), cache, cross)?;
+        let rows = g.logit_rows();
+        if !rows.is_empty() {
+            model.logits(&hidden[rows.start * d..rows.end * d], rows.len(), &mut logits[..rows.len() * vocab]);
         }
+        g.accept(&mut logits[..rows.len() * vocab], cache);
     }
-    let start_tokens = &prompt[prompt_length - 1..];
-    if start_tokens.len() != 1 {
-        return Err(crate::Error::InvalidArgument(
-            "prompt prefixes after the SOT sequence are not supported".into(),
-        ));
-    }
-    let start = start_tokens[0];
-    let max_steps = (opts.max_length / 2).min(opts.max_length.saturating_sub(start_step));
-    if max_steps == 0 {
-        return Err(crate::Error::InvalidArgument(
-            "the prompt leaves no room to generate".into(),
-        ));
-    }
-    let ctx = Search {
-        model,
-        cross,
-        rules: &rules,
-        vocab,
-        start,
-        max_steps,
-        sot_is_start: prompt_length - 1 == sot_index,
-    };
-    let mut out = if opts.temperature > 0.0 {
-        ctx.sample(cache, opts, &mut logits)?
-    } else if opts.beam_size <= 1 {
-        ctx.greedy(cache, opts, &mut logits)?
-    } else {
-        ctx.beam(cache, opts, &mut logits)?
-    };
-    if let Some(p) = no_speech_prob {
-        out.no_speech_prob = p;
-    }
-    Ok(out)
+    Ok(g.take_result().expect("a finished generator has a result"))
 }
 
 fn softmax_at(logits: &[f32], i: usize) -> f32 {
@@ -340,228 +314,345 @@ fn finalize(tokens: Vec<u32>, sum_logprob: f32, length_penalty: f32) -> Generati
     }
 }
 
-struct Search<'a> {
-    model: &'a Whisper,
-    cross: &'a CrossKv,
-    rules: &'a Rules<'a>,
-    vocab: usize,
-    start: u32,
-    max_steps: usize,
-    sot_is_start: bool,
+/// Where a [`Generator`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Feeding the prompt (one row of several tokens).
+    Prefill,
+    Search,
+    Done,
 }
 
-impl Search<'_> {
-    /// Runs one decoder step for `rows` hypotheses and leaves their raw logits in `logits`.
-    fn step(&self, cache: &mut KvCache, inputs: &[u32], logits: &mut [f32]) -> Result<()> {
-        let hidden = self.model.decode(inputs, inputs.len(), cache, self.cross)?;
-        self.model.logits(
-            hidden,
-            inputs.len(),
-            &mut logits[..inputs.len() * self.vocab],
-        );
-        Ok(())
-    }
+/// State of greedy search or of `n` independent samples.
+struct Independent {
+    temperature: f32,
+    rng: Rng,
+    seqs: Vec<Vec<u32>>,
+    sums: Vec<f32>,
+    done: Vec<bool>,
+}
 
-    /// Greedy search (or `n` independent samples at `temperature`), CTranslate2 semantics.
-    fn run_independent(
-        &self,
-        cache: &mut KvCache,
-        n: usize,
-        temperature: f32,
-        seed: u64,
-        logits: &mut [f32],
-    ) -> Result<Vec<(Generation, f32)>> {
-        let vocab = self.vocab;
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        let mut seqs: Vec<Vec<u32>> = (0..n).map(|_| Vec::with_capacity(self.max_steps)).collect();
-        let mut sums = vec![0f32; n];
-        let mut done = vec![false; n];
-        let mut no_speech = 0.0;
-        // All hypotheses start from the same prompt state.
-        cache.reorder(&vec![0; n]);
-        let mut inputs = vec![self.start; n];
-        for step in 0..self.max_steps {
-            self.step(cache, &inputs, logits)?;
-            for i in 0..n {
-                let row = &mut logits[i * vocab..(i + 1) * vocab];
-                if step == 0 && self.sot_is_start && i == 0 {
-                    no_speech = softmax_at(row, self.model.tokenizer.no_speech as usize);
-                }
-                if done[i] {
-                    continue;
-                }
-                self.rules.apply(step, &seqs[i], row);
-                log_softmax(row);
-                let tok = if temperature > 0.0 {
-                    sample(row, temperature, &mut rng)
-                } else {
-                    argmax(row)
-                };
-                sums[i] += row[tok];
-                let tok = tok as u32;
-                let is_eot = tok == self.model.tokenizer.eot;
-                if !is_eot {
-                    seqs[i].push(tok);
-                }
-                if is_eot || step + 1 == self.max_steps {
-                    done[i] = true;
-                }
-                inputs[i] = tok;
-            }
-            if done.iter().all(|&d| d) {
-                break;
-            }
+/// State of beam search (CTranslate2's). Every buffer is sized once, so a step allocates
+/// nothing but the finished hypotheses.
+struct Beam {
+    beam: usize,
+    n_cand: usize,
+    max_candidates: usize,
+    seqs: Vec<Vec<u32>>,
+    next_seqs: Vec<Vec<u32>>,
+    scores: Vec<f32>,
+    finished: Vec<(Vec<u32>, f32)>,
+    cand: Vec<(f32, usize, u32)>,
+    next: Vec<usize>,
+    src: Vec<usize>,
+}
+
+enum SearchState {
+    Independent(Independent),
+    Beam(Beam),
+}
+
+/// The decoding of one window as a state machine, so that a scheduler can advance many of
+/// them in one decoder pass: ask [`tokens`](Generator::tokens) / [`n_beams`](Generator::n_beams),
+/// run the decoder, hand the logits of [`logit_rows`](Generator::logit_rows) to
+/// [`accept`](Generator::accept), until [`is_done`](Generator::is_done). Driven alone it is
+/// [`generate`]; the semantics are CTranslate2's Whisper `generate`.
+pub struct Generator {
+    rules: Rules,
+    length_penalty: f32,
+    no_speech_token: usize,
+    prefill: Vec<u32>,
+    /// Row of the prefill whose logits give the no-speech probability.
+    sot_row: Option<usize>,
+    sot_is_start: bool,
+    max_steps: usize,
+    step: usize,
+    phase: Phase,
+    no_speech_prob: f32,
+    inputs: Vec<u32>,
+    search: SearchState,
+    result: Option<Generation>,
+}
+
+impl Generator {
+    /// Prepares the decoding of `prompt` with `opts` for a cache of `cache_beams` beams.
+    pub fn new(model: &Whisper, prompt: &[u32], opts: &GenerateOptions, cache_beams: usize) -> Result<Generator> {
+        let tk = &model.tokenizer;
+        let (sot_index, prompt_length) = prompt_layout(model, prompt)?;
+        let vocab = model.dims.n_vocab;
+        let timestamps = prompt[prompt_length - 1] != tk.no_timestamps;
+        let rules = Rules {
+            suppress: opts.suppress_tokens.clone(),
+            suppress_begin: if opts.suppress_blank { model.config.suppress_ids_begin.clone() } else { Vec::new() },
+            timestamps,
+            timestamp_begin: tk.no_timestamps + 1,
+            timestamp_end: vocab as u32 - 1,
+            max_initial_timestamp: tk.no_timestamps + 1 + opts.max_initial_timestamp_index,
+            eot: tk.eot,
+            no_timestamps: tk.no_timestamps,
+            repetition_penalty: opts.repetition_penalty,
+            no_repeat_ngram_size: opts.no_repeat_ngram_size,
+        };
+        if let Some(&bad) = rules.suppress.iter().chain(&rules.suppress_begin).find(|&&t| t as usize >= vocab) {
+            return Err(crate::Error::InvalidArgument(format!("suppressed token {bad} is outside the vocabulary")));
         }
-        Ok(seqs
-            .into_iter()
-            .zip(sums)
-            .map(|(s, sum)| {
-                (
-                    Generation {
-                        tokens: s,
-                        sum_logprob: sum,
-                        score: 0.0,
-                        no_speech_prob: no_speech,
-                    },
-                    sum,
-                )
+        if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= vocab) {
+            return Err(crate::Error::InvalidArgument(format!("prompt token {bad} is outside the vocabulary")));
+        }
+        if !(opts.repetition_penalty > 0.0 && opts.repetition_penalty.is_finite()) {
+            return Err(crate::Error::InvalidArgument(format!(
+                "repetition penalty {} must be a positive number",
+                opts.repetition_penalty
+            )));
+        }
+        let start_tokens = &prompt[prompt_length - 1..];
+        if start_tokens.len() != 1 {
+            return Err(crate::Error::InvalidArgument("prompt prefixes after the SOT sequence are not supported".into()));
+        }
+        let start_step = prompt_length - 1;
+        let max_steps = (opts.max_length / 2).min(opts.max_length.saturating_sub(start_step));
+        if max_steps == 0 {
+            return Err(crate::Error::InvalidArgument("the prompt leaves no room to generate".into()));
+        }
+        let search = if opts.temperature > 0.0 || opts.beam_size <= 1 {
+            let (n, temperature, seed) = if opts.temperature > 0.0 {
+                (opts.best_of.max(1).min(cache_beams), opts.temperature, opts.seed ^ (opts.temperature.to_bits() as u64))
+            } else {
+                (1, 0.0, 0)
+            };
+            SearchState::Independent(Independent {
+                temperature,
+                rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+                seqs: (0..n).map(|_| Vec::with_capacity(max_steps)).collect(),
+                sums: vec![0.0; n],
+                done: vec![false; n],
             })
-            .collect())
-    }
-
-    fn greedy(
-        &self,
-        cache: &mut KvCache,
-        opts: &GenerateOptions,
-        logits: &mut [f32],
-    ) -> Result<Generation> {
-        let (g, sum) = self.run_independent(cache, 1, 0.0, 0, logits)?.remove(0);
-        let ns = g.no_speech_prob;
-        let mut out = finalize(g.tokens, sum, opts.length_penalty);
-        out.no_speech_prob = ns;
-        Ok(out)
-    }
-
-    fn sample(
-        &self,
-        cache: &mut KvCache,
-        opts: &GenerateOptions,
-        logits: &mut [f32],
-    ) -> Result<Generation> {
-        let n = opts.best_of.max(1).min(cache.capacity_beams());
-        let seed = opts.seed ^ (opts.temperature.to_bits() as u64);
-        let results = self.run_independent(cache, n, opts.temperature, seed, logits)?;
-        let mut best: Option<Generation> = None;
-        for (g, sum) in results {
-            let ns = g.no_speech_prob;
-            let mut f = finalize(g.tokens, sum, opts.length_penalty);
-            f.no_speech_prob = ns;
-            if best.as_ref().is_none_or(|b| f.score > b.score) {
-                best = Some(f);
-            }
-        }
-        Ok(best.expect("at least one sample"))
-    }
-
-    /// Beam search as CTranslate2 does it: 2·beam candidates per step, finished hypotheses
-    /// replaced by the next live candidates, stop after `round(beam·patience)` finished.
-    fn beam(
-        &self,
-        cache: &mut KvCache,
-        opts: &GenerateOptions,
-        logits: &mut [f32],
-    ) -> Result<Generation> {
-        let vocab = self.vocab;
-        let beam = opts.beam_size.min(cache.capacity_beams());
-        let n_cand = 2 * beam;
-        let max_candidates = ((beam as f32) * opts.patience).round().max(1.0) as usize;
-        let eot = self.model.tokenizer.eot;
-        // Every buffer of the search is sized here, once: a step allocates nothing (the
-        // hypotheses' token lists are double-buffered and copied in place).
-        let hyp = || (0..beam.max(1)).map(|_| Vec::with_capacity(self.max_steps + 1)).collect::<Vec<Vec<u32>>>();
-        let (mut seqs, mut next_seqs) = (hyp(), hyp());
-        let mut scores = Vec::with_capacity(beam.max(1));
-        scores.push(0f32);
-        let mut inputs = Vec::with_capacity(beam.max(1));
-        inputs.push(self.start);
-        let mut finished: Vec<(Vec<u32>, f32)> = Vec::new();
-        let mut no_speech = 0.0;
-        let mut cand: Vec<(f32, usize, u32)> = Vec::with_capacity(n_cand + 1);
-        let mut next: Vec<usize> = Vec::with_capacity(beam);
-        let mut src: Vec<usize> = Vec::with_capacity(beam);
-        for step in 0..self.max_steps {
-            let rows = inputs.len();
-            self.step(cache, &inputs, logits)?;
-            cand.clear();
-            for b in 0..rows {
-                let row = &mut logits[b * vocab..(b + 1) * vocab];
-                if step == 0 && self.sot_is_start && b == 0 {
-                    no_speech = softmax_at(row, self.model.tokenizer.no_speech as usize);
-                }
-                self.rules.apply(step, &seqs[b], row);
-                log_softmax(row);
-                for (tok, &lp) in row.iter().enumerate() {
-                    let s = scores[b] + lp;
-                    if cand.len() < n_cand || s > cand[cand.len() - 1].0 {
-                        // Keep the best n_cand, sorted descending; ties keep the earlier index.
-                        let pos = cand.partition_point(|c| c.0 >= s);
-                        cand.insert(pos, (s, b, tok as u32));
-                        cand.truncate(n_cand);
-                    }
-                }
-            }
-            let last_step = step + 1 == self.max_steps;
-            next.clear();
-            let mut secondary = beam;
-            for k in 0..beam.min(cand.len()) {
-                let (s, src, tok) = cand[k];
-                let mut pick = k;
-                if tok == eot || last_step {
-                    let mut toks = seqs[src].clone();
-                    if tok != eot {
-                        toks.push(tok);
-                    }
-                    finished.push((toks, s));
-                    for j in secondary..cand.len() {
-                        if cand[j].2 != eot {
-                            pick = j;
-                            secondary = j + 1;
-                            break;
-                        }
-                    }
-                }
-                next.push(pick);
-            }
-            if last_step || finished.len() >= max_candidates {
-                break;
-            }
-            src.clear();
-            src.extend(next.iter().map(|&j| cand[j].1));
-            cache.reorder(&src);
-            for (b, &j) in next.iter().enumerate() {
-                let dst = &mut next_seqs[b];
-                dst.clear();
-                dst.extend_from_slice(&seqs[cand[j].1]);
-                dst.push(cand[j].2);
-            }
-            std::mem::swap(&mut seqs, &mut next_seqs);
-            scores.clear();
-            scores.extend(next.iter().map(|&j| cand[j].0));
-            inputs.clear();
-            inputs.extend(next.iter().map(|&j| cand[j].2));
-        }
-        let best = finished
-            .into_iter()
-            .map(|(t, s)| finalize(t, s, opts.length_penalty))
-            .fold(None::<Generation>, |best, g| match best {
-                Some(b) if b.score >= g.score => Some(b),
-                _ => Some(g),
+        } else {
+            let beam = opts.beam_size.min(cache_beams);
+            let hyp = || (0..beam.max(1)).map(|_| Vec::with_capacity(max_steps + 1)).collect::<Vec<Vec<u32>>>();
+            let mut scores = Vec::with_capacity(beam.max(1));
+            scores.push(0.0);
+            SearchState::Beam(Beam {
+                beam,
+                n_cand: 2 * beam,
+                max_candidates: ((beam as f32) * opts.patience).round().max(1.0) as usize,
+                seqs: hyp(),
+                next_seqs: hyp(),
+                scores,
+                finished: Vec::new(),
+                cand: Vec::with_capacity(2 * beam + 1),
+                next: Vec::with_capacity(beam),
+                src: Vec::with_capacity(beam),
             })
-            .expect("beam search finishes at least one hypothesis");
-        Ok(Generation {
-            no_speech_prob: no_speech,
-            ..best
+        };
+        let n_rows = match &search {
+            SearchState::Independent(s) => s.seqs.len(),
+            SearchState::Beam(_) => 1,
+        };
+        let mut inputs = Vec::with_capacity(cache_beams.max(1));
+        inputs.resize(n_rows, start_tokens[0]);
+        Ok(Generator {
+            rules,
+            length_penalty: opts.length_penalty,
+            no_speech_token: tk.no_speech as usize,
+            prefill: prompt[..prompt_length - 1].to_vec(),
+            sot_row: (sot_index < prompt_length - 1).then_some(sot_index),
+            sot_is_start: prompt_length - 1 == sot_index,
+            max_steps,
+            step: 0,
+            phase: if prompt_length > 1 { Phase::Prefill } else { Phase::Search },
+            no_speech_prob: 0.0,
+            inputs,
+            search,
+            result: None,
         })
+    }
+
+    /// Resets `cache` for this generation (call once, before the first decoder pass).
+    pub fn start(&mut self, cache: &mut KvCache) {
+        cache.clear();
+        if self.phase == Phase::Search {
+            self.begin_search(cache);
+        }
+    }
+
+    fn begin_search(&mut self, cache: &mut KvCache) {
+        self.phase = Phase::Search;
+        if let SearchState::Independent(s) = &self.search {
+            // All hypotheses start from the same prompt state.
+            let zeros = [0usize; 16];
+            cache.reorder(&zeros[..s.seqs.len()]);
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// Tokens to feed at this pass, `[n_beams][t]`.
+    pub fn tokens(&self) -> &[u32] {
+        match self.phase {
+            Phase::Prefill => &self.prefill,
+            _ => &self.inputs,
+        }
+    }
+
+    /// Rows (hypotheses) of this pass.
+    pub fn n_beams(&self) -> usize {
+        match self.phase {
+            Phase::Prefill => 1,
+            _ => self.inputs.len(),
+        }
+    }
+
+    /// Which of this pass's hidden rows need logits (in `tokens()` order).
+    pub fn logit_rows(&self) -> std::ops::Range<usize> {
+        match self.phase {
+            Phase::Prefill => self.sot_row.map_or(0..0, |r| r..r + 1),
+            Phase::Search => 0..self.inputs.len(),
+            Phase::Done => 0..0,
+        }
+    }
+
+    /// Takes the raw logits of [`logit_rows`](Self::logit_rows) (`[rows][vocab]`, modified in
+    /// place) and advances; reorders `cache` for the next pass when beams move.
+    pub fn accept(&mut self, logits: &mut [f32], cache: &mut KvCache) {
+        match self.phase {
+            Phase::Prefill => {
+                if self.sot_row.is_some() {
+                    self.no_speech_prob = softmax_at(logits, self.no_speech_token);
+                }
+                self.begin_search(cache);
+            }
+            Phase::Search => {
+                let vocab = logits.len() / self.inputs.len();
+                if self.step == 0 && self.sot_is_start {
+                    self.no_speech_prob = softmax_at(&logits[..vocab], self.no_speech_token);
+                }
+                let finished = match &mut self.search {
+                    SearchState::Independent(s) => Self::step_independent(s, &self.rules, self.step, self.max_steps, &mut self.inputs, logits, vocab),
+                    SearchState::Beam(s) => Self::step_beam(s, &self.rules, self.step, self.max_steps, &mut self.inputs, logits, vocab, cache),
+                };
+                self.step += 1;
+                if finished {
+                    self.finish();
+                }
+            }
+            Phase::Done => {}
+        }
+    }
+
+    fn step_independent(s: &mut Independent, rules: &Rules, step: usize, max_steps: usize, inputs: &mut [u32], logits: &mut [f32], vocab: usize) -> bool {
+        for i in 0..s.seqs.len() {
+            if s.done[i] {
+                continue;
+            }
+            let row = &mut logits[i * vocab..(i + 1) * vocab];
+            rules.apply(step, &s.seqs[i], row);
+            log_softmax(row);
+            let tok = if s.temperature > 0.0 { sample(row, s.temperature, &mut s.rng) } else { argmax(row) };
+            s.sums[i] += row[tok];
+            let tok = tok as u32;
+            let is_eot = tok == rules.eot;
+            if !is_eot {
+                s.seqs[i].push(tok);
+            }
+            if is_eot || step + 1 == max_steps {
+                s.done[i] = true;
+            }
+            inputs[i] = tok;
+        }
+        s.done.iter().all(|&d| d)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step_beam(s: &mut Beam, rules: &Rules, step: usize, max_steps: usize, inputs: &mut Vec<u32>, logits: &mut [f32], vocab: usize, cache: &mut KvCache) -> bool {
+        let (beam, n_cand) = (s.beam, s.n_cand);
+        s.cand.clear();
+        for b in 0..inputs.len() {
+            let row = &mut logits[b * vocab..(b + 1) * vocab];
+            rules.apply(step, &s.seqs[b], row);
+            log_softmax(row);
+            for (tok, &lp) in row.iter().enumerate() {
+                let sc = s.scores[b] + lp;
+                if s.cand.len() < n_cand || sc > s.cand[s.cand.len() - 1].0 {
+                    // Keep the best n_cand, sorted descending; ties keep the earlier index.
+                    let pos = s.cand.partition_point(|c| c.0 >= sc);
+                    s.cand.insert(pos, (sc, b, tok as u32));
+                    s.cand.truncate(n_cand);
+                }
+            }
+        }
+        let last_step = step + 1 == max_steps;
+        s.next.clear();
+        let mut secondary = beam;
+        for k in 0..beam.min(s.cand.len()) {
+            let (sc, src, tok) = s.cand[k];
+            let mut pick = k;
+            if tok == rules.eot || last_step {
+                let mut toks = s.seqs[src].clone();
+                if tok != rules.eot {
+                    toks.push(tok);
+                }
+                s.finished.push((toks, sc));
+                for j in secondary..s.cand.len() {
+                    if s.cand[j].2 != rules.eot {
+                        pick = j;
+                        secondary = j + 1;
+                        break;
+                    }
+                }
+            }
+            s.next.push(pick);
+        }
+        if last_step || s.finished.len() >= s.max_candidates {
+            return true;
+        }
+        s.src.clear();
+        s.src.extend(s.next.iter().map(|&j| s.cand[j].1));
+        cache.reorder(&s.src);
+        for (b, &j) in s.next.iter().enumerate() {
+            let dst = &mut s.next_seqs[b];
+            dst.clear();
+            dst.extend_from_slice(&s.seqs[s.cand[j].1]);
+            dst.push(s.cand[j].2);
+        }
+        std::mem::swap(&mut s.seqs, &mut s.next_seqs);
+        s.scores.clear();
+        s.scores.extend(s.next.iter().map(|&j| s.cand[j].0));
+        inputs.clear();
+        inputs.extend(s.next.iter().map(|&j| s.cand[j].2));
+        false
+    }
+
+    fn finish(&mut self) {
+        self.phase = Phase::Done;
+        let lp = self.length_penalty;
+        let best = match &mut self.search {
+            SearchState::Independent(s) => {
+                let mut best: Option<Generation> = None;
+                for (seq, &sum) in s.seqs.iter_mut().zip(&s.sums) {
+                    let f = finalize(std::mem::take(seq), sum, lp);
+                    if best.as_ref().is_none_or(|b| f.score > b.score) {
+                        best = Some(f);
+                    }
+                }
+                best
+            }
+            SearchState::Beam(s) => std::mem::take(&mut s.finished)
+                .into_iter()
+                .map(|(t, sc)| finalize(t, sc, lp))
+                .fold(None::<Generation>, |best, g| match best {
+                    Some(b) if b.score >= g.score => Some(b),
+                    _ => Some(g),
+                }),
+        };
+        self.result = best.map(|g| Generation { no_speech_prob: self.no_speech_prob, ..g });
+    }
+
+    /// The result, once [`is_done`](Self::is_done).
+    pub fn take_result(&mut self) -> Option<Generation> {
+        self.result.take()
     }
 }
 

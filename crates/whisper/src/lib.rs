@@ -4,6 +4,7 @@
 //! This crate does no network I/O and knows nothing of HTTP or the NPU.
 
 pub mod audio;
+pub mod batch;
 pub mod compute;
 pub mod config;
 pub mod ct2;
@@ -13,9 +14,11 @@ pub mod eval;
 pub mod mel;
 pub mod model;
 pub mod npy;
+pub mod pipeline;
 #[doc(hidden)]
 pub mod testing;
 pub mod tokenizer;
 pub mod transcribe;
+pub mod window;
 
 pub use error::{Error, Result};

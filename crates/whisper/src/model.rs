@@ -245,8 +245,19 @@ pub struct KvCache {
     work: DecoderWork,
 }
 
+/// One sequence of a [`Whisper::decode_batch`] call.
+pub struct DecodeItem<'a> {
+    /// `[n_beams][t]` new tokens.
+    pub tokens: &'a [u32],
+    pub n_beams: usize,
+    pub cache: &'a mut KvCache,
+    pub cross: &'a CrossKv,
+}
+
+/// Activation buffers of the decoder, grown to the largest step seen and then reused, so that
+/// decoding allocates nothing per token.
 #[derive(Default)]
-struct DecoderWork {
+pub struct DecoderWork {
     x: Vec<f32>,
     h: Vec<f32>,
     qkv: Vec<f32>,
@@ -646,43 +657,65 @@ impl Whisper {
     /// Returns the final hidden states `[n_beams][t][d]` (after the last layer norm), which
     /// live in the cache's work buffers until the next call.
     pub fn decode<'c>(&self, tokens: &[u32], n_beams: usize, cache: &'c mut KvCache, cross: &CrossKv) -> Result<&'c [f32]> {
-        let _span = debug_span!("decoder", n_beams, t = tokens.len() / n_beams.max(1)).entered();
-        let d = self.dims.n_text_state;
+        let mut work = std::mem::take(&mut cache.work);
+        let rows = tokens.len();
+        let r = self
+            .decode_batch(&mut [DecodeItem { tokens, n_beams, cache: &mut *cache, cross }], &mut work)
+            .map(|_| ());
+        cache.work = work;
+        r?;
+        Ok(&cache.work.h[..rows * self.dims.n_text_state])
+    }
+
+    /// Checks that `item` can be decoded: token ids, beam count, room in the text context.
+    pub fn check_decode_item(&self, item: &DecodeItem<'_>) -> Result<()> {
+        let (tokens, n_beams) = (item.tokens, item.n_beams);
         let t = tokens.len() / n_beams.max(1);
-        let pos0 = cache.len;
-        if n_beams == 0 || t * n_beams != tokens.len() || n_beams > cache.n_beams {
-            return Err(Error::InvalidArgument(format!(
-                "decode: {} tokens for {n_beams} beams",
-                tokens.len()
-            )));
+        if n_beams == 0 || t == 0 || t * n_beams != tokens.len() || n_beams > item.cache.n_beams {
+            return Err(Error::InvalidArgument(format!("decode: {} tokens for {n_beams} beams", tokens.len())));
         }
-        if pos0 + t > self.dims.n_text_ctx {
+        if item.cache.len + t > self.dims.n_text_ctx {
             return Err(Error::InvalidArgument(format!(
                 "decode: position {} exceeds the text context {}",
-                pos0 + t,
+                item.cache.len + t,
                 self.dims.n_text_ctx
             )));
         }
-        if let Some(&bad) = tokens
-            .iter()
-            .find(|&&tok| tok as usize >= self.dims.n_vocab)
-        {
-            return Err(Error::InvalidArgument(format!(
-                "token {bad} is outside the vocabulary"
-            )));
+        if let Some(&bad) = tokens.iter().find(|&&tok| tok as usize >= self.dims.n_vocab) {
+            return Err(Error::InvalidArgument(format!("token {bad} is outside the vocabulary")));
         }
-        let rows = n_beams * t;
-        cache.work.fit(rows, d);
-        let mut work = std::mem::take(&mut cache.work);
-        let DecoderWork { x, h, qkv, q, attn, ff } = &mut work;
+        Ok(())
+    }
+
+    /// Advances several independent sequences in one decoder pass: each item has its own
+    /// tokens (`[n_beams][t]`), cache and cross-attention K/V, and they may be at different
+    /// positions. Every matrix product runs once over all items' rows (the weights are read
+    /// once per step, whatever the batch); attention stays per item. Returns the final hidden
+    /// states, items in order, each `[n_beams][t][d]`, living in `work` until the next call.
+    /// A row's result does not depend on the other rows (products are row-independent), so a
+    /// sequence decoded in a batch gets the same values as decoded alone.
+    pub fn decode_batch<'w>(&self, items: &mut [DecodeItem<'_>], work: &'w mut DecoderWork) -> Result<&'w [f32]> {
+        for item in items.iter() {
+            self.check_decode_item(item)?;
+        }
+        let rows: usize = items.iter().map(|i| i.tokens.len()).sum();
+        let _span = debug_span!("decoder", items = items.len(), rows).entered();
+        let d = self.dims.n_text_state;
+        work.fit(rows, d);
+        let DecoderWork { x, h, qkv, q, attn, ff } = &mut *work;
         let (x, h, qkv, q, attn, ff) =
             (&mut x[..rows * d], &mut h[..rows * d], &mut qkv[..rows * 3 * d], &mut q[..rows * d], &mut attn[..rows * d], &mut ff[..rows * 4 * d]);
-        for (r, &tok) in tokens.iter().enumerate() {
-            let pos = pos0 + r % t;
-            let e = &self.embedding_rows[tok as usize * d..(tok as usize + 1) * d];
-            let p = &self.dec_pos[pos * d..(pos + 1) * d];
-            for ((o, a), b) in x[r * d..(r + 1) * d].iter_mut().zip(e).zip(p) {
-                *o = a.to_f32() + b;
+        let mut r = 0;
+        for item in items.iter() {
+            let t = item.tokens.len() / item.n_beams;
+            for (i, &tok) in item.tokens.iter().enumerate() {
+                let pos = item.cache.len + i % t;
+                let e = &self.embedding_rows[tok as usize * d..(tok as usize + 1) * d];
+                let p = &self.dec_pos[pos * d..(pos + 1) * d];
+                for ((o, a), b) in x[r * d..(r + 1) * d].iter_mut().zip(e).zip(p) {
+                    *o = a.to_f32() + b;
+                }
+                r += 1;
             }
         }
         let c = self.compute.as_ref();
@@ -690,35 +723,48 @@ impl Whisper {
         let head_dim = d / n_head;
         for (li, layer) in self.dec_layers.iter().enumerate() {
             let _s = debug_span!("decoder_block", li).entered();
-            // Causal self-attention over the cache.
+            // Causal self-attention over each item's cache.
             layer.self_ln.forward(x, h);
             c.linear(h, rows, &layer.self_qkv, qkv);
-            let n_kv = pos0 + t;
-            for b in 0..n_beams {
-                let region = cache.slot[b];
-                let o = cache.offset(li, region);
+            let mut r0 = 0;
+            for item in items.iter_mut() {
+                let (n_beams, cache) = (item.n_beams, &mut *item.cache);
+                let t = item.tokens.len() / n_beams;
+                let pos0 = cache.len;
+                let n_kv = pos0 + t;
                 let stride = cache.stride;
-                for s in 0..t {
-                    let r = b * t + s;
-                    let row = &qkv[r * 3 * d..(r + 1) * 3 * d];
-                    q[r * d..(r + 1) * d].copy_from_slice(&row[..d]);
-                    cache.k.write_strided(o + pos0 + s, stride, &row[d..2 * d]);
-                    for (h, vals) in row[2 * d..].chunks_exact(head_dim).enumerate() {
-                        cache.v.write(o + (h * stride + pos0 + s) * head_dim, vals);
+                for b in 0..n_beams {
+                    let o = cache.offset(li, cache.slot[b]);
+                    for s in 0..t {
+                        let r = r0 + b * t + s;
+                        let row = &qkv[r * 3 * d..(r + 1) * 3 * d];
+                        q[r * d..(r + 1) * d].copy_from_slice(&row[..d]);
+                        cache.k.write_strided(o + pos0 + s, stride, &row[d..2 * d]);
+                        for (h, vals) in row[2 * d..].chunks_exact(head_dim).enumerate() {
+                            cache.v.write(o + (h * stride + pos0 + s) * head_dim, vals);
+                        }
                     }
+                    let shape = KtShape { n_q: t, n_kv, n_heads: n_head, head_dim, stride, causal: true };
+                    let kv = kv_view(&cache.k, o..o + d * stride, &cache.v, o..o + d * stride);
+                    let span = (r0 + b * t) * d..(r0 + (b + 1) * t) * d;
+                    c.attention_cached(&q[span.clone()], kv, shape, &mut attn[span]);
                 }
-                let shape = KtShape { n_q: t, n_kv, n_heads: n_head, head_dim, stride, causal: true };
-                let kv = kv_view(&cache.k, o..o + d * stride, &cache.v, o..o + d * stride);
-                c.attention_cached(&q[b * t * d..(b + 1) * t * d], kv, shape, &mut attn[b * t * d..(b + 1) * t * d]);
+                r0 += n_beams * t;
             }
             c.linear(attn, rows, &layer.self_out, h);
             add_in_place(x, h);
-            // Cross-attention over the window's audio features.
+            // Cross-attention over each item's audio features.
             layer.cross_ln.forward(x, h);
             c.linear(h, rows, &layer.cross_q, q);
-            let (ck, cv) = &cross.kv[li];
-            let shape = KtShape { n_q: rows, n_kv: cross.n_ctx, n_heads: n_head, head_dim, stride: cross.stride, causal: false };
-            c.attention_cached(q, kv_view(ck, 0..d * cross.stride, cv, 0..d * cross.stride), shape, attn);
+            let mut r0 = 0;
+            for item in items.iter() {
+                let (n, cross) = (item.tokens.len(), item.cross);
+                let (ck, cv) = &cross.kv[li];
+                let shape = KtShape { n_q: n, n_kv: cross.n_ctx, n_heads: n_head, head_dim, stride: cross.stride, causal: false };
+                let span = r0 * d..(r0 + n) * d;
+                c.attention_cached(&q[span.clone()], kv_view(ck, 0..d * cross.stride, cv, 0..d * cross.stride), shape, &mut attn[span]);
+                r0 += n;
+            }
             c.linear(attn, rows, &layer.cross_out, h);
             add_in_place(x, h);
             // MLP.
@@ -728,10 +774,11 @@ impl Whisper {
             c.linear(ff, rows, &layer.fc2, h);
             add_in_place(x, h);
         }
-        cache.len = pos0 + t;
+        for item in items.iter_mut() {
+            item.cache.len += item.tokens.len() / item.n_beams;
+        }
         self.dec_ln.forward(x, h);
-        cache.work = work;
-        Ok(&cache.work.h[..rows * d])
+        Ok(&work.h[..rows * d])
     }
 
     /// Logits over the vocabulary for `rows` hidden states (tied token embedding).

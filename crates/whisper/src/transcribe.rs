@@ -6,7 +6,10 @@ use std::io::Write;
 
 use tracing::{debug, info_span};
 
-use crate::decode::{generate, GenerateOptions, Generation};
+use std::sync::Arc;
+
+use crate::decode::GenerateOptions;
+use crate::window::{decode_window, WindowOptions, WindowResult};
 use crate::mel::{Mel, MelExtractor, HOP_LENGTH, N_FRAMES};
 use crate::model::{KvCache, Whisper};
 use crate::tokenizer::Task;
@@ -41,6 +44,12 @@ pub struct TranscribeOptions {
     /// Token ids to suppress; `-1` stands for the model's non-speech symbols.
     pub suppress_tokens: Vec<i64>,
     pub seed: u64,
+    /// Penalty on already generated tokens' logits (1 = off; CTranslate2's semantics).
+    pub repetition_penalty: f32,
+    /// Ban repeated n-grams of this size (0 = off).
+    pub no_repeat_ngram_size: usize,
+    /// Words given to every window as a prompt (faster-whisper's `hotwords`).
+    pub hotwords: Option<String>,
 }
 
 impl Default for TranscribeOptions {
@@ -64,6 +73,9 @@ impl Default for TranscribeOptions {
             suppress_blank: true,
             suppress_tokens: vec![-1],
             seed: 0,
+            repetition_penalty: 1.0,
+            no_repeat_ngram_size: 0,
+            hotwords: None,
         }
     }
 }
@@ -97,6 +109,12 @@ impl TranscribeOptions {
             || self.temperatures.iter().any(|t| !(0.0..=2.0).contains(t))
         {
             return bad("temperatures must be a non-empty list of values in [0, 2]".into());
+        }
+        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0 && self.repetition_penalty <= 10.0) {
+            return bad(format!("repetition penalty {} must be in (0, 10]", self.repetition_penalty));
+        }
+        if self.no_repeat_ngram_size > 64 {
+            return bad(format!("no-repeat n-gram size {} must be between 0 (off) and 64", self.no_repeat_ngram_size));
         }
         if !(0.0..=30.0).contains(&self.max_initial_timestamp) {
             return bad("max initial timestamp must be in [0, 30] seconds".into());
@@ -199,6 +217,38 @@ impl<'a> Transcriber<'a> {
                     }
                 });
         Ok((langs[best].0.clone(), (best_logit - max).exp() / sum))
+    }
+
+    /// How each window is decoded under `opts` (generation options, fallback rules).
+    pub fn window_options(&self, opts: &TranscribeOptions) -> WindowOptions {
+        WindowOptions {
+            generate: GenerateOptions {
+                beam_size: opts.beam_size,
+                patience: opts.patience,
+                length_penalty: opts.length_penalty,
+                temperature: 0.0,
+                best_of: opts.best_of,
+                suppress_tokens: self.suppress_tokens(opts),
+                suppress_blank: opts.suppress_blank,
+                max_initial_timestamp_index: (opts.max_initial_timestamp as f64 / TIME_PRECISION).round() as u32,
+                max_length: self.model.dims.n_text_ctx,
+                seed: opts.seed,
+                repetition_penalty: opts.repetition_penalty,
+                no_repeat_ngram_size: opts.no_repeat_ngram_size,
+            },
+            temperatures: opts.temperatures.clone(),
+            compression_ratio_threshold: opts.compression_ratio_threshold,
+            log_prob_threshold: opts.log_prob_threshold,
+            no_speech_threshold: opts.no_speech_threshold,
+        }
+    }
+
+    /// The hotwords' tokens (faster-whisper: ` ` + trimmed text, at most half the context).
+    pub fn hotword_tokens(&self, opts: &TranscribeOptions) -> Result<Vec<u32>> {
+        let Some(h) = opts.hotwords.as_deref().map(str::trim).filter(|h| !h.is_empty()) else { return Ok(Vec::new()) };
+        let mut t = self.model.tokenizer.encode(&format!(" {h}"))?;
+        t.truncate(self.model.dims.n_text_ctx / 2 - 1);
+        Ok(t)
     }
 
     fn suppress_tokens(&self, opts: &TranscribeOptions) -> Vec<u32> {
@@ -314,15 +364,14 @@ impl<'a> Transcriber<'a> {
         }
         Ok(Session {
             model,
-            suppress: self.suppress_tokens(opts),
-            max_initial_timestamp_index: (opts.max_initial_timestamp as f64 / TIME_PRECISION)
-                .round() as u32,
+            window_opts: Arc::new(self.window_options(opts)),
             opts: opts.clone(),
             features,
             content_frames,
             seek: 0,
             pre_encoded,
             sot_sequence,
+            hotword_tokens: self.hotword_tokens(opts)?,
             all_tokens,
             prompt_reset_since: 0,
             segments: Vec::new(),
@@ -338,14 +387,14 @@ impl<'a> Transcriber<'a> {
 pub struct Session<'a> {
     model: &'a Whisper,
     opts: TranscribeOptions,
-    suppress: Vec<u32>,
-    max_initial_timestamp_index: u32,
+    window_opts: Arc<WindowOptions>,
     features: Mel,
     content_frames: usize,
     seek: usize,
     /// Encoder output of the window at seek 0, left over from language detection.
     pre_encoded: Option<Vec<f32>>,
     sot_sequence: Vec<u32>,
+    hotword_tokens: Vec<u32>,
     all_tokens: Vec<u32>,
     prompt_reset_since: usize,
     segments: Vec<Segment>,
@@ -406,50 +455,57 @@ impl Session<'_> {
         if self.is_done() {
             return Ok(());
         }
-        let audio = match encoded.or_else(|| self.pre_encoded.take()) {
-            Some(a) => a,
-            None => {
-                return Err(Error::InvalidArgument(
-                    "step needs the encoder output of the current window".into(),
-                ))
-            }
-        };
+        let audio = self.window_audio(encoded)?;
+        let cross = self.model.cross_kv(&audio);
+        drop(audio);
+        let result = decode_window(self.model, &cross, cache, self.window_prompt(), self.window_opts.clone())?;
+        self.complete_window(result, on_segment);
+        Ok(())
+    }
+
+    /// The encoder output of the current window: `encoded`, or the one kept from language
+    /// detection.
+    pub fn window_audio(&mut self, encoded: Option<Vec<f32>>) -> Result<Vec<f32>> {
+        let audio = encoded.or_else(|| self.pre_encoded.take());
         self.pre_encoded = None;
-        if cache.capacity_beams() < self.opts.beam_size.max(self.opts.best_of) {
-            *cache = self.new_cache();
+        audio.ok_or_else(|| Error::InvalidArgument("step needs the encoder output of the current window".into()))
+    }
+
+    /// How every window of this session is decoded.
+    pub fn window_options(&self) -> Arc<WindowOptions> {
+        self.window_opts.clone()
+    }
+
+    /// The prompt of the current window: previous text (when conditioning), the SOT sequence.
+    pub fn window_prompt(&self) -> Vec<u32> {
+        let tk = &self.model.tokenizer;
+        let previous = &self.all_tokens[self.prompt_reset_since..];
+        let mut prompt = Vec::with_capacity(previous.len().min(self.model.dims.n_text_ctx / 2) + 5);
+        if !previous.is_empty() || !self.hotword_tokens.is_empty() {
+            prompt.push(tk.sot_prev);
+            prompt.extend_from_slice(&self.hotword_tokens);
+            let keep = self.model.dims.n_text_ctx / 2 - 1;
+            prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
         }
-        let model = self.model;
-        let tk = &model.tokenizer;
+        prompt.extend_from_slice(&self.sot_sequence);
+        if self.opts.without_timestamps {
+            prompt.push(tk.no_timestamps);
+        }
+        prompt
+    }
+
+    /// Applies the decoded current window: no-speech skipping, segments, seek, prompt reset.
+    pub fn complete_window(&mut self, result: WindowResult, on_segment: &mut dyn FnMut(&Segment)) {
+        if self.is_done() {
+            return;
+        }
+        let tk = &self.model.tokenizer;
         let opts = &self.opts;
         let seek = self.seek;
         let time_offset = seek as f64 * SECONDS_PER_FRAME;
         let segment_size = self.segment_size();
         let segment_duration = segment_size as f64 * SECONDS_PER_FRAME;
-        let cross = model.cross_kv(&audio);
-        drop(audio);
-
-        let previous = &self.all_tokens[self.prompt_reset_since..];
-        let mut prompt = Vec::with_capacity(previous.len().min(model.dims.n_text_ctx / 2) + 5);
-        if !previous.is_empty() {
-            prompt.push(tk.sot_prev);
-            let keep = model.dims.n_text_ctx / 2 - 1;
-            prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
-        }
-        prompt.extend_from_slice(&self.sot_sequence);
-        if opts.without_timestamps {
-            prompt.push(tk.no_timestamps);
-        }
-
-        let (result, avg_logprob, temperature, cr) = generate_with_fallback(
-            model,
-            &cross,
-            cache,
-            &prompt,
-            &self.suppress,
-            self.max_initial_timestamp_index,
-            opts,
-        )?;
-
+        let WindowResult { generation: result, avg_logprob, temperature, compression_ratio: cr } = result;
         if let Some(th) = opts.no_speech_threshold {
             let mut skip = result.no_speech_prob > th;
             if opts.log_prob_threshold.is_some_and(|lp| avg_logprob > lp) {
@@ -461,7 +517,7 @@ impl Session<'_> {
                     "skipping a window without speech"
                 );
                 self.seek += segment_size;
-                return Ok(());
+                return;
             }
         }
         let (pieces, new_seek) = split_by_timestamps(
@@ -498,7 +554,6 @@ impl Session<'_> {
         if !opts.condition_on_previous_text || temperature > opts.prompt_reset_on_temperature {
             self.prompt_reset_since = self.all_tokens.len();
         }
-        Ok(())
     }
 
     pub fn finish(self) -> Transcript {
@@ -509,85 +564,6 @@ impl Session<'_> {
             segments: self.segments,
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn generate_with_fallback(
-    model: &Whisper,
-    cross: &crate::model::CrossKv,
-    cache: &mut crate::model::KvCache,
-    prompt: &[u32],
-    suppress: &[u32],
-    max_initial_timestamp_index: u32,
-    opts: &TranscribeOptions,
-) -> Result<(Generation, f32, f32, f32)> {
-    let tk = &model.tokenizer;
-    let mut all: Vec<(Generation, f32, f32, f32)> = Vec::new();
-    let mut below_cr: Vec<usize> = Vec::new();
-    let mut last_t = 0.0;
-    for &t in &opts.temperatures {
-        last_t = t;
-        let g = GenerateOptions {
-            beam_size: if t > 0.0 { 1 } else { opts.beam_size },
-            patience: opts.patience,
-            length_penalty: opts.length_penalty,
-            temperature: t,
-            best_of: opts.best_of,
-            suppress_tokens: suppress.to_vec(),
-            suppress_blank: opts.suppress_blank,
-            max_initial_timestamp_index,
-            max_length: model.dims.n_text_ctx,
-            seed: opts.seed,
-        };
-        let result = generate(model, cross, cache, prompt, &g)?;
-        let avg_logprob = result.avg_logprob();
-        let text = tk.decode(&result.tokens);
-        let cr = compression_ratio(text.trim());
-        let mut needs_fallback = false;
-        if let Some(th) = opts.compression_ratio_threshold {
-            if cr > th {
-                needs_fallback = true;
-            } else {
-                below_cr.push(all.len());
-            }
-        }
-        if opts.log_prob_threshold.is_some_and(|lp| avg_logprob < lp) {
-            needs_fallback = true;
-        }
-        if let (Some(ns), Some(lp)) = (opts.no_speech_threshold, opts.log_prob_threshold) {
-            if result.no_speech_prob > ns && avg_logprob < lp {
-                needs_fallback = false;
-            }
-        }
-        let no_speech = result.no_speech_prob;
-        all.push((result, avg_logprob, t, cr));
-        if !needs_fallback {
-            return Ok(all.pop().expect("just pushed"));
-        }
-        debug!(
-            temperature = t,
-            avg_logprob,
-            compression_ratio = cr,
-            no_speech,
-            "falling back to a higher temperature"
-        );
-    }
-    // Every temperature failed: keep the best average log-prob, preferring results that
-    // were not too repetitive, and report the last temperature (for the prompt reset).
-    let pool: Vec<usize> = if below_cr.is_empty() {
-        (0..all.len()).collect()
-    } else {
-        below_cr
-    };
-    let best = pool
-        .into_iter()
-        .fold(None::<usize>, |b, i| match b {
-            Some(j) if all[j].1 >= all[i].1 => Some(j),
-            _ => Some(i),
-        })
-        .expect("at least one temperature");
-    let (g, lp, _, cr) = all.swap_remove(best);
-    Ok((g, lp, last_t, cr))
 }
 
 /// Cuts a window's tokens into segments at timestamp pairs and says where to seek next
