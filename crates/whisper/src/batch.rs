@@ -70,7 +70,7 @@ impl<'m, T> ContinuousBatch<'m, T> {
     /// On error (bad prompt or options) the window is handed back with the error and the
     /// batch is unchanged.
     pub fn join(&mut self, tag: T, audio: &[f32], prompt: Vec<u32>, opts: Arc<WindowOptions>) -> std::result::Result<(), (T, crate::Error)> {
-        let beams = opts.cache_beams();
+        let beams = opts.first_cache_beams();
         let mut cache = match self.spare.iter().position(|c| c.capacity_beams() >= beams) {
             Some(i) => self.spare.swap_remove(i),
             None => self.model.new_kv_cache(beams),

@@ -201,7 +201,19 @@ impl Transcriber<'_> {
         let duration = w.n_samples().min(N_SAMPLES) as f64 / SAMPLE_RATE as f64;
         let segment_size = duration.ceil() as usize * (SAMPLE_RATE / HOP_LENGTH);
         let seek = (w.offset * (SAMPLE_RATE / HOP_LENGTH) as f64).round() as usize;
-        let (pieces, _) = split_by_timestamps(tk.no_timestamps + 1, &g.tokens, w.offset, 0, segment_size, duration);
+        let tb = tk.no_timestamps + 1;
+        let (mut pieces, _) = split_by_timestamps(tb, &g.tokens, w.offset, 0, segment_size, duration);
+        // The sequential loop would seek back to decode an unfinished last segment again; a
+        // window here is decoded once, so its tail becomes a segment that ends with the window.
+        let consumed: usize = pieces.iter().map(|p| p.2.len()).sum();
+        let rest = &g.tokens[consumed.min(g.tokens.len())..];
+        if rest.iter().any(|&t| t < tk.eot) {
+            let start = match rest[0] {
+                t if t >= tb => w.offset + (t - tb) as f64 * crate::transcribe::TIME_PRECISION,
+                _ => pieces.last().map_or(w.offset, |p| p.1),
+            };
+            pieces.push((start, w.offset + duration, rest.to_vec()));
+        }
         for (start, end, toks) in pieces {
             let text = tk.decode(&toks);
             if start == end || text.trim().is_empty() {

@@ -23,9 +23,19 @@ pub struct WindowOptions {
 }
 
 impl WindowOptions {
-    /// Beams a KV cache must hold for these options.
+    /// Beams a KV cache must hold for every temperature of these options.
     pub fn cache_beams(&self) -> usize {
-        self.generate.beam_size.max(self.generate.best_of).max(1)
+        self.temperatures.iter().map(|&t| Self::beams_at(&self.at_temperature(t))).max().unwrap_or(1)
+    }
+
+    /// Beams the first temperature needs: a batch allocates only these, and grows a window's
+    /// cache when it falls back to sampling several candidates.
+    pub fn first_cache_beams(&self) -> usize {
+        self.temperatures.first().map_or(1, |&t| Self::beams_at(&self.at_temperature(t)))
+    }
+
+    fn beams_at(g: &GenerateOptions) -> usize {
+        if g.temperature > 0.0 { g.best_of.max(1) } else { g.beam_size.max(1) }
     }
 
     fn at_temperature(&self, t: f32) -> GenerateOptions {
@@ -108,6 +118,10 @@ impl Fallback {
         if self.index + 1 < self.opts.temperatures.len() {
             self.index += 1;
             let next = self.opts.at_temperature(self.opts.temperatures[self.index]);
+            let beams = WindowOptions::beams_at(&next);
+            if cache.capacity_beams() < beams {
+                *cache = model.new_kv_cache(beams);
+            }
             self.generator = Generator::new(model, &self.prompt, &next, cache.capacity_beams())?;
             self.generator.start(cache);
             return Ok(None);
