@@ -275,7 +275,10 @@ impl MelExtractor {
 
     /// The samples frames `frames` of a clip of `len` samples read: a range of the clip
     /// (STFT context and the mirrored edges included).
-    pub(crate) fn frames_input(len: usize, frames: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    pub(crate) fn frames_input(
+        len: usize,
+        frames: std::ops::Range<usize>,
+    ) -> std::ops::Range<usize> {
         if frames.is_empty() {
             return 0..0;
         }

@@ -15,10 +15,16 @@ fn read_npy_i16(path: &Path) -> Vec<i16> {
     let (header_len, start) = if bytes[6] == 1 {
         (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
     } else {
-        (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+        (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        )
     };
     let header = std::str::from_utf8(&bytes[start..start + header_len]).unwrap();
-    assert!(header.contains("'<i2'") && header.contains("'fortran_order': False"), "{header}");
+    assert!(
+        header.contains("'<i2'") && header.contains("'fortran_order': False"),
+        "{header}"
+    );
     bytes[start + header_len..]
         .chunks_exact(2)
         .map(|b| i16::from_le_bytes([b[0], b[1]]))

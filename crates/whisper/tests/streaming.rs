@@ -17,7 +17,9 @@ fn data(rel: &str) -> PathBuf {
 fn noise(n: usize, mut seed: u64) -> Vec<f32> {
     (0..n)
         .map(|_| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         })
         .collect()
@@ -88,16 +90,26 @@ fn windows_equal_the_whole_computation() {
 fn gather_presents_ranges_as_one_source() {
     let base = noise(50_000, 9);
     let ranges = vec![100..2000, 2000..2001, 30_000..30_000, 40_000..50_000, 5..17];
-    let want: Vec<f32> = ranges.iter().flat_map(|r| base[r.clone()].to_vec()).collect();
+    let want: Vec<f32> = ranges
+        .iter()
+        .flat_map(|r| base[r.clone()].to_vec())
+        .collect();
     let g = Gather::new(VecSource(base.clone()), ranges.clone()).unwrap();
     assert_eq!(g.len(), want.len());
     assert_eq!(g.read(0..g.len()).unwrap(), want);
-    for (a, b) in [(0, 1), (1899, 1902), (1900, 1901), (1901, 11_901), (11_890, want.len())] {
+    for (a, b) in [
+        (0, 1),
+        (1899, 1902),
+        (1900, 1901),
+        (1901, 11_901),
+        (11_890, want.len()),
+    ] {
         assert_eq!(g.read(a..b).unwrap(), want[a..b], "{a}..{b}");
     }
     assert_eq!(g.inner_position(1900), 2000);
     assert_eq!(g.inner_position(1901), 40_000);
-    assert!(Gather::new(VecSource(base.clone()), vec![49_000..50_001]).is_err());
+    let too_long = 49_000..50_001;
+    assert!(Gather::new(VecSource(base.clone()), vec![too_long]).is_err());
     // Features of a gathered source equal those of the concatenated samples.
     let feats = StreamingFeatures::new(g, 80).unwrap();
     check_windows(&want, &feats, "gather");
@@ -107,13 +119,20 @@ fn gather_presents_ranges_as_one_source() {
 
 #[test]
 fn spooled_input_equals_whole_decode() {
-    for rel in ["audio/formats/librivox_0880_44k_stereo.mp3", "audio/resample/s01_44.1k_stereo.wav"] {
+    for rel in [
+        "audio/formats/librivox_0880_44k_stereo.mp3",
+        "audio/resample/s01_44.1k_stereo.wav",
+    ] {
         let path = data(rel);
         let whole = load_audio(&path).unwrap();
         let spooled = SpooledSource::from_input(AudioInput::Path(path.clone())).unwrap();
         assert_eq!(spooled.len(), whole.len(), "{rel}");
         assert_eq!(spooled.read(0..whole.len()).unwrap(), whole, "{rel}");
-        assert_eq!(spooled.read(1000..1010).unwrap(), whole[1000..1010], "{rel}");
+        assert_eq!(
+            spooled.read(1000..1010).unwrap(),
+            whole[1000..1010],
+            "{rel}"
+        );
         // A reader (what stdin is) gives the same samples.
         let reader = AudioInput::Reader {
             reader: Box::new(std::fs::File::open(&path).unwrap()),
@@ -151,7 +170,11 @@ fn raw_s16le_equals_the_same_samples_in_a_wav() {
     let bytes = std::fs::read(&wav).unwrap();
     let pcm = bytes[44..].to_vec(); // canonical 44-byte header (Python's wave module)
     let want = load_audio(&wav).unwrap();
-    let raw = AudioInput::Bytes { data: pcm.clone(), ext: None }.raw_s16le(44_100);
+    let raw = AudioInput::Bytes {
+        data: pcm.clone(),
+        ext: None,
+    }
+    .raw_s16le(44_100);
     assert_eq!(raw.decode().unwrap(), want);
     let spooled = SpooledSource::from_input(
         AudioInput::Reader {
@@ -164,13 +187,29 @@ fn raw_s16le_equals_the_same_samples_in_a_wav() {
     .unwrap();
     assert_eq!(spooled.read(0..spooled.len()).unwrap(), want);
     // 16 kHz raw is pcm / 32768 exactly.
-    let raw16 = AudioInput::Bytes { data: vec![0, 0x80, 1, 0, 0xff, 0x7f], ext: None }.raw_s16le(16_000);
-    assert_eq!(raw16.decode().unwrap(), vec![-1.0, 1.0 / 32768.0, 32767.0 / 32768.0]);
-    let err = AudioInput::Bytes { data: vec![], ext: None }
-        .raw_s16le(16_000)
-        .decode()
-        .unwrap_err()
-        .to_string();
+    let raw16 = AudioInput::Bytes {
+        data: vec![0, 0x80, 1, 0, 0xff, 0x7f],
+        ext: None,
+    }
+    .raw_s16le(16_000);
+    assert_eq!(
+        raw16.decode().unwrap(),
+        vec![-1.0, 1.0 / 32768.0, 32767.0 / 32768.0]
+    );
+    let err = AudioInput::Bytes {
+        data: vec![],
+        ext: None,
+    }
+    .raw_s16le(16_000)
+    .decode()
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("0 bytes"), "{err}");
-    assert!(AudioInput::Bytes { data: vec![1, 2], ext: None }.raw_s16le(5).decode().is_err());
+    assert!(AudioInput::Bytes {
+        data: vec![1, 2],
+        ext: None
+    }
+    .raw_s16le(5)
+    .decode()
+    .is_err());
 }

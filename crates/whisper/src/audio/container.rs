@@ -265,7 +265,11 @@ impl<'e, 'a> MonoSink<'e, 'a> {
                 spec.rate
             ));
         }
-        if !self.conv.as_ref().is_some_and(|c| c.accepts(&buf, self.bits)) {
+        if !self
+            .conv
+            .as_ref()
+            .is_some_and(|c| c.accepts(&buf, self.bits))
+        {
             // First buffer, or a format change mid-stream: flush and start a new converter.
             self.flush()?;
             self.conv = Some(Converter::new(&buf, self.bits));
@@ -276,7 +280,7 @@ impl<'e, 'a> MonoSink<'e, 'a> {
         self.skip -= skip;
         let conv = self.conv.as_mut().expect("set above");
         self.out.clear();
-        conv.push(&buf, self.bits, skip as usize, &mut self.out);
+        conv.push(&buf, skip as usize, &mut self.out);
         self.send()
     }
 

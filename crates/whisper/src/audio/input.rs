@@ -102,7 +102,8 @@ impl AudioInput {
                 }
                 let mut file = file;
                 let priming = super::mp4::mp4_priming(&mut file);
-                file.seek(SeekFrom::Start(0)).map_err(|e| Error::io(&label, e))?;
+                file.seek(SeekFrom::Start(0))
+                    .map_err(|e| Error::io(&label, e))?;
                 super::container::decode_guarded(Box::new(file), len, None, priming, &label, emit)
             }
             AudioInput::RawS16le { from, rate } => {
@@ -124,13 +125,20 @@ impl AudioInput {
 }
 
 /// Converts raw s16le mono at `rate` through the same converter as a decoded 16-bit WAV.
-fn decode_raw(mut reader: Box<dyn Read>, rate: u32, label: &Path, emit: &mut Emit<'_>) -> Result<u64> {
+fn decode_raw(
+    mut reader: Box<dyn Read>,
+    rate: u32,
+    label: &Path,
+    emit: &mut Emit<'_>,
+) -> Result<u64> {
     let fail = |reason: String| Error::Audio {
         path: label.to_path_buf(),
         reason,
     };
     if !(1000..=1_000_000).contains(&rate) {
-        return Err(fail(format!("raw input rate {rate} Hz is out of range (1000..=1000000)")));
+        return Err(fail(format!(
+            "raw input rate {rate} Hz is out of range (1000..=1000000)"
+        )));
     }
     const CHUNK: usize = 1 << 15;
     let spec = SignalSpec::new(rate, Channels::FRONT_LEFT);
@@ -158,7 +166,7 @@ fn decode_raw(mut reader: Box<dyn Read>, rate: u32, label: &Path, emit: &mut Emi
             let r = AudioBufferRef::S16(std::borrow::Cow::Borrowed(&buf));
             let c = conv.get_or_insert_with(|| Converter::new(&r, Some(16)));
             out.clear();
-            c.push(&r, Some(16), 0, &mut out);
+            c.push(&r, 0, &mut out);
             emit(&out).map_err(&fail)?;
             n_out += out.len() as u64;
             total += frames as u64;
@@ -171,10 +179,15 @@ fn decode_raw(mut reader: Box<dyn Read>, rate: u32, label: &Path, emit: &mut Emi
         }
     }
     if have == 1 {
-        tracing::warn!("{}: raw s16le input ends with half a sample; dropped", label.display());
+        tracing::warn!(
+            "{}: raw s16le input ends with half a sample; dropped",
+            label.display()
+        );
     }
     if total == 0 {
-        return Err(fail("no raw samples (0 bytes); nothing to transcribe".into()));
+        return Err(fail(
+            "no raw samples (0 bytes); nothing to transcribe".into(),
+        ));
     }
     if let Some(mut c) = conv {
         out.clear();
@@ -214,7 +227,8 @@ fn copy_bounded(mut reader: Box<dyn Read + Send>, limit: u64, label: &Path) -> R
                 ),
             });
         }
-        file.write_all(&buf[..n]).map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        file.write_all(&buf[..n])
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
     }
     Ok((file, len))
 }
@@ -236,7 +250,12 @@ pub(crate) fn unlinked_temp_file() -> std::io::Result<File> {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let path = dir.join(name);
-        match std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path) {
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(f) => {
                 std::fs::remove_file(&path)?;
                 return Ok(f);

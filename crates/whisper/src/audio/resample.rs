@@ -167,7 +167,11 @@ impl<T: Elem> Plan<T> {
 fn build_bank<T: Elem>(factor: f64, len: usize, alloc: usize, phases: usize) -> Vec<T> {
     let mut bank = vec![T::default(); alloc * (phases + 1)];
     let center = ((len - 1) / 2) as f64;
-    let computed = if phases % 2 == 1 { phases } else { phases / 2 + 1 };
+    let computed = if phases % 2 == 1 {
+        phases
+    } else {
+        phases / 2 + 1
+    };
     let mut tab = vec![0f64; len];
     let mut norm = 0f64;
     for ph in 0..computed {
@@ -197,7 +201,7 @@ fn build_bank<T: Elem>(factor: f64, len: usize, alloc: usize, phases: usize) -> 
         for i in 0..len {
             bank[ph * alloc + i] = T::tap(tab[i] * T::SCALE / norm);
         }
-        if phases % 2 == 0 {
+        if phases.is_multiple_of(2) {
             for i in 0..len {
                 bank[(phases - ph) * alloc + len - 1 - i] = bank[ph * alloc + i];
             }
@@ -281,7 +285,10 @@ impl<T: Elem> Channel<T> {
             let mut acc = T::dot(src, plan.row(phase));
             // swr's linear kernel adds (v2 − v1) · frac / src_incr, nothing when frac is 0.
             if plan.linear && self.frac != 0 {
-                let next = T::dot(src, &plan.bank[(phase as usize + 1) * plan.alloc..][..plan.len]);
+                let next = T::dot(
+                    src,
+                    &plan.bank[(phase as usize + 1) * plan.alloc..][..plan.len],
+                );
                 acc = T::lerp(acc, next, self.frac, plan.src_incr);
             }
             out.push(T::finish(acc));
@@ -359,7 +366,11 @@ mod tests {
                     ch.push(&plan, piece, &mut out);
                 }
                 ch.finish(&plan, &mut out);
-                assert_eq!(out.len() as u64, (n as u64 * 16_000).div_ceil(rate as u64), "{rate} {n}");
+                assert_eq!(
+                    out.len() as u64,
+                    (n as u64 * 16_000).div_ceil(rate as u64),
+                    "{rate} {n}"
+                );
                 assert!(out.iter().all(|&v| (v - 0.25).abs() < 1e-3), "{rate} {n}");
             }
         }

@@ -148,9 +148,12 @@ impl Spooler {
 
     fn write(&mut self, s: &[f32]) -> std::result::Result<(), String> {
         for x in s {
-            self.out
-                .write_all(&x.to_le_bytes())
-                .map_err(|e| format!("cannot write the sample spool file in {}: {e}", std::env::temp_dir().display()))?;
+            self.out.write_all(&x.to_le_bytes()).map_err(|e| {
+                format!(
+                    "cannot write the sample spool file in {}: {e}",
+                    std::env::temp_dir().display()
+                )
+            })?;
         }
         self.len += s.len();
         Ok(())
@@ -195,7 +198,11 @@ impl<S: SampleSource> Gather<S> {
             at += r.len();
         }
         starts.push(at);
-        Ok(Gather { inner, ranges, starts })
+        Ok(Gather {
+            inner,
+            ranges,
+            starts,
+        })
     }
 
     /// The gathered ranges, in order.
@@ -231,7 +238,8 @@ impl<S: SampleSource> SampleSource for Gather<S> {
             let r = &self.ranges[k];
             let off = pos - self.starts[k];
             let n = (r.len() - off).min(out.len() - done);
-            self.inner.read_into(r.start + off, &mut out[done..done + n])?;
+            self.inner
+                .read_into(r.start + off, &mut out[done..done + n])?;
             done += n;
             pos += n;
             k += 1;

@@ -67,10 +67,15 @@ impl MixRow {
                     if c == Channels::FRONT_LEFT || c == Channels::FRONT_RIGHT {
                         SQRT1_2
                     } else if c == Channels::FRONT_CENTRE {
-                        if has_stereo { lev * std::f64::consts::SQRT_2 } else { 1.0 }
+                        if has_stereo {
+                            lev * std::f64::consts::SQRT_2
+                        } else {
+                            1.0
+                        }
                     } else if c == Channels::LFE1 {
                         0.0
-                    } else if c == Channels::FRONT_LEFT_CENTRE || c == Channels::FRONT_RIGHT_CENTRE {
+                    } else if c == Channels::FRONT_LEFT_CENTRE || c == Channels::FRONT_RIGHT_CENTRE
+                    {
                         SQRT1_2
                     } else {
                         // back and side speakers
@@ -145,7 +150,8 @@ impl<T: Internal> Stage<T> {
     fn run(&mut self, flush: bool, out: &mut Vec<f32>) {
         let planes = match &self.plan {
             Some(plan) => {
-                for ((ch, input), res) in self.chans.iter_mut().zip(&self.planes).zip(&mut self.res) {
+                for ((ch, input), res) in self.chans.iter_mut().zip(&self.planes).zip(&mut self.res)
+                {
                     res.clear();
                     if flush {
                         ch.finish(plan, res);
@@ -199,8 +205,8 @@ enum Path {
 pub(crate) struct Converter {
     path: Path,
     key: (Class, u32, usize),
-    /// Scratch for the i32 direct path.
-    tmp: Vec<i32>,
+    /// Plane for the i32 direct path (reused).
+    direct: Vec<Vec<i32>>,
     /// Scratch planes for 8/16-bit input.
     tmp16: Vec<Vec<i16>>,
 }
@@ -221,7 +227,7 @@ impl Converter {
         Converter {
             path,
             key: (class, rate, count),
-            tmp: Vec::new(),
+            direct: vec![Vec::new()],
             tmp16: vec![Vec::new(); count],
         }
     }
@@ -233,10 +239,10 @@ impl Converter {
     }
 
     /// Converts one buffer, dropping its first `skip` frames; appends to `out`.
-    pub(crate) fn push(&mut self, buf: &AudioBufferRef<'_>, bits: Option<u32>, skip: usize, out: &mut Vec<f32>) {
+    pub(crate) fn push(&mut self, buf: &AudioBufferRef<'_>, skip: usize, out: &mut Vec<f32>) {
         match &mut self.path {
             Path::I16(st) => {
-                planes_i16(buf, bits, skip, &mut self.tmp16);
+                planes_i16(buf, skip, &mut self.tmp16);
                 for (p, t) in st.planes.iter_mut().zip(&self.tmp16) {
                     p.clear();
                     p.extend(t.iter().map(|&v| v as f32 * (1.0 / 32768.0)));
@@ -244,13 +250,14 @@ impl Converter {
                 st.run(false, out);
             }
             Path::I32(st) => {
-                planes_i32(buf, skip, &mut self.tmp, &mut st.planes, |v| v as f32 * (1.0 / 2_147_483_648.0));
+                planes_i32(buf, skip, &mut st.planes, |v| {
+                    v as f32 * (1.0 / 2_147_483_648.0)
+                });
                 st.run(false, out);
             }
             Path::I32Direct => {
-                let mut one = vec![Vec::new()];
-                planes_i32(buf, skip, &mut self.tmp, &mut one, |v| v);
-                out.extend(one[0].iter().map(|&v| grid((v >> 16) as i16)));
+                planes_i32(buf, skip, &mut self.direct, |v| v);
+                out.extend(self.direct[0].iter().map(|&v| grid((v >> 16) as i16)));
             }
             Path::F32(st) => {
                 planes_float(buf, skip, &mut st.planes, |v: f64| v as f32);
@@ -275,22 +282,29 @@ impl Converter {
 
 fn class_of(buf: &AudioBufferRef<'_>, bits: Option<u32>) -> Class {
     match buf {
-        AudioBufferRef::U8(_) | AudioBufferRef::S8(_) | AudioBufferRef::U16(_) | AudioBufferRef::S16(_) => {
-            Class::I16
-        }
+        AudioBufferRef::U8(_)
+        | AudioBufferRef::S8(_)
+        | AudioBufferRef::U16(_)
+        | AudioBufferRef::S16(_) => Class::I16,
         // symphonia returns FLAC and some PCM at any depth as full-scale i32; FFmpeg decodes
         // up to 16 bits to s16.
         AudioBufferRef::S32(_) if bits.is_some_and(|b| b <= 16) => Class::I16,
-        AudioBufferRef::U24(_) | AudioBufferRef::S24(_) | AudioBufferRef::U32(_) | AudioBufferRef::S32(_) => {
-            Class::I32
-        }
+        AudioBufferRef::U24(_)
+        | AudioBufferRef::S24(_)
+        | AudioBufferRef::U32(_)
+        | AudioBufferRef::S32(_) => Class::I32,
         AudioBufferRef::F32(_) => Class::F32,
         AudioBufferRef::F64(_) => Class::F64,
     }
 }
 
 /// Copies every channel of `b` from frame `skip` on through `f` into `planes`.
-fn fill<S: symphonia::core::sample::Sample, T>(b: &AudioBuffer<S>, skip: usize, planes: &mut [Vec<T>], f: impl Fn(S) -> T) {
+fn fill<S: symphonia::core::sample::Sample, T>(
+    b: &AudioBuffer<S>,
+    skip: usize,
+    planes: &mut [Vec<T>],
+    f: impl Fn(S) -> T,
+) {
     for (ch, plane) in planes.iter_mut().enumerate() {
         plane.clear();
         let src = b.chan(ch);
@@ -298,8 +312,7 @@ fn fill<S: symphonia::core::sample::Sample, T>(b: &AudioBuffer<S>, skip: usize, 
     }
 }
 
-fn planes_i16(buf: &AudioBufferRef<'_>, bits: Option<u32>, skip: usize, planes: &mut [Vec<i16>]) {
-    let _ = bits;
+fn planes_i16(buf: &AudioBufferRef<'_>, skip: usize, planes: &mut [Vec<i16>]) {
     match buf {
         AudioBufferRef::U8(b) => fill(b, skip, planes, |v| ((v as i16) - 128) << 8),
         AudioBufferRef::S8(b) => fill(b, skip, planes, |v| (v as i16) << 8),
@@ -310,10 +323,16 @@ fn planes_i16(buf: &AudioBufferRef<'_>, bits: Option<u32>, skip: usize, planes: 
     }
 }
 
-fn planes_i32<T>(buf: &AudioBufferRef<'_>, skip: usize, tmp: &mut Vec<i32>, planes: &mut [Vec<T>], f: impl Fn(i32) -> T + Copy) {
-    let _ = tmp;
+fn planes_i32<T>(
+    buf: &AudioBufferRef<'_>,
+    skip: usize,
+    planes: &mut [Vec<T>],
+    f: impl Fn(i32) -> T + Copy,
+) {
     match buf {
-        AudioBufferRef::U24(b) => fill(b, skip, planes, |v: u24| f((v.inner() as i32 - (1 << 23)) << 8)),
+        AudioBufferRef::U24(b) => fill(b, skip, planes, |v: u24| {
+            f((v.inner() as i32 - (1 << 23)) << 8)
+        }),
         AudioBufferRef::S24(b) => fill(b, skip, planes, |v: i24| f(v.inner() << 8)),
         AudioBufferRef::U32(b) => fill(b, skip, planes, |v| f((v ^ 0x8000_0000) as i32)),
         AudioBufferRef::S32(b) => fill(b, skip, planes, f),
@@ -321,7 +340,12 @@ fn planes_i32<T>(buf: &AudioBufferRef<'_>, skip: usize, tmp: &mut Vec<i32>, plan
     }
 }
 
-fn planes_float<T>(buf: &AudioBufferRef<'_>, skip: usize, planes: &mut [Vec<T>], f: impl Fn(f64) -> T + Copy) {
+fn planes_float<T>(
+    buf: &AudioBufferRef<'_>,
+    skip: usize,
+    planes: &mut [Vec<T>],
+    f: impl Fn(f64) -> T + Copy,
+) {
     match buf {
         AudioBufferRef::F32(b) => fill(b, skip, planes, |v| f(v as f64)),
         AudioBufferRef::F64(b) => fill(b, skip, planes, f),
