@@ -66,10 +66,12 @@ fn decode_matches_faster_whisper() {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
         let (worst, differ, n) = compare(&path);
         eprintln!("{name:32} max error {worst} LSB, {differ} of {n} samples differ");
-        // swr resamples in f32 with SIMD kernels whose summation order we do not copy: a
-        // result within a hair of a rounding boundary can land one s16 step away. Measured:
-        // at most 1 LSB, on at most 5 of 16000 samples per file.
-        if worst > 1 || differ * 1000 > n {
+        // swr resamples in f32 with SIMD kernels whose summation order we reproduce for the
+        // kernel the CPU gets; the goldens were made on an FMA3 machine, so elsewhere (another
+        // kernel, another order) a sum near a rounding boundary may land one step away.
+        let fma3 = cfg!(target_arch = "x86_64") && std::is_x86_feature_detected!("fma");
+        let allowed = if fma3 { 0 } else { 1 };
+        if worst > allowed || differ * 1000 > n {
             failures.push(format!("{name}: {worst} LSB, {differ} samples"));
         }
     }

@@ -15,6 +15,7 @@
 
 mod container;
 mod input;
+mod kernels;
 mod mp4;
 pub(crate) mod resample;
 mod source;

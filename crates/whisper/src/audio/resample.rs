@@ -16,13 +16,15 @@
 //! - the start is mirrored without repeating the edge (`x[−j] = x[j]`), the end at the flush
 //!   with the edge repeated (`x[N + j] = x[N − 1 − j]`, `L / 2` samples), so a clip of `N`
 //!   samples gives `ceil(N · out / in)` outputs;
-//! - accumulation in the path's type, tap by tap (swr's SIMD kernels sum in another order:
-//!   the one source of the rare 1-LSB differences left after rounding to s16).
+//! - sums in the order of swr's x86 SIMD kernels (lanes, FMA), see [`super::kernels`]: with
+//!   that, the output equals faster-whisper's sample for sample on the goldens.
 //!
 //! Numbers were checked against faster-whisper's `decode_audio` on the goldens in
 //! `testdata/audio/resample/` (see `tests/resample.rs`).
 
 use std::f64::consts::PI;
+
+use super::kernels::{self, Kernel};
 
 /// swr's defaults.
 const FILTER_SIZE: f64 = 32.0;
@@ -33,51 +35,42 @@ const KAISER_BETA: f64 = 9.0;
 /// A sample type swr resamples in: f32 or f64. (swr also has a fixed-point path, Q15 taps and
 /// `(acc + 2^14) >> 15`; this FFmpeg does not take it for s16 → s16, see `swr`.)
 pub(crate) trait Elem: Copy + Default + Send + 'static {
-    /// Accumulator of one dot product.
-    type Acc: Copy;
-    /// Filter scale: taps of one phase sum to this (1 << 15 for i16, 1 for floats).
-    const SCALE: f64;
-    /// A tap from its normalised value (`tab · scale / norm`, in f64), stored as swr stores it.
+    /// A tap from its normalised value (`tab / norm`, in f64), stored as swr stores it.
     fn tap(v: f64) -> Self;
-    /// Σ src[i] · taps[i], in swr's arithmetic.
-    fn dot(src: &[Self], taps: &[Self]) -> Self::Acc;
-    /// swr's linear interpolation between the accumulators of two neighbouring phases.
-    fn lerp(a: Self::Acc, b: Self::Acc, frac: i64, src_incr: i64) -> Self::Acc;
-    /// Accumulator to output sample (rounding and saturation for i16).
-    fn finish(acc: Self::Acc) -> Self;
+    /// Σ src[i] · taps[i], summed in the order of swr's SIMD kernel.
+    fn dot(kernel: Kernel, src: &[Self], taps: &[Self]) -> Self;
+    /// swr's linear interpolation between two neighbouring phases.
+    fn dot_linear(
+        kernel: Kernel,
+        src: &[Self],
+        taps1: &[Self],
+        taps2: &[Self],
+        frac: i64,
+        src_incr: i64,
+    ) -> Self;
 }
 
 impl Elem for f32 {
-    type Acc = f32;
-    const SCALE: f64 = 1.0;
     fn tap(v: f64) -> Self {
         v as f32
     }
-    fn dot(src: &[f32], taps: &[f32]) -> f32 {
-        src.iter().zip(taps).fold(0f32, |acc, (&s, &t)| acc + s * t)
+    fn dot(kernel: Kernel, src: &[f32], taps: &[f32]) -> f32 {
+        kernels::dot_f32(kernel, src, taps)
     }
-    fn lerp(a: f32, b: f32, frac: i64, src_incr: i64) -> f32 {
-        (a as f64 + (b - a) as f64 * (1.0 / src_incr as f64) * frac as f64) as f32
-    }
-    fn finish(acc: f32) -> f32 {
-        acc
+    fn dot_linear(k: Kernel, src: &[f32], t1: &[f32], t2: &[f32], frac: i64, incr: i64) -> f32 {
+        kernels::dot_linear_f32(k, src, t1, t2, frac, incr)
     }
 }
 
 impl Elem for f64 {
-    type Acc = f64;
-    const SCALE: f64 = 1.0;
     fn tap(v: f64) -> Self {
         v
     }
-    fn dot(src: &[f64], taps: &[f64]) -> f64 {
-        src.iter().zip(taps).fold(0f64, |acc, (&s, &t)| acc + s * t)
+    fn dot(_: Kernel, src: &[f64], taps: &[f64]) -> f64 {
+        kernels::dot_f64(src, taps)
     }
-    fn lerp(a: f64, b: f64, frac: i64, src_incr: i64) -> f64 {
-        a + (b - a) * (1.0 / src_incr as f64) * frac as f64
-    }
-    fn finish(acc: f64) -> f64 {
-        acc
+    fn dot_linear(_: Kernel, src: &[f64], t1: &[f64], t2: &[f64], frac: i64, incr: i64) -> f64 {
+        kernels::dot_linear_f64(src, t1, t2, frac, incr)
     }
 }
 
@@ -118,6 +111,7 @@ pub(crate) struct Plan<T> {
     incr_div: i64,
     incr_mod: i64,
     linear: bool,
+    kernel: Kernel,
 }
 
 impl<T: Elem> Plan<T> {
@@ -154,6 +148,7 @@ impl<T: Elem> Plan<T> {
             incr_div: dst_incr / src_incr,
             incr_mod: dst_incr % src_incr,
             linear: dst_incr % src_incr != 0,
+            kernel: Kernel::detect(),
         }
     }
 
@@ -199,7 +194,7 @@ fn build_bank<T: Elem>(factor: f64, len: usize, alloc: usize, phases: usize) -> 
             }
         }
         for i in 0..len {
-            bank[ph * alloc + i] = T::tap(tab[i] * T::SCALE / norm);
+            bank[ph * alloc + i] = T::tap(tab[i] / norm);
         }
         if phases.is_multiple_of(2) {
             for i in 0..len {
@@ -282,16 +277,22 @@ impl<T: Elem> Channel<T> {
             }
             let at = (sample - self.base) as usize;
             let src = &self.hist[at..at + plan.len];
-            let mut acc = T::dot(src, plan.row(phase));
-            // swr's linear kernel adds (v2 − v1) · frac / src_incr, nothing when frac is 0.
-            if plan.linear && self.frac != 0 {
-                let next = T::dot(
+            // swr's linear kernel adds (v2 − v1) · frac / src_incr, nothing when frac is 0
+            // (it then runs the plain kernel).
+            let y = if plan.linear && self.frac != 0 {
+                let next = &plan.bank[(phase as usize + 1) * plan.alloc..][..plan.len];
+                T::dot_linear(
+                    plan.kernel,
                     src,
-                    &plan.bank[(phase as usize + 1) * plan.alloc..][..plan.len],
-                );
-                acc = T::lerp(acc, next, self.frac, plan.src_incr);
-            }
-            out.push(T::finish(acc));
+                    plan.row(phase),
+                    next,
+                    self.frac,
+                    plan.src_incr,
+                )
+            } else {
+                T::dot(plan.kernel, src, plan.row(phase))
+            };
+            out.push(y);
             self.frac += plan.incr_mod;
             self.index += plan.incr_div;
             if self.frac >= plan.src_incr {

@@ -4,7 +4,7 @@
 //! swr picks an internal sample format from the input's: with this FFmpeg (8.x, libswresample
 //! 6, as bundled by PyAV 18.1) s16, u8, s32 and float input are resampled and mixed in f32
 //! (fixed-point Q15 resampling of s16 input gave 1–4 LSB differences on the goldens, the f32
-//! path matches), double input in f64. When the channel count drops, swr resamples every channel first
+//! path is exact), double input in f64. When the channel count drops, swr resamples every channel first
 //! and mixes after (its `resample_first` rule holds for any downmix to mono). Stereo becomes
 //! mono with the matrix `[½, ½]` (swr's `√½` per side, normalised so the row sums to 1 because
 //! the output is s16), `½·l + ½·r` in f32. The result is
