@@ -6,7 +6,8 @@ Run from this folder with the peer venv (faster-whisper 1.2.1, PyAV 18.1.0):
 Inputs: 1 s of two 16 kHz speech clips, brought to 8, 22.05, 44.1 and 48 kHz with PyAV
 (libswresample, s16 out), written as 16-bit WAV, mono and stereo (the stereo right channel is
 the left one delayed by 37 samples at 0.6 gain, so the channels differ); plus 32-bit float stereo
-WAV variants of the first clip (float input takes libswresample's float path).
+WAV variants of the first clip (float input takes libswresample's float path); and `tiny_*`:
+7 to 150 samples of the first clip at one rate (shorter than or near the filter length).
 Goldens: `<name>.npy`, int16, `faster_whisper.audio.decode_audio(<name>.wav) * 32768`.
 """
 
@@ -79,6 +80,13 @@ def main():
                 rf = right.astype(np.float32) / 32768
                 write_wav(HERE / f"{base}_stereo_f32.wav", rate, [xf, rf])
                 names += [f"{base}_stereo_f32"]
+    # Very short inputs (shorter than the filter) exercise the start/end mirrors together.
+    pcm = read_wav16(CLIPS["librivox_0880"])[START:START + 16000]
+    for rate, n in [(44100, 60), (44100, 150), (48000, 101), (22050, 47), (8000, 7), (8000, 40)]:
+        x = to_rate(pcm, rate)[1000:1000 + n]
+        k = rate // 1000 if rate % 1000 == 0 else rate / 1000
+        write_wav(HERE / f"tiny_{k}k_{n}.wav", rate, [x])
+        names.append(f"tiny_{k}k_{n}")
     for name in names:
         audio = decode_audio(str(HERE / f"{name}.wav"))
         pcm = np.round(audio * 32768).astype(np.int16)

@@ -15,7 +15,7 @@
 //!   `floor(k · in / out) − c`;
 //! - the start is mirrored without repeating the edge (`x[−j] = x[j]`), the end at the flush
 //!   with the edge repeated (`x[N + j] = x[N − 1 − j]`, `L / 2` samples), so a clip of `N`
-//!   samples gives `ceil(N · out / in)` outputs;
+//!   samples gives `ceil(N · out / in)` outputs — none when `N < L + 1`, as swr;
 //! - sums in the order of swr's x86 SIMD kernels (lanes, FMA), see [`super::kernels`]: with
 //!   that, the output equals faster-whisper's sample for sample on the goldens.
 //!
@@ -315,7 +315,9 @@ impl<T: Elem> Channel<T> {
             return;
         }
         if !self.started {
-            self.start(plan);
+            // swr waits for L + 1 samples before it mirrors the start; a shorter stream
+            // gives no output at all (checked against PyAV).
+            return;
         }
         let n = self.n_in;
         let pending = n - self.index.div_euclid(plan.phases);
