@@ -81,7 +81,7 @@ fn windows_equal_the_whole_computation() {
     }
     // The same through a spooled file.
     let (what, samples) = &cases[1];
-    let spooled = SpooledSource::from_samples(samples).unwrap();
+    let spooled: Box<dyn SampleSource> = Box::new(SpooledSource::from_samples(samples).unwrap());
     let feats = StreamingFeatures::new(spooled, 80).unwrap();
     check_windows(samples, &feats, &format!("{what} (spooled)"));
 }

@@ -69,6 +69,15 @@ impl<S: SampleSource + ?Sized> SampleSource for Arc<S> {
     }
 }
 
+impl<S: SampleSource + ?Sized> SampleSource for Box<S> {
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn read_into(&self, start: usize, out: &mut [f32]) -> Result<()> {
+        (**self).read_into(start, out)
+    }
+}
+
 impl<S: SampleSource + ?Sized> SampleSource for &S {
     fn len(&self) -> usize {
         (**self).len()
