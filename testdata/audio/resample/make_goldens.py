@@ -7,7 +7,8 @@ Inputs: 1 s of two 16 kHz speech clips, brought to 8, 22.05, 44.1 and 48 kHz wit
 (libswresample, s16 out), written as 16-bit WAV, mono and stereo (the stereo right channel is
 the left one delayed by 37 samples at 0.6 gain, so the channels differ); plus 32-bit float stereo
 WAV variants of the first clip (float input takes libswresample's float path); and `tiny_*`:
-7 to 150 samples of the first clip at one rate (shorter than or near the filter length).
+7 to 150 samples of the first clip at one rate (shorter than or near the filter length);
+`librivox_0880_48k_6ch.wav`: 0.25 s, six channels (5.1), to test swr's 5.1 downmix.
 Goldens: `<name>.npy`, int16, `faster_whisper.audio.decode_audio(<name>.wav) * 32768`.
 """
 
@@ -62,6 +63,10 @@ def write_wav(path, rate, channels):
     path.write_bytes(b"RIFF" + len(riff).to_bytes(4, "little") + riff)
 
 
+def pcm_of(clip):
+    return read_wav16(CLIPS[clip])[START:START + int(SECONDS * 16000)]
+
+
 def main():
     names = []
     for clip, src in CLIPS.items():
@@ -80,6 +85,13 @@ def main():
                 rf = right.astype(np.float32) / 32768
                 write_wav(HERE / f"{base}_stereo_f32.wav", rate, [xf, rf])
                 names += [f"{base}_stereo_f32"]
+    # Six channels (FFmpeg and symphonia both take a plain 6-channel WAV as 5.1): swr's
+    # 5.1 -> mono matrix. 0.25 s at 48 kHz, channel k = x delayed 13k samples at gain g_k.
+    x = to_rate(pcm_of("librivox_0880"), 48000)[:12000].astype(np.float64)
+    gains = [1.0, 0.8, 0.6, 0.3, 0.5, 0.4]
+    six = [np.round(np.roll(x, 13 * k) * g).astype(np.int16) for k, g in enumerate(gains)]
+    write_wav(HERE / "librivox_0880_48k_6ch.wav", 48000, six)
+    names.append("librivox_0880_48k_6ch")
     # Very short inputs (shorter than the filter) exercise the start/end mirrors together.
     pcm = read_wav16(CLIPS["librivox_0880"])[START:START + 16000]
     for rate, n in [(44100, 60), (44100, 150), (48000, 101), (22050, 47), (8000, 7), (8000, 40)]:
