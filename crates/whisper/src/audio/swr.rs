@@ -49,8 +49,9 @@ pub(crate) struct MixRow {
 
 impl MixRow {
     /// swr's automatic matrix to mono for the channels symphonia reports (bit order = WAV
-    /// order = FFmpeg's native order). Exact for mono and stereo; other layouts follow swr's
-    /// rules for the common speakers (center, LFE, back/side pairs).
+    /// order = FFmpeg's native order). Checked exact against PyAV for mono, stereo and 5.1;
+    /// other layouts follow swr's rules for the common speakers (centre, LFE, back/side
+    /// pairs) but are unverified.
     fn to_mono(channels: Channels, count: usize) -> MixRow {
         const SQRT1_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
         // swr's clev/slev options are floats.
