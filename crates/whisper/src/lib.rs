@@ -11,6 +11,7 @@ pub mod ct2;
 pub mod decode;
 pub mod error;
 pub mod eval;
+pub mod features;
 pub mod mel;
 pub mod model;
 pub mod npy;

@@ -238,27 +238,64 @@ impl MelExtractor {
     /// Long clips are split across rayon's threads; a 30 s clip is cheap on one core.
     pub fn compute(&self, samples: &[f32]) -> Mel {
         let n_frames = Self::n_frames_for(samples.len());
+        let (frame_major, max) = self.log10_frames(samples, 0, samples.len(), 0..n_frames);
+        self.finish(&frame_major, n_frames, max)
+    }
+
+    /// log10 mel energies of STFT frames `frames`, frame-major `[frame][n_mels]`, and their
+    /// maximum. `seg` holds samples `offset..offset + seg.len()` of a clip of `len` samples;
+    /// it must cover every sample the frames read (see [`MelExtractor::frames_input`]).
+    pub(crate) fn log10_frames(
+        &self,
+        seg: &[f32],
+        offset: usize,
+        len: usize,
+        frames: std::ops::Range<usize>,
+    ) -> (Vec<f32>, f32) {
         let n_mels = self.n_mels;
-        // Frame-major log10 values first (each frame writes one contiguous run), transposed
-        // to the row-major layout at the end together with the clamp and scaling.
-        let mut frame_major = vec![0f32; n_frames * n_mels];
+        let mut frame_major = vec![0f32; frames.len() * n_mels];
         let max = frame_major
             .par_chunks_mut(FRAMES_PER_TASK * n_mels)
             .enumerate()
             .map_init(
                 || self.scratch(),
                 |scratch, (task, chunk)| {
-                    let first = task * FRAMES_PER_TASK;
+                    let first = frames.start + task * FRAMES_PER_TASK;
                     let mut max = f32::NEG_INFINITY;
                     for (i, out) in chunk.chunks_exact_mut(n_mels).enumerate() {
-                        self.frame_log_mel(samples, first + i, scratch, out);
+                        self.frame_log_mel(seg, offset, len, first + i, scratch, out);
                         max = out.iter().fold(max, |a, &b| a.max(b));
                     }
                     max
                 },
             )
             .reduce(|| f32::NEG_INFINITY, f32::max);
+        (frame_major, max)
+    }
 
+    /// The samples frames `frames` of a clip of `len` samples read: a range of the clip
+    /// (STFT context and the mirrored edges included).
+    pub(crate) fn frames_input(
+        len: usize,
+        frames: std::ops::Range<usize>,
+    ) -> std::ops::Range<usize> {
+        if frames.is_empty() {
+            return 0..0;
+        }
+        // Short clips reflect back and forth: read them whole.
+        if len < 4 * N_FFT {
+            return 0..len;
+        }
+        let lo = (frames.start * HOP_LENGTH).saturating_sub(N_FFT / 2);
+        // The mirror at the start reads samples 1..=N_FFT/2.
+        let hi = ((frames.end - 1) * HOP_LENGTH + N_FFT / 2).max(N_FFT / 2 + 1);
+        lo..hi.min(len)
+    }
+
+    /// Clamps frame-major log10 values at `max − 8`, scales them to `(x + 4) / 4` and
+    /// transposes them into a row-major [`Mel`].
+    pub(crate) fn finish(&self, frame_major: &[f32], n_frames: usize, max: f32) -> Mel {
+        let n_mels = self.n_mels;
         let floor = max - DYNAMIC_RANGE;
         let mut data = vec![0f32; n_mels * n_frames];
         // Blocked transpose: a block of frames stays in cache while every row is written.
@@ -288,14 +325,25 @@ impl MelExtractor {
         }
     }
 
-    /// log10 mel energies of STFT frame `t` into `out` (length n_mels).
-    fn frame_log_mel(&self, samples: &[f32], t: usize, s: &mut Scratch, out: &mut [f32]) {
+    /// log10 mel energies of STFT frame `t` into `out` (length n_mels). `seg` holds samples
+    /// `offset..` of the clip of `len` samples.
+    fn frame_log_mel(
+        &self,
+        seg: &[f32],
+        offset: usize,
+        len: usize,
+        t: usize,
+        s: &mut Scratch,
+        out: &mut [f32],
+    ) {
         // Frame t covers [t·hop − n_fft/2, t·hop + n_fft/2) of the zero-extended clip.
-        let len = samples.len();
         let padded_len = len + TAIL_PADDING;
         let start = (t * HOP_LENGTH) as isize - (N_FFT / 2) as isize;
-        if start >= 0 && start as usize + N_FFT <= len {
-            let x = &samples[start as usize..start as usize + N_FFT];
+        if start >= offset as isize
+            && start as usize + N_FFT <= len
+            && start as usize + N_FFT <= offset + seg.len()
+        {
+            let x = &seg[start as usize - offset..start as usize - offset + N_FFT];
             for ((f, &x), &w) in s.frame.iter_mut().zip(x).zip(&self.window) {
                 *f = x * w;
             }
@@ -304,7 +352,12 @@ impl MelExtractor {
             // extended with its zero tail.
             for (k, (f, &w)) in s.frame.iter_mut().zip(&self.window).enumerate() {
                 let i = reflect(start + k as isize, padded_len);
-                *f = samples.get(i).copied().unwrap_or(0.0) * w;
+                let x = if i < len {
+                    seg.get(i.wrapping_sub(offset)).copied().unwrap_or(0.0)
+                } else {
+                    0.0
+                };
+                *f = x * w;
             }
         }
         self.fft

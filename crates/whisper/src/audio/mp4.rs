@@ -1,0 +1,202 @@
+//! MP4 edit lists: the encoder priming FFmpeg skips and symphonia's MP4 reader does not.
+
+use std::io::{Read, Seek, SeekFrom};
+
+/// Largest MP4 `moov` box read to find the edit list (real ones are kilobytes to a few MB).
+const MAX_MOOV_BYTES: u64 = 64 << 20;
+
+/// Leading media time an MP4 edit list skips, in the track's media timescale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Priming {
+    pub(crate) media_time: u64,
+    pub(crate) timescale: u32,
+}
+
+/// The encoder priming of the first sound track of an MP4/M4A file, from its edit list
+/// (`moov/trak/edts/elst`, first non-empty edit) and media timescale (`mdia/mdhd`). `None` for
+/// anything else or anything malformed: then nothing is skipped and symphonia reports errors.
+pub(crate) fn mp4_priming<R: Read + Seek>(src: &mut R) -> Option<Priming> {
+    let mut head = [0u8; 8];
+    src.read_exact(&mut head).ok()?;
+    if &head[4..8] != b"ftyp" {
+        return None;
+    }
+    // Walk the top-level boxes (moov is often after the media data) and load moov.
+    let mut pos = 0u64;
+    loop {
+        src.seek(SeekFrom::Start(pos)).ok()?;
+        src.read_exact(&mut head).ok()?;
+        let (size, header) = match u32::from_be_bytes(head[..4].try_into().ok()?) {
+            1 => {
+                let mut big = [0u8; 8];
+                src.read_exact(&mut big).ok()?;
+                (u64::from_be_bytes(big), 16)
+            }
+            0 => return None, // last box runs to the end: no moov after it
+            n => (n as u64, 8),
+        };
+        if size < header {
+            return None;
+        }
+        if &head[4..8] == b"moov" {
+            if size > MAX_MOOV_BYTES {
+                return None;
+            }
+            let mut moov = vec![0u8; (size - header) as usize];
+            src.read_exact(&mut moov).ok()?;
+            return boxes(&moov)
+                .filter(|(t, _)| t == b"trak")
+                .find_map(|(_, trak)| trak_priming(trak));
+        }
+        pos = pos.checked_add(size)?;
+    }
+}
+
+fn trak_priming(trak: &[u8]) -> Option<Priming> {
+    let mdia = child(trak, b"mdia")?;
+    let hdlr = child(mdia, b"hdlr")?;
+    if hdlr.get(8..12)? != b"soun" {
+        return None;
+    }
+    let mdhd = child(mdia, b"mdhd")?;
+    let timescale = match mdhd.first()? {
+        0 => be_u32(mdhd.get(12..16)?),
+        1 => be_u32(mdhd.get(20..24)?),
+        _ => return None,
+    };
+    let elst = child(child(trak, b"edts")?, b"elst")?;
+    let version = *elst.first()?;
+    let count = be_u32(elst.get(4..8)?) as usize;
+    let entry_len = if version == 1 { 20 } else { 12 };
+    (0..count.min(64)).find_map(|i| {
+        let e = elst.get(8 + i * entry_len..8 + (i + 1) * entry_len)?;
+        let media_time = if version == 1 {
+            i64::from_be_bytes(e[8..16].try_into().ok()?)
+        } else {
+            be_u32(&e[4..8]) as i32 as i64
+        };
+        // media_time −1 marks an empty edit (a gap), not a skip.
+        (media_time >= 0).then_some(Priming {
+            media_time: media_time as u64,
+            timescale,
+        })
+    })
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Payload of the first child box of type `kind`.
+fn child<'a>(parent: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    boxes(parent).find(|(t, _)| t == kind).map(|(_, body)| body)
+}
+
+/// The (type, payload) of each box in `buf`, stopping at the first malformed header.
+fn boxes(buf: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        let head = buf.get(pos..pos + 8)?;
+        let kind: [u8; 4] = head[4..8].try_into().ok()?;
+        let (size, header) = match be_u32(&head[..4]) {
+            1 => (
+                u64::from_be_bytes(buf.get(pos + 8..pos + 16)?.try_into().ok()?) as usize,
+                16,
+            ),
+            0 => (buf.len() - pos, 8),
+            n => (n as usize, 8),
+        };
+        let end = pos
+            .checked_add(size)
+            .filter(|&e| e <= buf.len() && size >= header)?;
+        let body = &buf[pos + header..end];
+        pos = end;
+        Some((kind, body))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// An MP4 box: big-endian size, type, payload.
+    fn mp4_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(payload);
+        b
+    }
+
+    /// A minimal MP4 skeleton with one track of `handler` whose edit list skips `media_time`
+    /// (edit list version 0 or 1), media timescale 48000; `moov_first` puts moov before mdat.
+    fn mp4(handler: &[u8; 4], media_time: i64, version: u8, moov_first: bool) -> Vec<u8> {
+        let mut elst = vec![version, 0, 0, 0];
+        elst.extend_from_slice(&2u32.to_be_bytes());
+        for mt in [-1, media_time] {
+            if version == 1 {
+                elst.extend_from_slice(&1000u64.to_be_bytes());
+                elst.extend_from_slice(&mt.to_be_bytes());
+            } else {
+                elst.extend_from_slice(&1000u32.to_be_bytes());
+                elst.extend_from_slice(&(mt as i32).to_be_bytes());
+            }
+            elst.extend_from_slice(&[0, 1, 0, 0]);
+        }
+        let mut hdlr = vec![0u8; 8];
+        hdlr.extend_from_slice(handler);
+        hdlr.extend_from_slice(&[0; 12]);
+        let mut mdhd = vec![0u8; 12];
+        mdhd.extend_from_slice(&48_000u32.to_be_bytes());
+        mdhd.extend_from_slice(&[0; 8]);
+        let mdia = [mp4_box(b"mdhd", &mdhd), mp4_box(b"hdlr", &hdlr)].concat();
+        let trak = [
+            mp4_box(b"edts", &mp4_box(b"elst", &elst)),
+            mp4_box(b"mdia", &mdia),
+        ]
+        .concat();
+        let moov = mp4_box(b"moov", &mp4_box(b"trak", &trak));
+        let mdat = mp4_box(b"mdat", &[0xAB; 100]);
+        let ftyp = mp4_box(b"ftyp", b"M4A \0\0\0\0");
+        if moov_first {
+            [ftyp, moov, mdat].concat()
+        } else {
+            [ftyp, mdat, moov].concat()
+        }
+    }
+
+    #[test]
+    fn mp4_priming_from_edit_list() {
+        let want = Some(Priming {
+            media_time: 1024,
+            timescale: 48_000,
+        });
+        for version in [0, 1] {
+            for moov_first in [true, false] {
+                let file = mp4(b"soun", 1024, version, moov_first);
+                assert_eq!(
+                    mp4_priming(&mut Cursor::new(&file)),
+                    want,
+                    "v{version} {moov_first}"
+                );
+            }
+        }
+        // Not a sound track, not MP4, or cut before moov: no priming, no panic.
+        assert_eq!(
+            mp4_priming(&mut Cursor::new(mp4(b"vide", 1024, 0, true))),
+            None
+        );
+        assert_eq!(
+            mp4_priming(&mut Cursor::new(b"RIFF\0\0\0\0WAVE".to_vec())),
+            None
+        );
+        let file = mp4(b"soun", 1024, 0, false);
+        for cut in [0, 5, 20, 40, file.len() - 30, file.len() - 1] {
+            assert_eq!(
+                mp4_priming(&mut Cursor::new(&file[..cut])),
+                None,
+                "cut at {cut}"
+            );
+        }
+    }
+}
