@@ -8,7 +8,9 @@ use tracing::{debug, info_span};
 
 use std::sync::Arc;
 
+use crate::audio::SampleSource;
 use crate::decode::GenerateOptions;
+use crate::features::StreamingFeatures;
 use crate::window::{decode_window, WindowOptions, WindowResult};
 use crate::mel::{Mel, MelExtractor, HOP_LENGTH, N_FRAMES};
 use crate::model::{KvCache, Whisper};
@@ -313,7 +315,7 @@ impl<'a> Transcriber<'a> {
     fn run(&self, mut session: Session<'a>, on_segment: &mut dyn FnMut(&Segment)) -> Result<Transcript> {
         let mut cache = session.new_cache();
         while !session.is_done() {
-            let encoded = match session.window_mel() {
+            let encoded = match session.window_mel()? {
                 Some(mel) => Some(self.model.encode(&mel)?),
                 None => None,
             };
@@ -326,11 +328,30 @@ impl<'a> Transcriber<'a> {
     /// can batch the windows of several sessions through the encoder).
     pub fn start(&self, samples: &[f32], opts: &TranscribeOptions) -> Result<Session<'a>> {
         opts.validate()?;
+        let duration = samples.len() as f64 / SAMPLE_RATE as f64;
+        self.start_features(Features::Whole(self.mel.compute(samples)), duration, opts)
+    }
+
+    /// Starts a transcription that reads its audio from `source` window by window: the
+    /// log-mel is never held whole, so memory stays flat however long the recording.
+    pub fn start_source(&self, source: Box<dyn SampleSource>, opts: &TranscribeOptions) -> Result<Session<'a>> {
+        opts.validate()?;
+        let duration = source.len() as f64 / SAMPLE_RATE as f64;
+        let features = StreamingFeatures::new(source, self.model.dims.n_mels)?;
+        self.start_features(Features::Streaming(features), duration, opts)
+    }
+
+    /// [`Transcriber::transcribe`] over a [`SampleSource`] (flat memory).
+    pub fn transcribe_source(&self, source: Box<dyn SampleSource>, opts: &TranscribeOptions, on_segment: &mut dyn FnMut(&Segment)) -> Result<Transcript> {
+        let _span = info_span!("transcribe", seconds = source.len() as f64 / SAMPLE_RATE as f64).entered();
+        let session = self.start_source(source, opts)?;
+        self.run(session, on_segment)
+    }
+
+    fn start_features(&self, features: Features, duration: f64, opts: &TranscribeOptions) -> Result<Session<'a>> {
         let model = self.model;
         let tk = &model.tokenizer;
-        let duration = samples.len() as f64 / SAMPLE_RATE as f64;
-        let features = self.mel.compute(samples);
-        let content_frames = features.n_frames.saturating_sub(1);
+        let content_frames = features.n_frames().saturating_sub(1);
         let mut pre_encoded = None;
         let (language, language_probability) = match &opts.language {
             Some(code) if !tk.multilingual => {
@@ -349,7 +370,7 @@ impl<'a> Transcriber<'a> {
             None => {
                 // faster-whisper detects on the first 3000 frames of the features (the last,
                 // dropped frame included), so the encoding is reusable only for long inputs.
-                let audio = model.encode(&features.window(0, N_FRAMES).pad_or_trim(N_FRAMES))?;
+                let audio = model.encode(&features.window(0, N_FRAMES)?.pad_or_trim(N_FRAMES))?;
                 let r = self.detect_language(&audio)?;
                 if content_frames >= N_FRAMES {
                     pre_encoded = Some(audio);
@@ -382,13 +403,36 @@ impl<'a> Transcriber<'a> {
     }
 }
 
+/// Log-mel of a session's input: computed whole (audio already in memory) or window by
+/// window from a sample source (flat memory for long recordings); the same values either way.
+enum Features {
+    Whole(Mel),
+    Streaming(StreamingFeatures<Box<dyn SampleSource>>),
+}
+
+impl Features {
+    fn n_frames(&self) -> usize {
+        match self {
+            Features::Whole(m) => m.n_frames,
+            Features::Streaming(f) => f.n_frames(),
+        }
+    }
+
+    fn window(&self, start: usize, n: usize) -> Result<Mel> {
+        match self {
+            Features::Whole(m) => Ok(m.window(start, n)),
+            Features::Streaming(f) => f.window(start, n),
+        }
+    }
+}
+
 /// One transcription in progress: the seek loop of openai-whisper's transcribe.py, one
 /// window per [`Session::step`].
 pub struct Session<'a> {
     model: &'a Whisper,
     opts: TranscribeOptions,
     window_opts: Arc<WindowOptions>,
-    features: Mel,
+    features: Features,
     content_frames: usize,
     seek: usize,
     /// Encoder output of the window at seek 0, left over from language detection.
@@ -433,15 +477,11 @@ impl Session<'_> {
 
     /// The log-mel of the current window when it still needs encoding; `None` when the
     /// session is done or the window is already encoded.
-    pub fn window_mel(&self) -> Option<Mel> {
+    pub fn window_mel(&self) -> Result<Option<Mel>> {
         if self.is_done() || (self.seek == 0 && self.pre_encoded.is_some()) {
-            return None;
+            return Ok(None);
         }
-        Some(
-            self.features
-                .window(self.seek, self.segment_size())
-                .pad_or_trim(N_FRAMES),
-        )
+        Ok(Some(self.features.window(self.seek, self.segment_size())?.pad_or_trim(N_FRAMES)))
     }
 
     /// Decodes the current window from its encoder output (`None` if [`window_mel`] said it

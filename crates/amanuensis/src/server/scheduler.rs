@@ -236,7 +236,7 @@ fn run_job(
     let cache = cache.get_or_insert_with(|| session.new_cache());
     while !session.is_done() {
         check()?;
-        let encoded = match session.window_mel() {
+        let encoded = match session.window_mel()? {
             Some(mel) => Some(batcher.encode(mel)?),
             None => None,
         };
