@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use whisper::audio::{AudioInput, SampleSource, SpooledSource};
 use whisper::tokenizer::Task;
 use whisper::transcribe::{TranscribeOptions, Transcriber};
 
@@ -19,9 +20,13 @@ pub enum TaskArg {
 
 #[derive(Debug, clap::Args)]
 pub struct TranscribeArgs {
-    /// Audio files (WAV, FLAC, MP3, Ogg Vorbis, M4A/AAC).
+    /// Audio files (WAV, FLAC, MP3, Ogg Vorbis, M4A/AAC); `-` reads one from stdin.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// The inputs are headerless little-endian signed 16-bit mono PCM at RATE Hz (e.g. from
+    /// `arecord -t raw` or `ffmpeg -f s16le`).
+    #[arg(long, value_name = "RATE", value_parser = clap::value_parser!(u32).range(1000..=384_000))]
+    pub raw_s16le: Option<u32>,
     /// Model name in the store (tiny.en, base) or a directory with config.json, model.bin, tokenizer.json.
     #[arg(long, default_value = "base", env = "AMANUENSIS_MODEL")]
     pub model: String,
@@ -156,8 +161,15 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     if args.output_format == Format::All && args.output_dir.is_none() {
         bail!("--output-format all writes one file per format: add --output-dir DIR");
     }
+    let stdin_inputs = args.files.iter().filter(|f| f.as_os_str() == "-").count();
+    if stdin_inputs > 1 {
+        bail!("`-` (stdin) can be given once");
+    }
+    if stdin_inputs == 1 && std::io::stdin().is_terminal() {
+        bail!("`-` reads audio from stdin, but stdin is a terminal: pipe a file in (`amanuensis transcribe - < talk.wav`)");
+    }
     for f in &args.files {
-        if !f.is_file() {
+        if f.as_os_str() != "-" && !f.is_file() {
             bail!("{}: no such file", f.display());
         }
     }
@@ -175,7 +187,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     let mut failures = 0;
     for file in &args.files {
         let t0 = Instant::now();
-        let result = transcribe_file(&transcriber, file, &opts, args.batch_size as usize);
+        let result = transcribe_file(&transcriber, file, args.raw_s16le, &opts, args.batch_size as usize);
         let wall = t0.elapsed().as_secs_f64();
         match result {
             Ok(t) => {
@@ -211,13 +223,29 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
 
 /// `DIR/NAME.<ext>` for input `path/NAME.ext`.
 pub fn output_path(dir: &Path, input: &Path, fmt: Format) -> PathBuf {
-    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "audio".into());
+    let stem = match input.file_stem().map(|s| s.to_string_lossy().into_owned()) {
+        Some(s) if s != "-" => s,
+        _ if input.as_os_str() == "-" => "stdin".into(),
+        _ => "audio".into(),
+    };
     dir.join(format!("{stem}.{}", fmt.extension()))
 }
 
-fn transcribe_file(tr: &Transcriber, file: &Path, opts: &TranscribeOptions, batch_size: usize) -> anyhow::Result<whisper::transcribe::Transcript> {
-    let samples = whisper::audio::load_audio(file)?;
-    let duration = samples.len() as f64 / whisper::audio::SAMPLE_RATE as f64;
+fn transcribe_file(
+    tr: &Transcriber,
+    file: &Path,
+    raw_rate: Option<u32>,
+    opts: &TranscribeOptions,
+    batch_size: usize,
+) -> anyhow::Result<whisper::transcribe::Transcript> {
+    // The audio is decoded as a stream into an unlinked temp file and read back window by
+    // window: memory stays flat however long the recording (stdin included).
+    let mut input = AudioInput::from_arg(&file.to_string_lossy());
+    if let Some(rate) = raw_rate {
+        input = input.raw_s16le(rate);
+    }
+    let source = SpooledSource::from_input(input)?;
+    let duration = source.len() as f64 / whisper::audio::SAMPLE_RATE as f64;
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new((duration * 100.0) as u64);
         b.set_style(
@@ -235,12 +263,12 @@ fn transcribe_file(tr: &Transcriber, file: &Path, opts: &TranscribeOptions, batc
         }
     };
     let t = if batch_size > 1 {
-        let windows = whisper::pipeline::fixed_windows(samples.len());
-        let mut read = |r: std::ops::Range<usize>| Ok(samples[r].to_vec());
+        let windows = whisper::pipeline::fixed_windows(source.len());
+        let mut read = |r: std::ops::Range<usize>| source.read(r);
         let input = whisper::pipeline::BatchInput { read: &mut read, map_time: &|t, _| t, duration };
         tr.transcribe_batched(&windows, input, opts, batch_size, &mut progress)?
     } else {
-        tr.transcribe_owned(samples, opts, &mut progress)?
+        tr.transcribe_source(Box::new(source), opts, &mut progress)?
     };
     if let Some(b) = bar {
         b.finish_and_clear();
