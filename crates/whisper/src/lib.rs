@@ -17,5 +17,6 @@ pub mod npy;
 pub mod testing;
 pub mod tokenizer;
 pub mod transcribe;
+pub mod vad;
 
 pub use error::{Error, Result};
