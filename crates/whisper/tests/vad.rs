@@ -467,6 +467,7 @@ fn bad_files_give_errors_not_panics() {
     let garbage_so = dir.path().join("libonnxruntime.so");
     std::fs::write(&garbage_so, b"not an ELF file").unwrap();
     let err = SileroVad::load(&model, &garbage_so).unwrap_err().to_string();
+    eprintln!("garbage runtime: {err}");
     assert!(err.contains("libonnxruntime.so"), "{err}");
     // Corrupt models: garbage, a truncated model, an empty file, a directory.
     let bytes = std::fs::read(&model).unwrap();
@@ -478,6 +479,7 @@ fn bad_files_give_errors_not_panics() {
         let p = dir.path().join(name);
         std::fs::write(&p, content).unwrap();
         let err = SileroVad::load(&p, &runtime).unwrap_err().to_string();
+        eprintln!("{name}: {err}");
         assert!(err.contains(name) && err.contains("not a valid Silero VAD model"), "{name}: {err}");
     }
     let err = SileroVad::load(dir.path(), &runtime).unwrap_err().to_string();
