@@ -1230,7 +1230,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("models");
         let err = resolve_vad_in(&root).unwrap_err().to_string();
-        assert!(err.contains("not installed") && err.contains("models pull silero-vad"), "{err}");
+        assert!(
+            err.contains("not installed") && err.contains("models pull silero-vad"),
+            "{err}"
+        );
         assert!(vad_doctor_report_in(&root).contains("not installed"));
         assert!(vad_doctor_report_in(&root).contains("models pull silero-vad"));
         // Present but not installed by `models pull`, then incomplete.
@@ -1245,14 +1248,24 @@ mod tests {
         assert!(vad_doctor_report_in(&root).contains("not verified"));
         fs::remove_file(vad.join(VAD_RUNTIME_FILE)).unwrap();
         let err = resolve_vad_in(&root).unwrap_err().to_string();
-        assert!(err.contains("incomplete") && err.contains("--force"), "{err}");
+        assert!(
+            err.contains("incomplete") && err.contains("--force"),
+            "{err}"
+        );
         // Listed by `models list` with its status; not a Whisper model for --model.
         let listed = list_installed(&root).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].name, VAD_NAME);
-        assert!(listed[0].status.starts_with("unverified"), "{}", listed[0].status);
+        assert!(
+            listed[0].status.starts_with("unverified"),
+            "{}",
+            listed[0].status
+        );
         let err = resolve_model_in(VAD_NAME, &root).unwrap_err().to_string();
-        assert!(err.contains("voice activity") && err.contains("tiny.en, base"), "{err}");
+        assert!(
+            err.contains("voice activity") && err.contains("tiny.en, base"),
+            "{err}"
+        );
         assert!(!err.contains("base, silero"), "{err}");
         let r = recipe(VAD_NAME).unwrap();
         assert!(r.pip_args.contains(&"--platform"));

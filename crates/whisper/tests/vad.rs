@@ -114,22 +114,57 @@ fn options_validation() {
     VadOptions::batched(30.0).validate().unwrap();
     let err = |o: VadOptions| o.validate().unwrap_err().to_string();
     let d = VadOptions::default;
-    let e = err(VadOptions { threshold: 1.5, ..d() });
-    assert!(e.contains("threshold = 1.5") && e.contains("between 0 and 1"), "{e}");
-    let e = err(VadOptions { threshold: f64::NAN, ..d() });
+    let e = err(VadOptions {
+        threshold: 1.5,
+        ..d()
+    });
+    assert!(
+        e.contains("threshold = 1.5") && e.contains("between 0 and 1"),
+        "{e}"
+    );
+    let e = err(VadOptions {
+        threshold: f64::NAN,
+        ..d()
+    });
     assert!(e.contains("threshold"), "{e}");
-    let e = err(VadOptions { neg_threshold: Some(-0.1), ..d() });
+    let e = err(VadOptions {
+        neg_threshold: Some(-0.1),
+        ..d()
+    });
     assert!(e.contains("neg_threshold = -0.1"), "{e}");
-    let e = err(VadOptions { neg_threshold: Some(0.7), ..d() });
+    let e = err(VadOptions {
+        neg_threshold: Some(0.7),
+        ..d()
+    });
     assert!(e.contains("above threshold"), "{e}");
-    let e = err(VadOptions { max_speech_duration_s: 0.0, ..d() });
+    let e = err(VadOptions {
+        max_speech_duration_s: 0.0,
+        ..d()
+    });
     assert!(e.contains("max_speech_duration_s = 0"), "{e}");
-    let e = err(VadOptions { max_speech_duration_s: f64::NAN, ..d() });
+    let e = err(VadOptions {
+        max_speech_duration_s: f64::NAN,
+        ..d()
+    });
     assert!(e.contains("max_speech_duration_s"), "{e}");
-    let e = err(VadOptions { max_speech_duration_s: 0.8, ..d() });
-    assert!(e.contains("too short") && e.contains("speech_pad_ms = 400"), "{e}");
-    VadOptions { max_speech_duration_s: 0.9, ..d() }.validate().unwrap();
-    let e = err(VadOptions { speech_pad_ms: u32::MAX, ..d() });
+    let e = err(VadOptions {
+        max_speech_duration_s: 0.8,
+        ..d()
+    });
+    assert!(
+        e.contains("too short") && e.contains("speech_pad_ms = 400"),
+        "{e}"
+    );
+    VadOptions {
+        max_speech_duration_s: 0.9,
+        ..d()
+    }
+    .validate()
+    .unwrap();
+    let e = err(VadOptions {
+        speech_pad_ms: u32::MAX,
+        ..d()
+    });
     assert!(e.contains("speech_pad_ms"), "{e}");
 }
 
@@ -141,14 +176,20 @@ fn timestamps_edge_cases() {
     // All speech: one chunk over the whole file.
     assert_eq!(
         speech_timestamps(&[0.9; 100], 51_000, &opts),
-        [SpeechChunk { start: 0, end: 51_000 }]
+        [SpeechChunk {
+            start: 0,
+            end: 51_000
+        }]
     );
     // Speech that starts mid-file is padded by 400 ms, clamped to the file.
     let mut p = vec![0.0f32; 100];
     p[50..].fill(0.9);
     assert_eq!(
         speech_timestamps(&p, 51_000, &opts),
-        [SpeechChunk { start: 50 * 512 - 6400, end: 51_000 }]
+        [SpeechChunk {
+            start: 50 * 512 - 6400,
+            end: 51_000
+        }]
     );
     // Thresholds compare in f32: a probability equal to f32(0.35) is not below neg_threshold.
     let mut p = vec![0.9f32; 200];
@@ -162,7 +203,10 @@ fn timestamps_edge_cases() {
         ..Default::default()
     };
     let got = speech_timestamps(&[0.9; 200], 200 * 512, &o);
-    assert!(got.len() > 1 && got.iter().all(|c| c.len() <= 32_000), "{got:?}");
+    assert!(
+        got.len() > 1 && got.iter().all(|c| c.len() <= 32_000),
+        "{got:?}"
+    );
 }
 
 fn check_map(v: &Value) {
@@ -191,8 +235,14 @@ fn timeline_matches_speech_timestamps_map() {
     }
     // Hand-made: chunks 1..2 s and 4..5 s; speech time 1.5 s is 0.5 s into the second chunk.
     let t = SpeechTimeline::new(&[
-        SpeechChunk { start: 16_000, end: 32_000 },
-        SpeechChunk { start: 64_000, end: 80_000 },
+        SpeechChunk {
+            start: 16_000,
+            end: 32_000,
+        },
+        SpeechChunk {
+            start: 64_000,
+            end: 80_000,
+        },
     ]);
     assert_eq!(t.original_time(0.5, None, false), 1.5);
     assert_eq!(t.original_time(1.5, None, false), 4.5);
@@ -201,7 +251,10 @@ fn timeline_matches_speech_timestamps_map() {
     assert_eq!(t.original_time(1.0, None, true), 2.0);
     // Past the end: the last chunk.
     assert_eq!(t.original_time(9.0, None, false), 12.0);
-    assert_eq!(SpeechTimeline::new(&[]).original_time(1.234, None, false), 1.23);
+    assert_eq!(
+        SpeechTimeline::new(&[]).original_time(1.234, None, false),
+        1.23
+    );
 }
 
 fn check_windows(v: &Value) {
@@ -212,11 +265,26 @@ fn check_windows(v: &Value) {
     assert_eq!(ours.len(), theirs.len());
     let mut all = Vec::new();
     for (k, (w, t)) in ours.iter().zip(theirs).enumerate() {
-        assert_eq!(w.offset_secs(), t["offset_s"].as_f64().unwrap(), "window {k}");
-        assert_eq!(w.duration_secs(), t["duration_s"].as_f64().unwrap(), "window {k}");
-        assert_eq!(w.duration, t["n_samples"].as_u64().unwrap() as usize, "window {k}");
+        assert_eq!(
+            w.offset_secs(),
+            t["offset_s"].as_f64().unwrap(),
+            "window {k}"
+        );
+        assert_eq!(
+            w.duration_secs(),
+            t["duration_s"].as_f64().unwrap(),
+            "window {k}"
+        );
+        assert_eq!(
+            w.duration,
+            t["n_samples"].as_u64().unwrap() as usize,
+            "window {k}"
+        );
         assert_eq!(w.duration, w.chunks.iter().map(|c| c.len()).sum::<usize>());
-        assert_eq!((w.start, w.end), (w.chunks[0].start, w.chunks.last().unwrap().end));
+        assert_eq!(
+            (w.start, w.end),
+            (w.chunks[0].start, w.chunks.last().unwrap().end)
+        );
         // faster-whisper's `segments` leave out the chunk that opened each later window.
         let skip = usize::from(k > 0);
         assert_eq!(w.chunks[skip..], chunks(&t["segments"])[..], "window {k}");
@@ -256,7 +324,9 @@ impl Vad for Recorder {
             .chunks(WINDOW)
             .map(|w| {
                 self.windows.push(w.to_vec());
-                self.state = (self.state * 0.5 + w.iter().enumerate().map(|(i, x)| x * i as f32).sum::<f32>()).fract();
+                self.state = (self.state * 0.5
+                    + w.iter().enumerate().map(|(i, x)| x * i as f32).sum::<f32>())
+                .fract();
                 self.state
             })
             .collect())
@@ -264,12 +334,26 @@ impl Vad for Recorder {
 }
 
 fn ramp(n: usize) -> Vec<f32> {
-    (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 + 0.001).collect()
+    (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 + 0.001)
+        .collect()
 }
 
 #[test]
 fn feeder_pads_like_faster_whisper_and_blocks_do_not_matter() {
-    for n in [0, 1, 100, 448, 449, 511, 512, 513, 5 * 512, 5 * 512 + 460, 12_345] {
+    for n in [
+        0,
+        1,
+        100,
+        448,
+        449,
+        511,
+        512,
+        513,
+        5 * 512,
+        5 * 512 + 460,
+        12_345,
+    ] {
         let audio = ramp(n);
         let mut whole = Recorder::default();
         let probs = file_probabilities(&mut whole, &audio).unwrap();
@@ -371,12 +455,24 @@ fn synthetic(id: &str) -> Vec<f32> {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
-fn check_against_golden(vad: &mut SileroVad, e: &Value, audio: &[f32], sets: &[(String, VadOptions)]) -> f32 {
+fn check_against_golden(
+    vad: &mut SileroVad,
+    e: &Value,
+    audio: &[f32],
+    sets: &[(String, VadOptions)],
+) -> f32 {
     let id = e["id"].as_str().unwrap();
-    assert_eq!(audio.len(), e["n_samples"].as_u64().unwrap() as usize, "{id}");
+    assert_eq!(
+        audio.len(),
+        e["n_samples"].as_u64().unwrap() as usize,
+        "{id}"
+    );
     let ours = file_probabilities(&mut *vad, audio).unwrap();
     let diff = max_diff(&ours, &golden_probs(e));
     assert!(diff < 1e-4, "{id}: probabilities differ by {diff}");
@@ -418,7 +514,10 @@ fn silence_and_noise_have_no_speech() {
         let probs = file_probabilities(&mut vad, &audio).unwrap();
         assert!(probs.iter().all(|&p| p < 0.5), "{id}");
         for opts in [VadOptions::default(), VadOptions::batched(30.0)] {
-            assert!(speech_timestamps(&probs, audio.len(), &opts).is_empty(), "{id}");
+            assert!(
+                speech_timestamps(&probs, audio.len(), &opts).is_empty(),
+                "{id}"
+            );
         }
     }
 }
@@ -456,17 +555,29 @@ fn block_fed_equals_one_call() {
 
 #[test]
 fn bad_files_give_errors_not_panics() {
-    let Some((model, runtime)) = installed() else { return };
+    let Some((model, runtime)) = installed() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.onnx");
     let err = SileroVad::load(&missing, &runtime).unwrap_err().to_string();
-    assert!(err.contains("nope.onnx") && err.contains("amanuensis models pull silero-vad"), "{err}");
-    let err = SileroVad::load(&model, &dir.path().join("libnope.so")).unwrap_err().to_string();
-    assert!(err.contains("libnope.so") && err.contains("amanuensis models pull silero-vad"), "{err}");
+    assert!(
+        err.contains("nope.onnx") && err.contains("amanuensis models pull silero-vad"),
+        "{err}"
+    );
+    let err = SileroVad::load(&model, &dir.path().join("libnope.so"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("libnope.so") && err.contains("amanuensis models pull silero-vad"),
+        "{err}"
+    );
     // A runtime that is not a shared library at all.
     let garbage_so = dir.path().join("libonnxruntime.so");
     std::fs::write(&garbage_so, b"not an ELF file").unwrap();
-    let err = SileroVad::load(&model, &garbage_so).unwrap_err().to_string();
+    let err = SileroVad::load(&model, &garbage_so)
+        .unwrap_err()
+        .to_string();
     eprintln!("garbage runtime: {err}");
     assert!(err.contains("libonnxruntime.so"), "{err}");
     // Corrupt models: garbage, a truncated model, an empty file, a directory.
@@ -480,9 +591,14 @@ fn bad_files_give_errors_not_panics() {
         std::fs::write(&p, content).unwrap();
         let err = SileroVad::load(&p, &runtime).unwrap_err().to_string();
         eprintln!("{name}: {err}");
-        assert!(err.contains(name) && err.contains("not a valid Silero VAD model"), "{name}: {err}");
+        assert!(
+            err.contains(name) && err.contains("not a valid Silero VAD model"),
+            "{name}: {err}"
+        );
     }
-    let err = SileroVad::load(dir.path(), &runtime).unwrap_err().to_string();
+    let err = SileroVad::load(dir.path(), &runtime)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a file"), "{err}");
     // The good model still loads afterwards.
     SileroVad::load(&model, &runtime).unwrap();
@@ -497,7 +613,9 @@ fn long_file_matches_faster_whisper() {
         return;
     }
     let Some(path) = std::env::var_os("AMANUENSIS_VAD_LONG_WAV").filter(|v| !v.is_empty()) else {
-        eprintln!("skipping: AMANUENSIS_VAD_LONG_WAV (path of shared/audio/long/long.wav) is unset");
+        eprintln!(
+            "skipping: AMANUENSIS_VAD_LONG_WAV (path of shared/audio/long/long.wav) is unset"
+        );
         return;
     };
     let Some(mut vad) = load() else { return };

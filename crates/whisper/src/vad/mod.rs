@@ -384,7 +384,8 @@ pub fn speech_timestamps(probs: &[f32], n_samples: usize, opts: &VadOptions) -> 
                 speeches[i + 1].0 = (speeches[i + 1].0 as f64 - speech_pad_samples).max(0.0) as i64;
             }
         } else {
-            speeches[i].1 = (audio_len as f64).min(speeches[i].1 as f64 + speech_pad_samples) as i64;
+            speeches[i].1 =
+                (audio_len as f64).min(speeches[i].1 as f64 + speech_pad_samples) as i64;
         }
     }
     speeches
@@ -464,9 +465,11 @@ impl SpeechTimeline {
     /// [`chunk_index`](Self::chunk_index)`(time, is_end)`. With no chunks, `time` rounded.
     pub fn original_time(&self, time: f64, chunk_index: Option<usize>, is_end: bool) -> f64 {
         let i = chunk_index.unwrap_or_else(|| self.chunk_index(time, is_end));
-        let before = self.total_silence_before.get(i).copied().unwrap_or_else(|| {
-            self.total_silence_before.last().copied().unwrap_or(0.0)
-        });
+        let before = self
+            .total_silence_before
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| self.total_silence_before.last().copied().unwrap_or(0.0));
         round2(before + time)
     }
 }
@@ -520,7 +523,11 @@ pub fn merge_chunks(chunks: &[SpeechChunk], max_duration_s: f64) -> Vec<SpeechWi
     };
     for &c in chunks {
         if (current_duration + c.len()) as f64 > max_samples && !current.is_empty() {
-            windows.push(close(std::mem::take(&mut current), current_duration, total_duration));
+            windows.push(close(
+                std::mem::take(&mut current),
+                current_duration,
+                total_duration,
+            ));
             total_duration += current_duration;
             current_duration = 0;
         }

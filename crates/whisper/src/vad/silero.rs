@@ -29,6 +29,9 @@ const MAX_BATCH: usize = 1024;
 /// The command that installs the model and the runtime.
 const INSTALL: &str = "amanuensis models pull silero-vad";
 
+/// Probabilities, `hn`, `cn` of one model run.
+type RunOutput = (Vec<f32>, Array3<f32>, Array3<f32>);
+
 /// The ONNX Runtime library loaded in this process and its environment.
 static RUNTIME: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
 
@@ -74,12 +77,15 @@ fn environment(path: &Path) -> Result<Environment> {
     let builder = ort::init_from(&canonical).map_err(|e| {
         vad_error(
             path,
-            format!("not a usable ONNX Runtime library: {e}; reinstall it with `{INSTALL} --force`"),
+            format!(
+                "not a usable ONNX Runtime library: {e}; reinstall it with `{INSTALL} --force`"
+            ),
         )
     })?;
-    let env = builder.with_name("amanuensis-vad").build().map_err(|e| {
-        vad_error(path, format!("ONNX Runtime failed to start: {e}"))
-    })?;
+    let env = builder
+        .with_name("amanuensis-vad")
+        .build()
+        .map_err(|e| vad_error(path, format!("ONNX Runtime failed to start: {e}")))?;
     *runtime = Some((canonical, env.clone()));
     Ok(env)
 }
@@ -178,12 +184,11 @@ impl SileroVad {
             self.input.extend_from_slice(w);
             self.context.copy_from_slice(&w[WINDOW - CONTEXT..]);
         }
-        let fail = |e: ort::Error| {
-            vad_error(&self.model_path, format!("Silero VAD failed to run: {e}"))
-        };
+        let fail =
+            |e: ort::Error| vad_error(&self.model_path, format!("Silero VAD failed to run: {e}"));
         let input = Array2::from_shape_vec((n, row), std::mem::take(&mut self.input))
             .expect("input has n rows of CONTEXT + WINDOW");
-        let result = (|| -> std::result::Result<(Vec<f32>, Array3<f32>, Array3<f32>), ort::Error> {
+        let result = (|| -> std::result::Result<RunOutput, ort::Error> {
             let outputs = self.session.run(ort::inputs![
                 "input" => TensorRef::from_array_view(&input)?,
                 "h" => TensorRef::from_array_view(&self.h)?,
@@ -225,7 +230,7 @@ impl Vad for SileroVad {
     }
 
     fn probabilities(&mut self, samples: &[f32]) -> Result<Vec<f32>> {
-        if samples.len() % WINDOW != 0 {
+        if !samples.len().is_multiple_of(WINDOW) {
             return Err(Error::InvalidArgument(format!(
                 "the VAD takes whole windows of {WINDOW} samples; got {} samples",
                 samples.len()
