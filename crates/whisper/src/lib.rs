@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod testing;
 pub mod tokenizer;
 pub mod transcribe;
+pub mod vad;
 pub mod window;
 
 pub use error::{Error, Result};
