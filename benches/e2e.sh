@@ -6,7 +6,10 @@
 # speed ratio.
 #
 # usage: benches/e2e.sh AUDIO REFERENCE_TXT [--model base] [--compute int8] [--beam 1]
-#                       [--threads 2] [--runs 2]
+#                       [--threads 2] [--runs 2] [--batch N] [--vad]
+# --batch N > 1: our batched pipeline against faster-whisper's BatchedInferencePipeline
+#                (batch_size=N; both segment with the VAD, as faster-whisper always does there).
+# --vad:         sequential runs with the VAD filter on both sides.
 # env:   PEER_ROOT  faster-whisper venv + models (default ~/.cache/amanuensis-peer, made by
 #                   ../shared/peer/setup.sh); PEER_SCRIPT (default ../shared/peer/transcribe.py)
 # e.g.   benches/e2e.sh ../shared/audio/long/long.wav ../shared/audio/long/long.txt --beam 5
@@ -16,7 +19,7 @@ cd "$(dirname "$0")/.."
 audio=${1:?usage: benches/e2e.sh AUDIO REFERENCE_TXT [options]}
 reference=${2:?usage: benches/e2e.sh AUDIO REFERENCE_TXT [options]}
 shift 2
-model=base compute=int8 beam=1 threads=2 runs=2
+model=base compute=int8 beam=1 threads=2 runs=2 batch=1 vad=""
 while (($#)); do
   case $1 in
     --model) model=$2; shift 2 ;;
@@ -24,6 +27,8 @@ while (($#)); do
     --beam) beam=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
+    --batch) batch=$2; shift 2 ;;
+    --vad) vad=--vad-filter; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -44,16 +49,17 @@ rtf() { grep -o 'realtime [0-9.]*x' "$1" | tail -1 | grep -o '[0-9.]*'; }
 printf '%-6s %-4s %10s %10s %8s\n' tool run realtime peak_MB WER
 for ((i = 1; i <= runs; i++)); do
   /usr/bin/time -v "$bin" transcribe "$audio" --model "$model" --compute-type "$compute" \
-      --beam-size "$beam" --threads "$threads" --language en >"$out/ours.txt" 2>"$out/ours.err"
+      --beam-size "$beam" --threads "$threads" --language en --batch-size "$batch" $vad \
+      >"$out/ours.txt" 2>"$out/ours.err"
   /usr/bin/time -v "$PEER_ROOT/venv/bin/python" "$PEER_SCRIPT" "$PEER_ROOT/models/$model" "$audio" \
       --compute-type "$peer_compute" --beam-size "$beam" --threads "$threads" --language en \
-      >"$out/peer.txt" 2>"$out/peer.err"
+      --batch-size "$batch" $vad >"$out/peer.txt" 2>"$out/peer.err"
   for tool in ours peer; do
     wer=$("$bin" wer "$reference" "$out/$tool.txt")
     printf '%-6s %-4s %9sx %10s %8s\n' "$tool" "$i" "$(rtf "$out/$tool.err")" "$(rss_mb "$out/$tool.err")" "$wer"
     echo "$(rtf "$out/$tool.err")" >>"$out/$tool.rtfs"
   done
 done
-best() { sort -g "$1" | tail -1; }
-o=$(best "$out/ours.rtfs") p=$(best "$out/peer.rtfs")
-echo "model $model, compute $compute, beam $beam, threads $threads: best realtime ours ${o}x, faster-whisper ${p}x, ratio $(awk -v a="$o" -v b="$p" 'BEGIN{printf "%.2f", a/b}')x"
+median() { sort -g "$1" | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+o=$(median "$out/ours.rtfs") p=$(median "$out/peer.rtfs")
+echo "model $model, compute $compute, beam $beam, threads $threads, batch $batch ${vad:+(vad)}: median realtime ours ${o}x, faster-whisper ${p}x, ratio $(awk -v a="$o" -v b="$p" 'BEGIN{printf "%.2f", a/b}')x"

@@ -13,6 +13,7 @@ mod engine;
 mod output;
 mod tools_cmd;
 mod transcribe_cmd;
+mod vad_args;
 // ---- end engine subcommands ----------------------------------------------------------------
 
 /// Local speech-to-text with OpenAI Whisper models (CTranslate2 / faster-whisper weights).

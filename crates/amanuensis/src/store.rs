@@ -295,7 +295,6 @@ pub fn resolve_model_in(spec: &str, root: &Path) -> Result<PathBuf> {
 
 /// The Silero VAD model and the ONNX Runtime library of the store: `(model, runtime)` paths
 /// for `whisper::vad::SileroVad::load`.
-#[allow(dead_code)] // used once the CLI and the server take --vad
 pub fn resolve_vad() -> Result<(PathBuf, PathBuf)> {
     resolve_vad_in(&store_root()?)
 }

@@ -5,7 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use whisper::audio::{AudioInput, SampleSource, SpooledSource};
+use whisper::audio::{AudioInput, Gather, SampleSource, SpooledSource};
+use whisper::pipeline::{speech_chunks, speech_windows};
+use whisper::transcribe::Transcript;
+use whisper::vad::{SileroVad, SpeechTimeline, VadOptions};
+
+use crate::vad_args::{load_vad, VadArgs};
 use whisper::tokenizer::Task;
 use whisper::transcribe::{TranscribeOptions, Transcriber};
 
@@ -86,6 +91,8 @@ pub struct TranscribeArgs {
     /// Words or phrases to favour (names, jargon): given to every window as a prompt.
     #[arg(long)]
     pub hotwords: Option<String>,
+    #[command(flatten)]
+    pub vad: VadArgs,
     /// Numeric type of the matrix products. Default int8: the fastest type (about 2x
     /// faster-whisper int8 on two cores), and its WER pooled over the shared test sets stays
     /// within 0.5 points of f32 — in fact below it (base, beam 5: 9.63 % vs 9.94 %; tiny.en
@@ -179,6 +186,11 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating output directory {}", dir.display()))?;
     }
+    let vad_opts = args.vad.options(args.batch_size > 1)?;
+    let mut vad = match &vad_opts {
+        Some(_) => Some(load_vad()?),
+        None => None,
+    };
     let t_load = Instant::now();
     let model = load_model(&args.model, args.compute_type)?;
     tracing::info!(seconds = t_load.elapsed().as_secs_f64(), "model loaded");
@@ -187,7 +199,8 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     let mut failures = 0;
     for file in &args.files {
         let t0 = Instant::now();
-        let result = transcribe_file(&transcriber, file, args.raw_s16le, &opts, args.batch_size as usize);
+        let vad = vad.as_mut().zip(vad_opts.as_ref());
+        let result = transcribe_file(&transcriber, file, args.raw_s16le, &opts, args.batch_size as usize, vad);
         let wall = t0.elapsed().as_secs_f64();
         match result {
             Ok(t) => {
@@ -237,6 +250,7 @@ fn transcribe_file(
     raw_rate: Option<u32>,
     opts: &TranscribeOptions,
     batch_size: usize,
+    vad: Option<(&mut SileroVad, &VadOptions)>,
 ) -> anyhow::Result<whisper::transcribe::Transcript> {
     // The audio is decoded as a stream into an unlinked temp file and read back window by
     // window: memory stays flat however long the recording (stdin included).
@@ -262,11 +276,34 @@ fn transcribe_file(
             b.set_position((seg.end * 100.0) as u64);
         }
     };
-    let t = if batch_size > 1 {
-        let windows = whisper::pipeline::fixed_windows(source.len());
+    // With the VAD: only speech is transcribed, and times map back to the original timeline.
+    let chunks = match vad {
+        Some((vad, vo)) => Some(speech_chunks(&source, vad, vo)?),
+        None => None,
+    };
+    let timeline = chunks.as_deref().map(SpeechTimeline::new);
+    let map_time = |t: f64, is_end: bool| timeline.as_ref().map_or(t, |m| m.original_time(t, None, is_end));
+    let t = if chunks.as_ref().is_some_and(|c| c.is_empty()) {
+        // No speech at all: nothing to transcribe (and nothing to hallucinate).
+        let language = opts.language.clone().unwrap_or_else(|| "en".into());
+        Transcript { language, language_probability: 1.0, duration, segments: Vec::new() }
+    } else if batch_size > 1 {
+        let windows = match &chunks {
+            Some(c) => speech_windows(c),
+            None => whisper::pipeline::fixed_windows(source.len()),
+        };
         let mut read = |r: std::ops::Range<usize>| source.read(r);
-        let input = whisper::pipeline::BatchInput { read: &mut read, map_time: &|t, _| t, duration };
+        let input = whisper::pipeline::BatchInput { read: &mut read, map_time: &map_time, duration };
         tr.transcribe_batched(&windows, input, opts, batch_size, &mut progress)?
+    } else if let Some(c) = &chunks {
+        let speech = Gather::new(source, c.iter().map(|c| c.start..c.end).collect())?;
+        let mut t = tr.transcribe_source(Box::new(speech), opts, &mut progress)?;
+        for s in &mut t.segments {
+            s.start = map_time(s.start, false);
+            s.end = map_time(s.end, true);
+        }
+        t.duration = duration;
+        t
     } else {
         tr.transcribe_source(Box::new(source), opts, &mut progress)?
     };

@@ -12,7 +12,8 @@ use std::ops::Range;
 
 use tracing::info_span;
 
-use crate::audio::SAMPLE_RATE;
+use crate::audio::{SampleSource, SAMPLE_RATE};
+use crate::vad::{speech_timestamps, SpeechChunk, Vad, VadFeeder, VadOptions};
 use crate::batch::ContinuousBatch;
 use crate::mel::{Mel, HOP_LENGTH, N_FRAMES, N_SAMPLES};
 use crate::transcribe::{split_by_timestamps, Segment, TranscribeOptions, Transcriber, Transcript};
@@ -46,34 +47,30 @@ pub fn fixed_windows(n_samples: usize) -> Vec<BatchWindow> {
         .collect()
 }
 
-/// Groups speech chunks (sample ranges, sorted) into windows of at most `max_samples`, the way
-/// faster-whisper's `collect_chunks` does: a chunk that would overflow the current window
-/// starts the next one.
-pub fn merge_chunks(chunks: &[Range<usize>], max_samples: usize) -> Vec<BatchWindow> {
-    let mut out = Vec::new();
-    let mut cur: Vec<Range<usize>> = Vec::new();
-    let (mut cur_len, mut total) = (0usize, 0usize);
-    for c in chunks {
-        if !cur.is_empty() && cur_len + c.len() > max_samples {
-            out.push(BatchWindow { pieces: std::mem::take(&mut cur), offset: total as f64 / SAMPLE_RATE as f64 });
-            total += cur_len;
-            cur_len = 0;
-        }
-        // A single chunk longer than a window is cut (the VAD's max speech duration keeps
-        // chunks within 30 s, so this only guards odd options).
-        let mut c = c.clone();
-        while c.len() > max_samples {
-            out.push(BatchWindow { pieces: vec![c.start..c.start + max_samples], offset: total as f64 / SAMPLE_RATE as f64 });
-            total += max_samples;
-            c.start += max_samples;
-        }
-        cur_len += c.len();
-        cur.push(c);
+/// The windows of the batched pipeline from VAD speech chunks: merged into windows of at most
+/// 30 s the way faster-whisper's `collect_chunks` does ([`crate::vad::merge_chunks`]).
+pub fn speech_windows(chunks: &[SpeechChunk]) -> Vec<BatchWindow> {
+    crate::vad::merge_chunks(chunks, (N_SAMPLES / SAMPLE_RATE) as f64)
+        .into_iter()
+        .map(|w| BatchWindow { pieces: w.chunks.iter().map(|c| c.start..c.end).collect(), offset: w.offset_secs() })
+        .collect()
+}
+
+/// Speech chunks of a whole source: the VAD is fed block by block (about 33 s at a time), so
+/// memory stays bounded however long the recording.
+pub fn speech_chunks(source: &dyn SampleSource, vad: &mut dyn Vad, opts: &VadOptions) -> Result<Vec<SpeechChunk>> {
+    opts.validate()?;
+    let _span = info_span!("vad", seconds = source.len() as f64 / SAMPLE_RATE as f64).entered();
+    const BLOCK: usize = 512 * 1024;
+    let mut feeder = VadFeeder::new(vad);
+    let mut at = 0;
+    while at < source.len() {
+        let end = (at + BLOCK).min(source.len());
+        feeder.push(&source.read(at..end)?)?;
+        at = end;
     }
-    if !cur.is_empty() {
-        out.push(BatchWindow { pieces: cur, offset: total as f64 / SAMPLE_RATE as f64 });
-    }
-    out
+    let (probs, n) = feeder.finish()?;
+    Ok(speech_timestamps(&probs, n, opts))
 }
 
 /// Where the batched pipeline gets its audio and how it maps times back.
@@ -90,6 +87,10 @@ pub struct BatchInput<'a> {
 impl Transcriber<'_> {
     /// Transcribes `windows` with up to `batch_size` windows decoded together, calling
     /// `on_segment` in order as segments become final.
+    ///
+    /// Within a window the seek rule of the sequential loop holds: when the decoding stops
+    /// before the window's end (an unfinished last segment), the rest of the window is decoded
+    /// again from the last timestamp, so speech near a window's end is not lost.
     pub fn transcribe_batched(
         &self,
         windows: &[BatchWindow],
@@ -106,7 +107,9 @@ impl Transcriber<'_> {
         let model = self.model;
         let tk = &model.tokenizer;
         let window_opts = std::sync::Arc::new(self.window_options(opts));
-        let mut encoded: Vec<(usize, Vec<f32>)> = Vec::new();
+        let mut states: Vec<WindowState> = windows.iter().map(|_| WindowState::default()).collect();
+        // Encoded decodings waiting to join the batch: (window, seek, encoder output).
+        let mut encoded: Vec<(usize, usize, Vec<f32>)> = Vec::new();
         let mut next = 0;
         // The language: given, English-only, or detected on the first window.
         let (language, language_probability) = match &opts.language {
@@ -116,10 +119,10 @@ impl Transcriber<'_> {
             }
             None if !tk.multilingual || windows.is_empty() => ("en".to_string(), 1.0),
             None => {
-                let mel = self.window_mel(&windows[0], input.read)?;
-                let audio = model.encode(&mel)?;
+                states[0].load(self, &windows[0], input.read)?;
+                let audio = model.encode(&states[0].mel_at(0)?)?;
                 let r = self.detect_language(&audio)?;
-                encoded.push((0, audio));
+                encoded.push((0, 0, audio));
                 next = 1;
                 r
             }
@@ -138,101 +141,130 @@ impl Transcriber<'_> {
             prompt.push(tk.no_timestamps);
         }
 
-        let mut batch: ContinuousBatch<'_, usize> = ContinuousBatch::new(model, batch_size);
-        let mut results: Vec<Option<WindowResult>> = vec![None; windows.len()];
+        let mut batch: ContinuousBatch<'_, (usize, usize)> = ContinuousBatch::new(model, batch_size);
+        // Windows whose rest must be decoded again (from their new seek), before new windows.
+        let mut again: std::collections::VecDeque<usize> = Default::default();
         let mut emitted = 0;
         let mut segments = Vec::new();
         while emitted < windows.len() {
-            // Fill the batch: encode waiting windows (a few per encoder pass) and join them.
-            while batch.has_room() && (next < windows.len() || !encoded.is_empty()) {
+            // Fill the batch: encode waiting decodings (a few per encoder pass) and join them.
+            while batch.has_room() && (next < windows.len() || !again.is_empty() || !encoded.is_empty()) {
                 if encoded.is_empty() {
-                    let room = batch_size - batch.len();
-                    let group = room.min(MAX_ENCODER_GROUP).min(windows.len() - next);
-                    let mut mels = Vec::with_capacity(group);
-                    for w in &windows[next..next + group] {
-                        mels.push(self.window_mel(w, input.read)?);
+                    let room = (batch_size - batch.len()).min(MAX_ENCODER_GROUP);
+                    let mut group = Vec::with_capacity(room);
+                    while group.len() < room {
+                        if let Some(w) = again.pop_front() {
+                            group.push((w, states[w].seek));
+                        } else if next < windows.len() {
+                            states[next].load(self, &windows[next], input.read)?;
+                            if states[next].content == 0 {
+                                states[next].done = true; // no audio: nothing to decode
+                            } else {
+                                group.push((next, 0));
+                            }
+                            next += 1;
+                        } else {
+                            break;
+                        }
                     }
-                    encoded = (next..next + group).zip(model.encode_batch(&mels)?).collect();
-                    next += group;
+                    let mels = group.iter().map(|&(w, seek)| states[w].mel_at(seek)).collect::<Result<Vec<_>>>()?;
+                    encoded = group.into_iter().zip(model.encode_batch(&mels)?).map(|((w, s), a)| (w, s, a)).collect();
                 }
-                let (i, audio) = encoded.remove(0);
-                batch.join(i, &audio, prompt.clone(), window_opts.clone()).map_err(|(_, e)| e)?;
+                if encoded.is_empty() {
+                    continue;
+                }
+                let (w, seek, audio) = encoded.remove(0);
+                batch.join((w, seek), &audio, prompt.clone(), window_opts.clone()).map_err(|(_, e)| e)?;
             }
-            for (i, r) in batch.step() {
-                results[i] = Some(r?);
+            for ((w, seek), r) in batch.step() {
+                if self.window_done(&windows[w], &mut states[w], seek, r?, opts, input.map_time) {
+                    states[w].mel = None;
+                } else {
+                    again.push_back(w);
+                }
             }
-            while emitted < windows.len() {
-                let Some(r) = results[emitted].take() else { break };
-                self.emit_window(&windows[emitted], r, opts, &input, &mut segments, on_segment);
+            while emitted < windows.len() && states[emitted].done {
+                for mut seg in std::mem::take(&mut states[emitted].segments) {
+                    seg.id = segments.len() + 1;
+                    on_segment(&seg);
+                    segments.push(seg);
+                }
                 emitted += 1;
             }
         }
         Ok(Transcript { language, language_probability, duration: input.duration, segments })
     }
 
-    /// The encoder input of one window: the log-mel of its own audio, 3000 frames.
-    fn window_mel(&self, w: &BatchWindow, read: &mut dyn FnMut(Range<usize>) -> Result<Vec<f32>>) -> Result<Mel> {
+    /// Applies a decoded piece of window `w` from `seek`: its segments, and whether the
+    /// window is finished (else `state.seek` says where to decode again).
+    fn window_done(&self, w: &BatchWindow, state: &mut WindowState, seek: usize, r: WindowResult, opts: &TranscribeOptions, map_time: &dyn Fn(f64, bool) -> f64) -> bool {
+        let tk = &self.model.tokenizer;
+        let WindowResult { generation: g, avg_logprob, temperature, compression_ratio } = r;
+        let size = N_FRAMES.min(state.content - seek);
+        let skip = opts.no_speech_threshold.is_some_and(|th| g.no_speech_prob > th)
+            && !opts.log_prob_threshold.is_some_and(|lp| avg_logprob > lp);
+        let new_seek = if skip {
+            seek + size
+        } else {
+            let time_offset = w.offset + seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+            let duration = size as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+            let (pieces, new_seek) = split_by_timestamps(tk.no_timestamps + 1, &g.tokens, time_offset, seek, size, duration);
+            let frame = (w.offset * (SAMPLE_RATE / HOP_LENGTH) as f64).round() as usize + seek;
+            for (start, end, toks) in pieces {
+                let text = tk.decode(&toks);
+                if start == end || text.trim().is_empty() {
+                    continue;
+                }
+                state.segments.push(Segment {
+                    id: 0,
+                    seek: frame,
+                    start: map_time(start, false),
+                    end: map_time(end, true),
+                    text,
+                    tokens: toks,
+                    temperature,
+                    avg_logprob,
+                    compression_ratio,
+                    no_speech_prob: g.no_speech_prob,
+                });
+            }
+            new_seek.max(seek + 1)
+        };
+        state.seek = new_seek;
+        state.done = new_seek >= state.content;
+        state.done
+    }
+}
+
+/// A window of the batched pipeline while it is decoded: its log-mel (kept until the window
+/// is done, for decoding its rest again), seek, and finished segments.
+#[derive(Default)]
+struct WindowState {
+    mel: Option<Mel>,
+    content: usize,
+    seek: usize,
+    segments: Vec<Segment>,
+    done: bool,
+}
+
+impl WindowState {
+    /// Reads the window's audio and computes its log-mel (faster-whisper: each window's
+    /// features from its own audio, the last frame dropped).
+    fn load(&mut self, tr: &Transcriber<'_>, w: &BatchWindow, read: &mut dyn FnMut(Range<usize>) -> Result<Vec<f32>>) -> Result<()> {
         let mut audio = Vec::with_capacity(w.n_samples());
         for r in &w.pieces {
             audio.extend(read(r.clone())?);
         }
         audio.truncate(N_SAMPLES);
-        let mel = self.mel(&audio);
-        // faster-whisper drops the last frame of each chunk's features, then pads to 3000.
-        Ok(mel.window(0, mel.n_frames.saturating_sub(1).min(N_FRAMES)).pad_or_trim(N_FRAMES))
+        let mel = tr.mel(&audio);
+        self.content = mel.n_frames.saturating_sub(1);
+        self.mel = Some(mel);
+        Ok(())
     }
 
-    fn emit_window(
-        &self,
-        w: &BatchWindow,
-        r: WindowResult,
-        opts: &TranscribeOptions,
-        input: &BatchInput<'_>,
-        segments: &mut Vec<Segment>,
-        on_segment: &mut dyn FnMut(&Segment),
-    ) {
-        let tk = &self.model.tokenizer;
-        let WindowResult { generation: g, avg_logprob, temperature, compression_ratio } = r;
-        if let Some(th) = opts.no_speech_threshold {
-            if g.no_speech_prob > th && !opts.log_prob_threshold.is_some_and(|lp| avg_logprob > lp) {
-                return;
-            }
-        }
-        let duration = w.n_samples().min(N_SAMPLES) as f64 / SAMPLE_RATE as f64;
-        let segment_size = duration.ceil() as usize * (SAMPLE_RATE / HOP_LENGTH);
-        let seek = (w.offset * (SAMPLE_RATE / HOP_LENGTH) as f64).round() as usize;
-        let tb = tk.no_timestamps + 1;
-        let (mut pieces, _) = split_by_timestamps(tb, &g.tokens, w.offset, 0, segment_size, duration);
-        // The sequential loop would seek back to decode an unfinished last segment again; a
-        // window here is decoded once, so its tail becomes a segment that ends with the window.
-        let consumed: usize = pieces.iter().map(|p| p.2.len()).sum();
-        let rest = &g.tokens[consumed.min(g.tokens.len())..];
-        if rest.iter().any(|&t| t < tk.eot) {
-            let start = match rest[0] {
-                t if t >= tb => w.offset + (t - tb) as f64 * crate::transcribe::TIME_PRECISION,
-                _ => pieces.last().map_or(w.offset, |p| p.1),
-            };
-            pieces.push((start, w.offset + duration, rest.to_vec()));
-        }
-        for (start, end, toks) in pieces {
-            let text = tk.decode(&toks);
-            if start == end || text.trim().is_empty() {
-                continue;
-            }
-            let seg = Segment {
-                id: segments.len() + 1,
-                seek,
-                start: (input.map_time)(start, false),
-                end: (input.map_time)(end, true),
-                text,
-                tokens: toks,
-                temperature,
-                avg_logprob,
-                compression_ratio,
-                no_speech_prob: g.no_speech_prob,
-            };
-            on_segment(&seg);
-            segments.push(seg);
-        }
+    /// The encoder input from `seek`: 3000 frames.
+    fn mel_at(&self, seek: usize) -> Result<Mel> {
+        let mel = self.mel.as_ref().ok_or_else(|| Error::InvalidArgument("window log-mel released too early".into()))?;
+        Ok(mel.window(seek, N_FRAMES.min(self.content.saturating_sub(seek))).pad_or_trim(N_FRAMES))
     }
 }
