@@ -99,12 +99,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    match run(cli) {
+    let result = run(cli);
+    report_peak_rss();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // `{:#}` prints the whole context chain on one line: what failed and why.
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// With `AMANUENSIS_REPORT_PEAK_RSS=1`, prints the process's peak resident memory (Linux's
+/// VmHWM) to stderr at exit: the memory tests compare runs with it.
+fn report_peak_rss() {
+    if std::env::var_os("AMANUENSIS_REPORT_PEAK_RSS").is_some_and(|v| v == "1") {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+            let kb: String = line.chars().filter(char::is_ascii_digit).collect();
+            eprintln!("peak_rss_kb {kb}");
         }
     }
 }
