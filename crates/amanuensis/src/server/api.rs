@@ -15,10 +15,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use whisper::tokenizer::Task;
-use whisper::transcribe::{Segment, TranscribeOptions, Transcript};
+use whisper::transcribe::{Segment, Transcript};
+
+use whisper::vad::SpeechTimeline;
+
+use super::params::{parse_bool, parse_params};
 
 use super::error::ApiError;
 use super::scheduler::{queue_full, Job};
+use super::vad;
 use super::AppState;
 use crate::output::{self, Format};
 
@@ -36,7 +41,7 @@ pub enum Endpoint {
 impl Endpoint {
     /// Form fields this endpoint accepts; anything else is refused with 400 so that a
     /// misspelt field is never silently ignored.
-    fn fields(self) -> &'static [&'static str] {
+    pub(super) fn fields(self) -> &'static [&'static str] {
         match self {
             Endpoint::Native => &[
                 "file",
@@ -45,6 +50,19 @@ impl Endpoint {
                 "task",
                 "beam_size",
                 "vad_filter",
+                "vad_threshold",
+                "vad_neg_threshold",
+                "vad_min_speech_duration_ms",
+                "vad_max_speech_duration_s",
+                "vad_min_silence_duration_ms",
+                "vad_speech_pad_ms",
+                "no_repeat_ngram_size",
+                "repetition_penalty",
+                "compression_ratio_threshold",
+                "log_prob_threshold",
+                "no_speech_threshold",
+                "hotwords",
+                "suppress_tokens",
                 "word_timestamps",
                 "response_format",
                 "prompt",
@@ -62,6 +80,7 @@ impl Endpoint {
                 "timestamp_granularities",
                 "stream",
                 "beam_size",
+                "chunking_strategy",
             ],
             Endpoint::Translations => &[
                 "file",
@@ -75,20 +94,20 @@ impl Endpoint {
         }
     }
 
-    fn is_openai(self) -> bool {
+    pub(super) fn is_openai(self) -> bool {
         self != Endpoint::Native
     }
 }
 
 /// The uploaded form: the audio file and the other fields as text, in order.
-struct Form {
-    file: Option<(Vec<u8>, Option<String>)>,
-    fields: Vec<(String, String)>,
+pub(super) struct Form {
+    pub file: Option<(Vec<u8>, Option<String>)>,
+    pub fields: Vec<(String, String)>,
 }
 
 impl Form {
     /// The one value of `name`, if given; a field given twice is an error.
-    fn get(&self, name: &str) -> Result<Option<&str>, ApiError> {
+    pub fn get(&self, name: &str) -> Result<Option<&str>, ApiError> {
         let mut it = self.fields.iter().filter(|(n, _)| n == name);
         let first = it.next().map(|(_, v)| v.as_str());
         if it.next().is_some() {
@@ -100,13 +119,6 @@ impl Form {
         // An empty value means "not given", as HTML forms send empty inputs.
         Ok(first.map(str::trim).filter(|v| !v.is_empty()))
     }
-}
-
-/// What a request asks for, checked.
-struct Params {
-    opts: TranscribeOptions,
-    format: Format,
-    stream: bool,
 }
 
 /// Largest text field (the prompt is the only long one).
@@ -199,191 +211,6 @@ async fn read_form(mut mp: Multipart, ep: Endpoint, limit: usize) -> Result<Form
         }
     }
     Ok(form)
-}
-
-fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(ApiError::invalid(
-            name,
-            format!("`{name}` must be true or false, not `{v}`"),
-        )),
-    }
-}
-
-fn unsupported(param: &str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "unsupported_value", message).param(param)
-}
-
-fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<Params, ApiError> {
-    let cfg = &app.cfg;
-    let model = app.model().ok_or_else(super::loading)?;
-    if let Some(m) = form.get("model")? {
-        let ok = m == cfg.model_name || m == cfg.model_spec || (ep.is_openai() && m == "whisper-1");
-        if !ok {
-            let also = if ep.is_openai() {
-                " (or `whisper-1`)"
-            } else {
-                ""
-            };
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "model_not_found",
-                format!("model `{m}` is not loaded: this server runs `{}`; send model={}{also} or leave the field out", cfg.model_name, cfg.model_name),
-            )
-            .param("model"));
-        }
-    }
-    let mut opts = TranscribeOptions {
-        beam_size: cfg.beam_size,
-        ..TranscribeOptions::default()
-    };
-    opts.task = match (ep, form.get("task")?) {
-        (Endpoint::Translations, _) => Task::Translate,
-        (_, None) | (_, Some("transcribe")) => Task::Transcribe,
-        (_, Some("translate")) => Task::Translate,
-        (_, Some(other)) => {
-            return Err(ApiError::invalid(
-                "task",
-                format!("task must be `transcribe` or `translate`, not `{other}`"),
-            ))
-        }
-    };
-    if opts.task == Task::Translate && !model.tokenizer.multilingual {
-        let param = if ep == Endpoint::Translations {
-            "model"
-        } else {
-            "task"
-        };
-        return Err(ApiError::invalid(
-            param,
-            format!(
-                "model `{}` is English-only and cannot translate; start the server with a multilingual model (e.g. --model base) to translate",
-                cfg.model_name
-            ),
-        ));
-    }
-    if let Some(lang) = form.get("language")? {
-        opts.language = parse_language(lang, model, &cfg.model_name)?;
-    }
-    if let Some(b) = form.get("beam_size")? {
-        opts.beam_size = match b.parse::<usize>() {
-            Ok(n) if (1..=16).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid(
-                    "beam_size",
-                    format!(
-                        "beam_size must be a whole number from 1 to 16 (1 = greedy), not `{b}`"
-                    ),
-                ))
-            }
-        };
-    }
-    if let Some(t) = form.get("temperature")? {
-        match t.parse::<f32>() {
-            // OpenAI's meaning: 0 lets the decoder raise the temperature when a window fails its
-            // quality checks; any other value is the one sampling temperature to use.
-            Ok(0.0) => {}
-            Ok(x) if x.is_finite() && (0.0..=1.0).contains(&x) => opts.temperatures = vec![x],
-            _ => {
-                return Err(ApiError::invalid(
-                    "temperature",
-                    format!(
-                    "temperature must be a number from 0 to 1 (0 = automatic fallback), not `{t}`"
-                ),
-                ))
-            }
-        }
-    }
-    if let Some(p) = form.get("prompt")? {
-        opts.initial_prompt = Some(p.to_string());
-    }
-    for (flag, what) in [
-        ("vad_filter", "voice activity detection (vad_filter)"),
-        ("word_timestamps", "word timestamps (word_timestamps)"),
-    ] {
-        if let Some(v) = form.get(flag)? {
-            if parse_bool(flag, v)? {
-                return Err(unsupported(
-                    flag,
-                    &format!("{what} is not supported yet; send {flag}=false or leave it out"),
-                ));
-            }
-        }
-    }
-    for (name, v) in form
-        .fields
-        .iter()
-        .filter(|(n, _)| n.starts_with("timestamp_granularities"))
-    {
-        match v.trim() {
-            "segment" => {}
-            "word" => {
-                return Err(unsupported(
-                    name,
-                    "word timestamps are not supported yet; ask for timestamp_granularities[]=segment or leave the field out",
-                ))
-            }
-            other => return Err(ApiError::invalid(name, format!("timestamp granularity must be `segment` (or `word`, not yet supported), not `{other}`"))),
-        }
-    }
-    let format = match form.get("response_format")? {
-        None | Some("json") => Format::Json,
-        Some("text") => Format::Txt,
-        Some("txt") if ep == Endpoint::Native => Format::Txt,
-        Some("srt") => Format::Srt,
-        Some("vtt") => Format::Vtt,
-        Some("verbose_json") => Format::VerboseJson,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "response_format",
-                format!(
-                "unknown response_format `{other}`; use one of json, text, srt, verbose_json, vtt"
-            ),
-            ))
-        }
-    };
-    let stream = match form.get("stream")? {
-        Some(v) => parse_bool("stream", v)?,
-        None => false,
-    };
-    opts.validate().map_err(|e| ApiError::from_whisper(&e))?;
-    Ok(Params {
-        opts,
-        format,
-        stream,
-    })
-}
-
-/// `None` for automatic detection; a code the model knows; or 400.
-fn parse_language(
-    lang: &str,
-    model: &whisper::model::Whisper,
-    model_name: &str,
-) -> Result<Option<String>, ApiError> {
-    let code = lang.trim().to_ascii_lowercase();
-    if code == "auto" {
-        return Ok(None);
-    }
-    let tk = &model.tokenizer;
-    if !tk.multilingual {
-        return if code == "en" || code == "english" {
-            Ok(Some("en".into()))
-        } else {
-            Err(ApiError::invalid(
-                "language",
-                format!("language `{lang}` is not available: model `{model_name}` is English-only; send language=en or leave it out"),
-            ))
-        };
-    }
-    match tk.language_token(&code) {
-        Some(tok) => Ok(Some(tk.language_code(tok).unwrap_or(&code).to_string())),
-        None => Err(ApiError::invalid(
-            "language",
-            format!("unknown language `{lang}`; use an ISO 639-1 code such as en, fr, de (or auto to detect it)"),
-        )),
-    }
 }
 
 fn new_job_id() -> String {
@@ -592,6 +419,17 @@ async fn handle_inner(
         )
         .param("file"));
     }
+    let duration = samples.len() as f64 / whisper::audio::SAMPLE_RATE as f64;
+    // With the VAD only the speech is queued; the segments' times are mapped back.
+    let (samples, timeline) = match params.vad.clone() {
+        None => (samples, None),
+        Some(vo) => {
+            let (speech, map) = tokio::task::spawn_blocking(move || vad::speech_only(&samples, &vo))
+                .await
+                .map_err(|_| ApiError::internal("voice activity detection failed unexpectedly"))??;
+            (speech, Some(Arc::new(map)))
+        }
+    };
     let job_id = new_job_id();
     let (reply_tx, reply_rx) = oneshot::channel();
     let (events_tx, events_rx) = if params.stream {
@@ -602,21 +440,29 @@ async fn handle_inner(
     };
     let deadline = received + app.cfg.job_timeout;
     let task = params.opts.task;
-    engine.pool.submit(Job {
+    if samples.is_empty() {
+        // The VAD found no speech: nothing to decode, and nothing to hallucinate.
+        let language = params.opts.language.clone().unwrap_or_else(|| "en".into());
+        let _ = reply_tx.send(Ok(Transcript { language, language_probability: 1.0, duration: 0.0, segments: Vec::new() }));
+    } else {
+        engine.pool.submit(Job {
         id: job_id.clone(),
         samples,
         opts: params.opts,
         deadline,
         events: events_tx,
         reply: reply_tx,
-    })?;
-    tracing::debug!(job = %job_id, "queued");
+        })?;
+        tracing::debug!(job = %job_id, "queued");
+    }
+    let restore = Restore { timeline, duration };
     if let Some(events) = events_rx {
         return Ok(stream_response(
-            app, job_id, events, reply_rx, deadline, received,
+            app, job_id, events, reply_rx, deadline, received, restore,
         ));
     }
-    let t = await_reply(reply_rx, deadline).await?;
+    let mut t = await_reply(reply_rx, deadline).await?;
+    restore.transcript(&mut t);
     let timing = Timing::of(&t, received);
     app.metrics.record_audio(t.duration, timing.processing);
     let resp = match (ep, params.format) {
@@ -635,6 +481,26 @@ async fn handle_inner(
     Ok(with_job_id(resp, &job_id))
 }
 
+/// Maps what was decoded from the speech only (with the VAD) back to the upload's timeline.
+struct Restore {
+    timeline: Option<Arc<SpeechTimeline>>,
+    duration: f64,
+}
+
+impl Restore {
+    fn segment(&self, s: &mut Segment) {
+        if let Some(m) = &self.timeline {
+            vad::restore(s, m);
+        }
+    }
+
+    fn transcript(&self, t: &mut Transcript) {
+        if let Some(m) = &self.timeline {
+            vad::restore_all(t, m, self.duration);
+        }
+    }
+}
+
 /// Server-sent events: one `transcript.text.delta` per segment as it is decoded, then one
 /// `transcript.text.done` with the whole result, or one `error` (OpenAI's event names).
 fn stream_response(
@@ -644,14 +510,17 @@ fn stream_response(
     reply: oneshot::Receiver<Result<Transcript, ApiError>>,
     deadline: Instant,
     received: Instant,
+    restore: Restore,
 ) -> Response {
     struct St {
         app: Arc<AppState>,
         job_id: String,
         events: Option<mpsc::UnboundedReceiver<Segment>>,
         reply: Option<oneshot::Receiver<Result<Transcript, ApiError>>>,
+        restore: Restore,
     }
     let st = St {
+        restore,
         app,
         job_id: job_id.clone(),
         events: Some(events),
@@ -662,7 +531,8 @@ fn stream_response(
             // The worker drops its sender when the job ends, so every segment comes before
             // the final event.
             match rx.recv().await {
-                Some(seg) => {
+                Some(mut seg) => {
+                    st.restore.segment(&mut seg);
                     let data = json!({ "type": "transcript.text.delta", "delta": seg.text, "segment": segment_json(&seg) });
                     return Some((
                         Ok::<_, Infallible>(Event::default().data(data.to_string())),
@@ -674,7 +544,8 @@ fn stream_response(
         }
         let reply = st.reply.take()?;
         let data = match await_reply(reply, deadline).await {
-            Ok(t) => {
+            Ok(mut t) => {
+                st.restore.transcript(&mut t);
                 let timing = Timing::of(&t, received);
                 st.app.metrics.record_audio(t.duration, timing.processing);
                 let mut v = summary_json(&t, &st.job_id, &st.app.cfg.model_name, &timing);

@@ -9,6 +9,8 @@ mod api;
 mod error;
 mod metrics;
 mod scheduler;
+mod params;
+mod vad;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

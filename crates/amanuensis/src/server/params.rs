@@ -1,0 +1,262 @@
+//! The request's fields, checked: model, task, language, decoding and hallucination
+//! controls, VAD options, response format. Anything misspelt or out of range gets a 400
+//! that names the field.
+
+use axum::http::StatusCode;
+use whisper::tokenizer::Task;
+use whisper::transcribe::TranscribeOptions;
+use whisper::vad::VadOptions;
+
+use super::api::{Endpoint, Form};
+use super::error::ApiError;
+use super::vad;
+use super::AppState;
+use crate::output::Format;
+
+/// What a request asks for, checked.
+pub(super) struct Params {
+    pub opts: TranscribeOptions,
+    /// Transcribe only the speech the VAD finds (`vad_filter`, `chunking_strategy`).
+    pub vad: Option<VadOptions>,
+    pub format: Format,
+    pub stream: bool,
+}
+
+
+pub(super) fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ApiError::invalid(
+            name,
+            format!("`{name}` must be true or false, not `{v}`"),
+        )),
+    }
+}
+
+fn unsupported(param: &str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "unsupported_value", message).param(param)
+}
+
+pub(super) fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<Params, ApiError> {
+    let cfg = &app.cfg;
+    let model = app.model().ok_or_else(super::loading)?;
+    if let Some(m) = form.get("model")? {
+        let ok = m == cfg.model_name || m == cfg.model_spec || (ep.is_openai() && m == "whisper-1");
+        if !ok {
+            let also = if ep.is_openai() {
+                " (or `whisper-1`)"
+            } else {
+                ""
+            };
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "model_not_found",
+                format!("model `{m}` is not loaded: this server runs `{}`; send model={}{also} or leave the field out", cfg.model_name, cfg.model_name),
+            )
+            .param("model"));
+        }
+    }
+    let mut opts = TranscribeOptions {
+        beam_size: cfg.beam_size,
+        ..TranscribeOptions::default()
+    };
+    opts.task = match (ep, form.get("task")?) {
+        (Endpoint::Translations, _) => Task::Translate,
+        (_, None) | (_, Some("transcribe")) => Task::Transcribe,
+        (_, Some("translate")) => Task::Translate,
+        (_, Some(other)) => {
+            return Err(ApiError::invalid(
+                "task",
+                format!("task must be `transcribe` or `translate`, not `{other}`"),
+            ))
+        }
+    };
+    if opts.task == Task::Translate && !model.tokenizer.multilingual {
+        let param = if ep == Endpoint::Translations {
+            "model"
+        } else {
+            "task"
+        };
+        return Err(ApiError::invalid(
+            param,
+            format!(
+                "model `{}` is English-only and cannot translate; start the server with a multilingual model (e.g. --model base) to translate",
+                cfg.model_name
+            ),
+        ));
+    }
+    if let Some(lang) = form.get("language")? {
+        opts.language = parse_language(lang, model, &cfg.model_name)?;
+    }
+    if let Some(b) = form.get("beam_size")? {
+        opts.beam_size = match b.parse::<usize>() {
+            Ok(n) if (1..=16).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid(
+                    "beam_size",
+                    format!(
+                        "beam_size must be a whole number from 1 to 16 (1 = greedy), not `{b}`"
+                    ),
+                ))
+            }
+        };
+    }
+    if let Some(t) = form.get("temperature")? {
+        match t.parse::<f32>() {
+            // OpenAI's meaning: 0 lets the decoder raise the temperature when a window fails its
+            // quality checks; any other value is the one sampling temperature to use.
+            Ok(0.0) => {}
+            Ok(x) if x.is_finite() && (0.0..=1.0).contains(&x) => opts.temperatures = vec![x],
+            _ => {
+                return Err(ApiError::invalid(
+                    "temperature",
+                    format!(
+                    "temperature must be a number from 0 to 1 (0 = automatic fallback), not `{t}`"
+                ),
+                ))
+            }
+        }
+    }
+    if let Some(p) = form.get("prompt")? {
+        opts.initial_prompt = Some(p.to_string());
+    }
+    let mut vad = None;
+    if ep == Endpoint::Native {
+        let on = match form.get("vad_filter")? {
+            Some(v) => parse_bool("vad_filter", v)?,
+            None => false,
+        };
+        let get = |n: &str| form.get(n).map(|v| v.map(str::to_string));
+        let tuned = form.fields.iter().any(|(n, v)| n.starts_with("vad_") && n != "vad_filter" && !v.trim().is_empty());
+        if on {
+            vad = Some(vad::native_options(&get)?);
+        } else if tuned {
+            return Err(ApiError::invalid("vad_filter", "the vad_* fields need vad_filter=true"));
+        }
+        parse_decoding_controls(form, &mut opts)?;
+    } else if let Some(c) = form.get("chunking_strategy")? {
+        vad = Some(vad::chunking_strategy(c)?);
+    }
+    for (flag, what) in [
+        ("word_timestamps", "word timestamps (word_timestamps)"),
+    ] {
+        if let Some(v) = form.get(flag)? {
+            if parse_bool(flag, v)? {
+                return Err(unsupported(
+                    flag,
+                    &format!("{what} is not supported yet; send {flag}=false or leave it out"),
+                ));
+            }
+        }
+    }
+    for (name, v) in form
+        .fields
+        .iter()
+        .filter(|(n, _)| n.starts_with("timestamp_granularities"))
+    {
+        match v.trim() {
+            "segment" => {}
+            "word" => {
+                return Err(unsupported(
+                    name,
+                    "word timestamps are not supported yet; ask for timestamp_granularities[]=segment or leave the field out",
+                ))
+            }
+            other => return Err(ApiError::invalid(name, format!("timestamp granularity must be `segment` (or `word`, not yet supported), not `{other}`"))),
+        }
+    }
+    let format = match form.get("response_format")? {
+        None | Some("json") => Format::Json,
+        Some("text") => Format::Txt,
+        Some("txt") if ep == Endpoint::Native => Format::Txt,
+        Some("srt") => Format::Srt,
+        Some("vtt") => Format::Vtt,
+        Some("verbose_json") => Format::VerboseJson,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "response_format",
+                format!(
+                "unknown response_format `{other}`; use one of json, text, srt, verbose_json, vtt"
+            ),
+            ))
+        }
+    };
+    let stream = match form.get("stream")? {
+        Some(v) => parse_bool("stream", v)?,
+        None => false,
+    };
+    opts.validate().map_err(|e| ApiError::from_whisper(&e))?;
+    Ok(Params {
+        opts,
+        vad,
+        format,
+        stream,
+    })
+}
+
+/// The native endpoint's hallucination and decoding controls (faster-whisper's names).
+fn parse_decoding_controls(form: &Form, opts: &mut TranscribeOptions) -> Result<(), ApiError> {
+    fn num<T: std::str::FromStr>(form: &Form, name: &str, what: &str) -> Result<Option<T>, ApiError> {
+        match form.get(name)? {
+            None => Ok(None),
+            Some(v) => v.parse::<T>().map(Some).map_err(|_| ApiError::invalid(name, format!("{name} must be {what}, not `{v}`"))),
+        }
+    }
+    if let Some(v) = num::<usize>(form, "no_repeat_ngram_size", "a whole number (0 = off)")? {
+        opts.no_repeat_ngram_size = v;
+    }
+    if let Some(v) = num::<f32>(form, "repetition_penalty", "a positive number (1 = off)")? {
+        opts.repetition_penalty = v;
+    }
+    for (name, slot) in [
+        ("compression_ratio_threshold", &mut opts.compression_ratio_threshold),
+        ("log_prob_threshold", &mut opts.log_prob_threshold),
+        ("no_speech_threshold", &mut opts.no_speech_threshold),
+    ] {
+        if let Some(v) = num::<f32>(form, name, "a number")? {
+            if !v.is_finite() {
+                return Err(ApiError::invalid(name, format!("{name} must be a finite number")));
+            }
+            *slot = Some(v);
+        }
+    }
+    if let Some(h) = form.get("hotwords")? {
+        opts.hotwords = Some(h.to_string());
+    }
+    if let Some(s) = form.get("suppress_tokens")? {
+        opts.suppress_tokens = crate::transcribe_cmd::parse_suppress_tokens(s).map_err(|e| ApiError::invalid("suppress_tokens", format!("{e:#}").replace("--suppress-tokens", "suppress_tokens")))?;
+    }
+    Ok(())
+}
+
+/// `None` for automatic detection; a code the model knows; or 400.
+fn parse_language(
+    lang: &str,
+    model: &whisper::model::Whisper,
+    model_name: &str,
+) -> Result<Option<String>, ApiError> {
+    let code = lang.trim().to_ascii_lowercase();
+    if code == "auto" {
+        return Ok(None);
+    }
+    let tk = &model.tokenizer;
+    if !tk.multilingual {
+        return if code == "en" || code == "english" {
+            Ok(Some("en".into()))
+        } else {
+            Err(ApiError::invalid(
+                "language",
+                format!("language `{lang}` is not available: model `{model_name}` is English-only; send language=en or leave it out"),
+            ))
+        };
+    }
+    match tk.language_token(&code) {
+        Some(tok) => Ok(Some(tk.language_code(tok).unwrap_or(&code).to_string())),
+        None => Err(ApiError::invalid(
+            "language",
+            format!("unknown language `{lang}`; use an ISO 639-1 code such as en, fr, de (or auto to detect it)"),
+        )),
+    }
+}
+
