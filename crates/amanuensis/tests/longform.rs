@@ -6,6 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+#[allow(dead_code)]
+mod server_support;
+
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
@@ -36,16 +39,6 @@ fn tiny() -> Option<String> {
     whisper::testing::model_dir("tiny.en").map(|d| d.display().to_string())
 }
 
-/// The VAD's files, or `None` (a failure on CI, where `.ci/run` installs them).
-fn vad_installed() -> bool {
-    let root = std::env::var_os("AMANUENSIS_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/amanuensis/models"));
-    let ok = root.join("silero-vad/silero_vad_v6.onnx").is_file();
-    assert!(ok || std::env::var_os("CI").is_none(), "CI must install the VAD (`amanuensis models pull silero-vad`)");
-    ok
-}
-
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -67,24 +60,7 @@ fn clip() -> PathBuf {
 
 /// A 16 kHz mono 16-bit WAV of `samples`.
 fn wav(path: &Path, samples: &[f32]) {
-    let mut b = Vec::with_capacity(44 + samples.len() * 2);
-    let data_len = (samples.len() * 2) as u32;
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data_len).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&16_000u32.to_le_bytes());
-    b.extend_from_slice(&32_000u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data_len.to_le_bytes());
-    for &s in samples {
-        b.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes());
-    }
-    std::fs::write(path, b).unwrap();
+    std::fs::write(path, server_support::wav_bytes(samples)).unwrap();
 }
 
 /// Deterministic low noise (about -50 dBFS).
@@ -123,7 +99,7 @@ fn stdin_and_raw_pcm_give_the_file_text() {
 #[test]
 fn vad_gives_no_text_on_silence_or_noise() {
     let Some(model) = tiny() else { return };
-    if !vad_installed() {
+    if !server_support::vad_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -143,7 +119,7 @@ fn vad_gives_no_text_on_silence_or_noise() {
 #[test]
 fn vad_maps_speech_back_to_the_original_timeline() {
     let Some(model) = tiny() else { return };
-    if !vad_installed() {
+    if !server_support::vad_installed() {
         return;
     }
     // 40 s of silence, the clip, 50 s of silence, the clip again.

@@ -4,49 +4,14 @@
 
 mod server_support;
 
-use server_support::{testdata, Form, Server};
+use server_support::{testdata, wav_bytes as wav, Form, Server};
 
 const CLIP: &str = "audio/human/librivox_0880.wav";
 
-fn vad_installed() -> bool {
-    let root = std::env::var_os("AMANUENSIS_MODELS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/amanuensis/models"));
-    let ok = root.join("silero-vad/silero_vad_v6.onnx").is_file();
-    assert!(ok || std::env::var_os("CI").is_none(), "CI must install the VAD (`amanuensis models pull silero-vad`)");
-    ok
-}
-
-/// 16 kHz mono 16-bit WAV bytes of `samples`.
-fn wav(samples: &[f32]) -> Vec<u8> {
-    let data_len = (samples.len() * 2) as u32;
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data_len).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [1u16, 1] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [16_000u32, 32_000] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [2u16, 16] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data_len.to_le_bytes());
-    for &s in samples {
-        b.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes());
-    }
-    b
-}
 
 #[test]
 fn vad_on_the_server() {
-    if !vad_installed() {
+    if !server_support::vad_installed() {
         return;
     }
     let s = Server::start(&["--compute-type", "f32"]);

@@ -425,3 +425,14 @@ pub fn concatenated(ids: &[&str]) -> Vec<u8> {
     }
     wav_bytes(&samples)
 }
+
+/// Whether Silero VAD is installed in the model store; on CI (which installs it with `models
+/// pull silero-vad`) its absence is a failure, not a skip.
+pub fn vad_installed() -> bool {
+    let root = std::env::var_os("AMANUENSIS_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/amanuensis/models"));
+    let ok = root.join("silero-vad/silero_vad_v6.onnx").is_file();
+    assert!(ok || std::env::var_os("CI").is_none(), "CI must install the VAD (`amanuensis models pull silero-vad`)");
+    ok
+}
