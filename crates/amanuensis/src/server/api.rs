@@ -460,7 +460,7 @@ fn with_job_id(mut resp: Response, job_id: &str) -> Response {
     resp
 }
 
-/// Waits for the worker's answer; 504 if even the deadline's grace period passes (the worker
+/// Waits for the engine's answer; 504 if even the deadline's grace period passes (the engine
 /// checks the deadline between windows, so this only fires if one window takes very long).
 async fn await_reply(
     rx: oneshot::Receiver<Result<Transcript, ApiError>>,
@@ -470,7 +470,7 @@ async fn await_reply(
         deadline.saturating_duration_since(Instant::now()) + std::time::Duration::from_secs(30);
     match tokio::time::timeout(grace, rx).await {
         Ok(Ok(r)) => r,
-        Ok(Err(_)) => Err(ApiError::internal("the worker stopped without an answer (the server may be shutting down); retry")),
+        Ok(Err(_)) => Err(ApiError::internal("the engine stopped without an answer (the server may be shutting down); retry")),
         Err(_) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",
@@ -659,7 +659,7 @@ fn stream_response(
     };
     let stream = futures_util::stream::unfold(st, move |mut st| async move {
         if let Some(rx) = st.events.as_mut() {
-            // The worker drops its sender when the job ends, so every segment comes before
+            // The engine drops its sender when the job ends, so every segment comes before
             // the final event.
             match rx.recv().await {
                 Some(seg) => {
