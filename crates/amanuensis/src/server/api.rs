@@ -461,7 +461,8 @@ fn with_job_id(mut resp: Response, job_id: &str) -> Response {
 }
 
 /// Waits for the engine's answer; 504 if even the deadline's grace period passes (the engine
-/// checks the deadline between windows, so this only fires if one window takes very long).
+/// checks the deadline before every decoder pass, so this only fires if a pass or an encoder
+/// run takes very long).
 async fn await_reply(
     rx: oneshot::Receiver<Result<Transcript, ApiError>>,
     deadline: Instant,
