@@ -25,6 +25,34 @@ impl Outcome {
     }
 }
 
+/// What the engine thread spends its time on, for `amanuensis_engine_seconds_total{phase=...}`.
+#[derive(Clone, Copy, Debug)]
+pub enum Phase {
+    /// Starting sessions (log-mel, language detection).
+    Start,
+    Encode,
+    /// Joining windows to the batch (cross-attention K/V).
+    Join,
+    /// Decoder passes (with logit rules and search).
+    Decode,
+    /// Applying finished windows to their sessions.
+    Complete,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] = [Phase::Start, Phase::Encode, Phase::Join, Phase::Decode, Phase::Complete];
+
+    fn label(self) -> &'static str {
+        match self {
+            Phase::Start => "start",
+            Phase::Encode => "encode",
+            Phase::Join => "join",
+            Phase::Decode => "decode",
+            Phase::Complete => "complete",
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     /// (route, status) -> responses.
@@ -41,6 +69,8 @@ pub struct Metrics {
     pub decoder_passes: AtomicU64,
     pub decoder_sequences: AtomicU64,
     pub decoder_rows: AtomicU64,
+    /// Microseconds the engine thread spent in each phase (see `Phase`).
+    pub engine_micros: [AtomicU64; Phase::ALL.len()],
     pub model_loaded: AtomicBool,
     pub workers: AtomicU64,
     pub queue_capacity: AtomicU64,
@@ -60,6 +90,11 @@ impl Metrics {
 
     pub fn record_job(&self, outcome: Outcome) {
         *lock(&self.jobs).entry(outcome).or_default() += 1;
+    }
+
+    pub fn record_phase(&self, phase: Phase, since: std::time::Instant) {
+        self.engine_micros[phase as usize]
+            .fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn record_audio(&self, audio_seconds: f64, processing_seconds: f64) {
@@ -107,6 +142,17 @@ impl Metrics {
                 o.label(),
                 jobs.get(&o).copied().unwrap_or(0)
             );
+        }
+        let n = "amanuensis_engine_seconds_total";
+        head(
+            &mut out,
+            n,
+            "counter",
+            "Wall seconds the engine thread spent by phase (start, encode, join, decode, complete).",
+        );
+        for p in Phase::ALL {
+            let us = self.engine_micros[p as usize].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{n}{{phase=\"{}\"}} {:.6}", p.label(), us as f64 / 1e6);
         }
         let (audio, processing) = *lock(&self.seconds);
         let load = |a: &AtomicI64| a.load(Ordering::Relaxed).max(0).to_string();

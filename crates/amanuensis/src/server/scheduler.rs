@@ -23,7 +23,7 @@ use whisper::transcribe::{Segment, Session, TranscribeOptions, Transcriber, Tran
 use whisper::window::WindowResult;
 
 use super::error::ApiError;
-use super::metrics::{Metrics, Outcome};
+use super::metrics::{Metrics, Outcome, Phase};
 
 /// Most windows encoded in one batch: bounds the encoder's activation memory.
 const MAX_ENCODER_BATCH: usize = 8;
@@ -221,6 +221,7 @@ impl Engine {
         self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
         self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
+        let t0 = Instant::now();
         let Job {
             id,
             samples,
@@ -240,6 +241,7 @@ impl Engine {
             Err(panicked(p.as_ref()))
         });
         drop(samples);
+        self.metrics.record_phase(Phase::Start, t0);
         match session {
             Ok(session) => {
                 let key = self.next_key;
@@ -347,13 +349,17 @@ impl Engine {
         }
         if !to_encode.is_empty() {
             let (keys, mels): (Vec<JobKey>, Vec<Mel>) = to_encode.into_iter().unzip();
-            for (key, r) in keys.into_iter().zip(self.encode(mels)) {
+            let t0 = Instant::now();
+            let encoded = self.encode(mels);
+            self.metrics.record_phase(Phase::Encode, t0);
+            for (key, r) in keys.into_iter().zip(encoded) {
                 match r {
                     Ok(audio) => ready.push((key, Some(audio))),
                     Err(f) => failed.push((key, f)),
                 }
             }
         }
+        let t0 = Instant::now();
         for (key, encoded) in ready {
             let Some(job) = self.jobs.get_mut(&key) else {
                 continue;
@@ -370,6 +376,7 @@ impl Engine {
                 Err(f) => failed.push((key, f)),
             }
         }
+        self.metrics.record_phase(Phase::Join, t0);
         for (key, f) in failed {
             self.finish(key, Err(f));
         }
@@ -424,7 +431,11 @@ impl Engine {
             .decoder_rows
             .fetch_add(rows as u64, Ordering::Relaxed);
         let batch = &mut self.batch;
-        let finished = match catch_unwind(AssertUnwindSafe(|| batch.step())) {
+        let t0 = Instant::now();
+        let stepped = catch_unwind(AssertUnwindSafe(|| batch.step()));
+        self.metrics.record_phase(Phase::Decode, t0);
+        let t0 = Instant::now();
+        let finished = match stepped {
             Ok(f) => f,
             Err(p) => {
                 // The batch's state is unknown: fail the jobs it held and start a new one.
@@ -464,6 +475,7 @@ impl Engine {
                 }
             }
         }
+        self.metrics.record_phase(Phase::Complete, t0);
     }
 }
 
