@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 LONG=${1:-../shared/audio/long}
 MODEL=${2:-tiny.en}
 COMPUTE=${3:-f32}
-WORKERS=${4:-4}
+WORKERS=${4:-16}
 BIN=${AMANUENSIS_BIN:-target/release/amanuensis}
 [[ -x $BIN ]] || cargo build --release -p amanuensis
 [[ -f $LONG/long.wav && -f $LONG/long_segments.tsv ]] || { echo "no long.wav / long_segments.tsv in $LONG" >&2; exit 2; }
@@ -25,4 +25,4 @@ for _ in $(seq 600); do curl -sf "$url/health" >/dev/null && break; sleep 0.1; d
 echo "model $MODEL, compute type $COMPUTE, $WORKERS workers, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 tools/loadtest/loadtest.py --url "$url" --wav "$LONG/long.wav" --segments "$LONG/long_segments.tsv" --concurrency 1,4,16
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-curl -s "$url/metrics" | grep -E '^amanuensis_(encoder_(batches|windows)_total|jobs_total\{outcome="ok"\})'
+curl -s "$url/metrics" | grep -E '^amanuensis_((encoder_(batches|windows)|decoder_(passes|sequences|rows))_total|jobs_total\{outcome="ok"\})'

@@ -447,6 +447,87 @@ fn sixteen_concurrent_clients_get_their_own_transcripts() {
         batches < windows,
         "no encoder batching: {batches} batches for {windows} windows"
     );
+    // The requests' windows were decoded together in the continuous batch.
+    let (passes, sequences) = (
+        s.metric("amanuensis_decoder_passes_total"),
+        s.metric("amanuensis_decoder_sequences_total"),
+    );
+    assert!(
+        sequences > 1.5 * passes,
+        "decoder passes not shared: {sequences} windows over {passes} passes"
+    );
+    assert!(s.metric("amanuensis_decoder_rows_total") >= sequences);
+}
+
+/// Requests decoded together share decoder passes (one continuous batch), and each still gets
+/// exactly the transcript it gets alone: the same segments, times and tokens.
+#[test]
+fn concurrent_requests_share_decoder_passes_and_keep_their_transcripts() {
+    let s = Server::start(&["--workers", "4"]);
+    // Two windows each (30-45 s), different speech, so the requests overlap for several windows.
+    let inputs = [
+        concatenated(&["s11", "s08", "s03"]),
+        concatenated(&["s06", "s10", "s05", "s08"]),
+        concatenated(&["s03", "s11", "s06"]),
+        concatenated(&["s08", "s05", "s11"]),
+    ];
+    let url = s.url("/v1/audio/transcriptions");
+    let post = |wav: &Vec<u8>| {
+        let r = Form::new()
+            .file("file", "long.wav", wav)
+            .text("response_format", "verbose_json")
+            .post(&url);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        let segs: Vec<(String, f64, f64, serde_json::Value)> = v["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["text"].as_str().unwrap().to_string(),
+                    g["start"].as_f64().unwrap(),
+                    g["end"].as_f64().unwrap(),
+                    g["tokens"].clone(),
+                )
+            })
+            .collect();
+        (v["text"].as_str().unwrap().to_string(), segs)
+    };
+    let alone: Vec<_> = inputs.iter().map(post).collect();
+    let (passes0, sequences0) = (
+        s.metric("amanuensis_decoder_passes_total"),
+        s.metric("amanuensis_decoder_sequences_total"),
+    );
+    // One request at a time: one window per pass.
+    assert!(passes0 > 0.0);
+    assert_eq!(passes0, sequences0);
+    let barrier = std::sync::Barrier::new(inputs.len());
+    let together: Vec<_> = std::thread::scope(|sc| {
+        let handles: Vec<_> = inputs
+            .iter()
+            .map(|wav| {
+                let (barrier, post) = (&barrier, &post);
+                sc.spawn(move || {
+                    barrier.wait();
+                    post(wav)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
+        assert!(a.1.len() >= 2, "request {i}: {}", a.0);
+        assert_eq!(a, t, "request {i}: the batched transcript differs from the one alone");
+    }
+    let passes = s.metric("amanuensis_decoder_passes_total") - passes0;
+    let sequences = s.metric("amanuensis_decoder_sequences_total") - sequences0;
+    assert!(
+        sequences > 1.5 * passes,
+        "4 concurrent requests did not share decoder passes: {sequences} windows over {passes} passes"
+    );
+    assert_eq!(s.metric("amanuensis_jobs_in_flight"), 0.0);
+    assert_eq!(s.metric("amanuensis_jobs_total{outcome=\"ok\"}"), 8.0);
 }
 
 /// Reads server-sent events: (seconds since start, JSON) per `data:` line.

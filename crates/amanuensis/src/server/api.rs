@@ -287,8 +287,9 @@ fn with_job_id(mut resp: Response, job_id: &str) -> Response {
     resp
 }
 
-/// Waits for the worker's answer; 504 if even the deadline's grace period passes (the worker
-/// checks the deadline between windows, so this only fires if one window takes very long).
+/// Waits for the engine's answer; 504 if even the deadline's grace period passes (the engine
+/// checks the deadline before every decoder pass, so this only fires if a pass or an encoder
+/// run takes very long).
 async fn await_reply(
     rx: oneshot::Receiver<Result<Transcript, ApiError>>,
     deadline: Instant,
@@ -297,7 +298,7 @@ async fn await_reply(
         deadline.saturating_duration_since(Instant::now()) + std::time::Duration::from_secs(30);
     match tokio::time::timeout(grace, rx).await {
         Ok(Ok(r)) => r,
-        Ok(Err(_)) => Err(ApiError::internal("the worker stopped without an answer (the server may be shutting down); retry")),
+        Ok(Err(_)) => Err(ApiError::internal("the engine stopped without an answer (the server may be shutting down); retry")),
         Err(_) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",
@@ -528,7 +529,7 @@ fn stream_response(
     };
     let stream = futures_util::stream::unfold(st, move |mut st| async move {
         if let Some(rx) = st.events.as_mut() {
-            // The worker drops its sender when the job ends, so every segment comes before
+            // The engine drops its sender when the job ends, so every segment comes before
             // the final event.
             match rx.recv().await {
                 Some(mut seg) => {

@@ -25,6 +25,34 @@ impl Outcome {
     }
 }
 
+/// What the engine thread spends its time on, for `amanuensis_engine_seconds_total{phase=...}`.
+#[derive(Clone, Copy, Debug)]
+pub enum Phase {
+    /// Starting sessions (log-mel, language detection).
+    Start,
+    Encode,
+    /// Joining windows to the batch (cross-attention K/V).
+    Join,
+    /// Decoder passes (with logit rules and search).
+    Decode,
+    /// Applying finished windows to their sessions.
+    Complete,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] = [Phase::Start, Phase::Encode, Phase::Join, Phase::Decode, Phase::Complete];
+
+    fn label(self) -> &'static str {
+        match self {
+            Phase::Start => "start",
+            Phase::Encode => "encode",
+            Phase::Join => "join",
+            Phase::Decode => "decode",
+            Phase::Complete => "complete",
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     /// (route, status) -> responses.
@@ -36,6 +64,13 @@ pub struct Metrics {
     pub in_flight: AtomicI64,
     pub encoder_batches: AtomicU64,
     pub encoder_windows: AtomicU64,
+    /// Decoder passes of the continuous batch, and the windows (sequences) and hypothesis rows
+    /// (beams) they advanced, summed over passes.
+    pub decoder_passes: AtomicU64,
+    pub decoder_sequences: AtomicU64,
+    pub decoder_rows: AtomicU64,
+    /// Microseconds the engine thread spent in each phase (see `Phase`).
+    pub engine_micros: [AtomicU64; Phase::ALL.len()],
     pub model_loaded: AtomicBool,
     pub workers: AtomicU64,
     pub queue_capacity: AtomicU64,
@@ -55,6 +90,11 @@ impl Metrics {
 
     pub fn record_job(&self, outcome: Outcome) {
         *lock(&self.jobs).entry(outcome).or_default() += 1;
+    }
+
+    pub fn record_phase(&self, phase: Phase, since: std::time::Instant) {
+        self.engine_micros[phase as usize]
+            .fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn record_audio(&self, audio_seconds: f64, processing_seconds: f64) {
@@ -103,10 +143,21 @@ impl Metrics {
                 jobs.get(&o).copied().unwrap_or(0)
             );
         }
+        let n = "amanuensis_engine_seconds_total";
+        head(
+            &mut out,
+            n,
+            "counter",
+            "Wall seconds the engine thread spent by phase (start, encode, join, decode, complete).",
+        );
+        for p in Phase::ALL {
+            let us = self.engine_micros[p as usize].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{n}{{phase=\"{}\"}} {:.6}", p.label(), us as f64 / 1e6);
+        }
         let (audio, processing) = *lock(&self.seconds);
         let load = |a: &AtomicI64| a.load(Ordering::Relaxed).max(0).to_string();
         let load_u = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
-        let singles: [(&str, &str, &str, String); 9] = [
+        let singles: [(&str, &str, &str, String); 12] = [
             ("amanuensis_audio_seconds_total", "counter", "Seconds of audio transcribed successfully.", format!("{audio:.6}")),
             (
                 "amanuensis_processing_seconds_total",
@@ -114,10 +165,10 @@ impl Metrics {
                 "Wall seconds from upload received to transcript ready, summed over successful jobs.",
                 format!("{processing:.6}"),
             ),
-            ("amanuensis_queue_depth", "gauge", "Jobs waiting for a worker.", load(&self.queue_depth)),
+            ("amanuensis_queue_depth", "gauge", "Jobs waiting to be admitted to the engine.", load(&self.queue_depth)),
             ("amanuensis_jobs_in_flight", "gauge", "Jobs being transcribed now.", load(&self.in_flight)),
             ("amanuensis_queue_capacity", "gauge", "Jobs that may wait before requests get 503.", load_u(&self.queue_capacity)),
-            ("amanuensis_workers", "gauge", "Jobs transcribed at the same time.", load_u(&self.workers)),
+            ("amanuensis_workers", "gauge", "Jobs decoded at the same time (the continuous batch's bound, --workers).", load_u(&self.workers)),
             (
                 "amanuensis_encoder_batches_total",
                 "counter",
@@ -125,6 +176,24 @@ impl Metrics {
                 load_u(&self.encoder_batches),
             ),
             ("amanuensis_encoder_windows_total", "counter", "30 s windows encoded.", load_u(&self.encoder_windows)),
+            (
+                "amanuensis_decoder_passes_total",
+                "counter",
+                "Decoder passes; each advances every window in the continuous batch by one token.",
+                load_u(&self.decoder_passes),
+            ),
+            (
+                "amanuensis_decoder_sequences_total",
+                "counter",
+                "Windows advanced, summed over decoder passes (divided by passes: windows sharing a pass).",
+                load_u(&self.decoder_sequences),
+            ),
+            (
+                "amanuensis_decoder_rows_total",
+                "counter",
+                "Hypothesis rows (beams of every window) decoded, summed over decoder passes.",
+                load_u(&self.decoder_rows),
+            ),
             (
                 "amanuensis_model_loaded",
                 "gauge",

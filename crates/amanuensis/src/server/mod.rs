@@ -3,7 +3,7 @@
 //! `/health`, `/v1/models`, `/metrics`, and a small web page at `/`.
 //!
 //! The whisper crate knows nothing of HTTP: this module reads requests, and the scheduler
-//! feeds the engine from plain threads.
+//! feeds the engine thread (one continuous batch for every request).
 
 mod api;
 mod error;
@@ -52,10 +52,11 @@ pub struct ServeArgs {
     /// Numeric type of the engine (default: the engine's choice, `ComputeType::DEFAULT`).
     #[arg(long, value_enum)]
     pub compute_type: Option<ComputeType>,
-    /// Jobs transcribed at the same time; their 30 s windows share encoder batches.
-    #[arg(long, default_value_t = 4)]
+    /// Jobs decoded at the same time: their current 30 s windows share every decoder pass
+    /// (one continuous batch) and are encoded together.
+    #[arg(long, default_value_t = 16)]
     pub workers: usize,
-    /// Jobs that may wait for a worker; beyond that, requests get 503 with Retry-After.
+    /// Jobs that may wait to be admitted; beyond that, requests get 503 with Retry-After.
     #[arg(long, default_value_t = 64)]
     pub queue: usize,
     /// Largest accepted upload in MB (MiB); larger ones get 413.
@@ -100,7 +101,7 @@ pub struct AppState {
     pub cfg: Config,
     pub metrics: Arc<Metrics>,
     pub engine: OnceLock<Engine>,
-    /// Bounds the audio decodes running at once (CPU work outside the workers).
+    /// Bounds the audio decodes running at once (CPU work outside the engine thread).
     pub decode_slots: tokio::sync::Semaphore,
 }
 

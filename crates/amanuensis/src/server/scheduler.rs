@@ -1,30 +1,34 @@
-//! The job queue and its workers: a bounded queue feeds N worker threads, each driving one
-//! transcription window by window; the 30 s windows that workers need encoded at the same time
-//! go through the encoder together in one batch.
+//! The job queue and the engine: a bounded queue feeds one engine thread that decodes every
+//! admitted request through one continuous batch. The tokens of all the requests' current
+//! 30 s windows share each decoder pass (`whisper::batch::ContinuousBatch`), and the windows
+//! that need encoding at the same time go through the encoder together
+//! (`Whisper::encode_batch`).
 //!
-//! The whisper engine is synchronous and CPU-bound, so it runs on plain threads, never on the
-//! async runtime; the HTTP side talks to the workers through channels only.
+//! The whisper engine is synchronous and CPU-bound, so it runs on a plain thread, never on the
+//! async runtime; the HTTP side talks to it through channels only.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::http::StatusCode;
 use tokio::sync::{mpsc as tmpsc, oneshot};
+use whisper::batch::ContinuousBatch;
 use whisper::mel::Mel;
-use whisper::model::{KvCache, Whisper};
-use whisper::transcribe::{Segment, TranscribeOptions, Transcriber, Transcript};
+use whisper::model::Whisper;
+use whisper::transcribe::{Segment, Session, TranscribeOptions, Transcriber, Transcript};
+use whisper::window::WindowResult;
 
 use super::error::ApiError;
-use super::metrics::{Metrics, Outcome};
+use super::metrics::{Metrics, Outcome, Phase};
 
 /// Most windows encoded in one batch: bounds the encoder's activation memory.
 const MAX_ENCODER_BATCH: usize = 8;
 
-/// One transcription request, decoded and validated, waiting for a worker.
+/// One transcription request, decoded and validated, waiting for the engine.
 pub struct Job {
     pub id: String,
     pub samples: Vec<f32>,
@@ -44,23 +48,29 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Starts `workers` threads on `model` behind a queue of `capacity` waiting jobs.
+    /// Starts the engine thread on `model`: at most `concurrent` jobs decoded together, behind
+    /// a queue of `capacity` waiting jobs.
     pub fn start(
         model: &'static Whisper,
-        workers: usize,
+        concurrent: usize,
         capacity: usize,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Pool> {
         let (tx, rx) = mpsc::sync_channel::<Job>(capacity);
-        let rx = Arc::new(Mutex::new(rx));
-        let batcher = Arc::new(EncoderBatcher::new(model, metrics.clone()));
-        for i in 0..workers {
-            let (rx, batcher, metrics) = (rx.clone(), batcher.clone(), metrics.clone());
-            std::thread::Builder::new()
-                .name(format!("transcribe-{i}"))
-                .spawn(move || worker_loop(model, rx, batcher, metrics))?;
-        }
-        metrics.workers.store(workers as u64, Ordering::Relaxed);
+        let tr = Transcriber::new(model)?;
+        let engine = Engine {
+            model,
+            tr,
+            batch: ContinuousBatch::new(model, concurrent),
+            jobs: BTreeMap::new(),
+            next_key: 0,
+            max_jobs: concurrent,
+            metrics: metrics.clone(),
+        };
+        std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || engine.run(rx))?;
+        metrics.workers.store(concurrent as u64, Ordering::Relaxed);
         metrics
             .queue_capacity
             .store(capacity as u64, Ordering::Relaxed);
@@ -101,13 +111,9 @@ pub fn queue_full(capacity: usize) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "queue_full",
-        format!("the server is busy: all workers are transcribing and {capacity} job(s) are already waiting; retry later"),
+        format!("the server is busy: every decoding slot is taken and {capacity} job(s) are already waiting; retry later"),
     )
     .retry_after(2)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Text of a panic payload, for the error message and the log.
@@ -118,72 +124,11 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn worker_loop(
-    model: &'static Whisper,
-    rx: Arc<Mutex<Receiver<Job>>>,
-    batcher: Arc<EncoderBatcher>,
-    metrics: Arc<Metrics>,
-) {
-    let tr = match Transcriber::new(model) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!("worker cannot start: {e}");
-            return;
-        }
-    };
-    let mut cache: Option<KvCache> = None;
-    loop {
-        // Holding the lock while waiting is fine: whoever holds it takes the next job.
-        let job = match lock(&rx).recv() {
-            Ok(j) => j,
-            Err(_) => return,
-        };
-        metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
-        metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-        let Job {
-            id,
-            samples,
-            opts,
-            deadline,
-            events,
-            reply,
-        } = job;
-        let started = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            run_job(
-                &tr, &batcher, &mut cache, &samples, &opts, deadline, events, &reply,
-            )
-        }));
-        let result = match result {
-            Ok(r) => r,
-            Err(p) => {
-                // The cache may be half-written; start the next job with a fresh one.
-                cache = None;
-                let msg = panic_text(p.as_ref());
-                tracing::error!(job = %id, "transcription panicked: {msg}");
-                Err(Failure::Error(ApiError::internal(format!(
-                    "the transcription failed unexpectedly ({msg}); the server is still running: retry, and report the problem if it persists"
-                ))))
-            }
-        };
-        metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let seconds = started.elapsed().as_secs_f64();
-        let outcome = match &result {
-            Ok(_) => Outcome::Ok,
-            Err(Failure::Cancelled) => Outcome::Cancelled,
-            Err(Failure::Error(e)) if e.status == StatusCode::GATEWAY_TIMEOUT => Outcome::TimedOut,
-            Err(Failure::Error(_)) => Outcome::Failed,
-        };
-        metrics.record_job(outcome);
-        tracing::info!(job = %id, ?outcome, seconds, "job finished");
-        let answer = match result {
-            Ok(t) => Ok(t),
-            Err(Failure::Error(e)) => Err(e),
-            Err(Failure::Cancelled) => continue,
-        };
-        // The handler may have given up in the meantime; then nobody needs the answer.
-        let _ = reply.send(answer);
-    }
+fn panicked(p: &(dyn std::any::Any + Send)) -> Failure {
+    Failure::Error(ApiError::internal(format!(
+        "the transcription failed unexpectedly ({}); the server is still running: retry, and report the problem if it persists",
+        panic_text(p)
+    )))
 }
 
 /// Why a job produced no transcript.
@@ -208,51 +153,355 @@ fn deadline_passed() -> Failure {
     ))
 }
 
-/// Runs one job to the end, checking between windows whether the client is still there and
-/// the deadline still ahead.
-#[allow(clippy::too_many_arguments)]
-fn run_job(
-    tr: &Transcriber<'static>,
-    batcher: &EncoderBatcher,
-    cache: &mut Option<KvCache>,
-    samples: &[f32],
-    opts: &TranscribeOptions,
-    deadline: Instant,
-    events: Option<tmpsc::UnboundedSender<Segment>>,
-    reply: &oneshot::Sender<Result<Transcript, ApiError>>,
-) -> Result<Transcript, Failure> {
-    let check = || {
-        if reply.is_closed() {
-            Err(Failure::Cancelled)
-        } else if Instant::now() >= deadline {
-            Err(deadline_passed())
-        } else {
-            Ok(())
-        }
-    };
-    check()?;
-    fault_injection(opts);
-    let mut session = tr.start(samples, opts)?;
-    let cache = cache.get_or_insert_with(|| session.new_cache());
-    while !session.is_done() {
-        check()?;
-        let encoded = match session.window_mel()? {
-            Some(mel) => Some(batcher.encode(mel)?),
-            None => None,
-        };
-        check()?;
-        session.step(encoded, cache, &mut |seg| {
-            if let Some(tx) = &events {
-                // A closed receiver means the client left; the next check() notices.
-                let _ = tx.send(seg.clone());
-            }
-        })?;
+/// Whether a job should stop: its client left, or its deadline passed.
+fn check(reply: &oneshot::Sender<Result<Transcript, ApiError>>, deadline: Instant) -> Result<(), Failure> {
+    if reply.is_closed() {
+        Err(Failure::Cancelled)
+    } else if Instant::now() >= deadline {
+        Err(deadline_passed())
+    } else {
+        Ok(())
     }
-    Ok(session.finish())
 }
 
-/// Debug builds only: a job whose prompt equals `$AMANUENSIS_FAULT_PANIC_PROMPT` panics inside
-/// its worker, so that the tests can check that a panicking job leaves the server serving.
+/// Tag of a job in the continuous batch.
+type JobKey = u64;
+
+/// A job the engine has admitted.
+struct Running {
+    id: String,
+    session: Session<'static>,
+    deadline: Instant,
+    events: Option<tmpsc::UnboundedSender<Segment>>,
+    reply: oneshot::Sender<Result<Transcript, ApiError>>,
+    started: Instant,
+    /// Its current window is in the continuous batch.
+    in_batch: bool,
+}
+
+/// The engine thread's state: every admitted job's session and the batch decoding their
+/// current windows.
+struct Engine {
+    model: &'static Whisper,
+    tr: Transcriber<'static>,
+    batch: ContinuousBatch<'static, JobKey>,
+    jobs: BTreeMap<JobKey, Running>,
+    next_key: JobKey,
+    max_jobs: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Engine {
+    /// Admits queued jobs while there is room, encodes the windows that need it, joins them to
+    /// the batch, runs one decoder pass, applies the finished windows; blocks on the queue
+    /// when there is nothing to do. Returns when the queue is closed and every job is done.
+    fn run(mut self, rx: Receiver<Job>) {
+        loop {
+            while self.jobs.len() < self.max_jobs {
+                let job = if self.jobs.is_empty() {
+                    match rx.recv() {
+                        Ok(j) => j,
+                        Err(_) => return,
+                    }
+                } else {
+                    match rx.try_recv() {
+                        Ok(j) => j,
+                        Err(_) => break,
+                    }
+                };
+                self.admit(job);
+            }
+            self.check_all();
+            self.feed();
+            self.step();
+        }
+    }
+
+    fn admit(&mut self, job: Job) {
+        self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let t0 = Instant::now();
+        let Job {
+            id,
+            samples,
+            opts,
+            deadline,
+            events,
+            reply,
+        } = job;
+        let tr = &self.tr;
+        let session = catch_unwind(AssertUnwindSafe(|| {
+            check(&reply, deadline)?;
+            fault_injection(&opts);
+            Ok::<_, Failure>(tr.start(&samples, &opts)?)
+        }))
+        .unwrap_or_else(|p| {
+            tracing::error!(job = %id, "transcription panicked: {}", panic_text(p.as_ref()));
+            Err(panicked(p.as_ref()))
+        });
+        drop(samples);
+        self.metrics.record_phase(Phase::Start, t0);
+        match session {
+            Ok(session) => {
+                let key = self.next_key;
+                self.next_key += 1;
+                let done = session.is_done();
+                self.jobs.insert(
+                    key,
+                    Running {
+                        id,
+                        session,
+                        deadline,
+                        events,
+                        reply,
+                        started,
+                        in_batch: false,
+                    },
+                );
+                if done {
+                    self.finish(key, Ok(()));
+                }
+            }
+            Err(f) => self.conclude(&id, started, reply, Err(f)),
+        }
+    }
+
+    /// Ends job `key`: `Ok` replies with its transcript. Its window leaves the batch.
+    fn finish(&mut self, key: JobKey, result: Result<(), Failure>) {
+        let Some(job) = self.jobs.remove(&key) else {
+            return;
+        };
+        if job.in_batch {
+            self.batch.retain(|k| *k != key);
+        }
+        let Running {
+            id,
+            session,
+            reply,
+            started,
+            ..
+        } = job;
+        // The events sender drops with `job`, before the reply: every segment comes first.
+        let result = result.and_then(|()| {
+            catch_unwind(AssertUnwindSafe(|| session.finish())).map_err(|p| panicked(p.as_ref()))
+        });
+        self.conclude(&id, started, reply, result);
+    }
+
+    fn conclude(
+        &self,
+        id: &str,
+        started: Instant,
+        reply: oneshot::Sender<Result<Transcript, ApiError>>,
+        result: Result<Transcript, Failure>,
+    ) {
+        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let seconds = started.elapsed().as_secs_f64();
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(Failure::Cancelled) => Outcome::Cancelled,
+            Err(Failure::Error(e)) if e.status == StatusCode::GATEWAY_TIMEOUT => Outcome::TimedOut,
+            Err(Failure::Error(_)) => Outcome::Failed,
+        };
+        self.metrics.record_job(outcome);
+        tracing::info!(job = %id, ?outcome, seconds, "job finished");
+        let answer = match result {
+            Ok(t) => Ok(t),
+            Err(Failure::Error(e)) => Err(e),
+            Err(Failure::Cancelled) => return,
+        };
+        // The handler may have given up in the meantime; then nobody needs the answer.
+        let _ = reply.send(answer);
+    }
+
+    /// Drops the jobs whose client left or whose deadline passed (their windows leave the batch).
+    fn check_all(&mut self) {
+        let stop: Vec<(JobKey, Failure)> = self
+            .jobs
+            .iter()
+            .filter_map(|(k, j)| check(&j.reply, j.deadline).err().map(|f| (*k, f)))
+            .collect();
+        for (k, f) in stop {
+            self.finish(k, Err(f));
+        }
+    }
+
+    /// Brings the current window of every job not in the batch into it: encodes those that
+    /// need it (up to MAX_ENCODER_BATCH per pass; the rest wait for the next round).
+    fn feed(&mut self) {
+        let mut to_encode: Vec<(JobKey, Mel)> = Vec::new();
+        let mut ready: Vec<(JobKey, Option<Vec<f32>>)> = Vec::new();
+        let mut failed: Vec<(JobKey, Failure)> = Vec::new();
+        for (&key, job) in self.jobs.iter() {
+            if job.in_batch {
+                continue;
+            }
+            if to_encode.len() >= MAX_ENCODER_BATCH {
+                break;
+            }
+            match catch_unwind(AssertUnwindSafe(|| job.session.window_mel())) {
+                Ok(Ok(Some(mel))) => to_encode.push((key, mel)),
+                Ok(Ok(None)) => ready.push((key, None)),
+                Ok(Err(e)) => failed.push((key, e.into())),
+                Err(p) => failed.push((key, panicked(p.as_ref()))),
+            }
+        }
+        if !to_encode.is_empty() {
+            let (keys, mels): (Vec<JobKey>, Vec<Mel>) = to_encode.into_iter().unzip();
+            let t0 = Instant::now();
+            let encoded = self.encode(mels);
+            self.metrics.record_phase(Phase::Encode, t0);
+            for (key, r) in keys.into_iter().zip(encoded) {
+                match r {
+                    Ok(audio) => ready.push((key, Some(audio))),
+                    Err(f) => failed.push((key, f)),
+                }
+            }
+        }
+        let t0 = Instant::now();
+        for (key, encoded) in ready {
+            let Some(job) = self.jobs.get_mut(&key) else {
+                continue;
+            };
+            let batch = &mut self.batch;
+            let joined = catch_unwind(AssertUnwindSafe(|| {
+                let audio = job.session.window_audio(encoded)?;
+                let (prompt, opts) = (job.session.window_prompt(), job.session.window_options());
+                batch.join(key, &audio, prompt, opts).map_err(|(_, e)| Failure::from(e))
+            }))
+            .unwrap_or_else(|p| Err(panicked(p.as_ref())));
+            match joined {
+                Ok(()) => job.in_batch = true,
+                Err(f) => failed.push((key, f)),
+            }
+        }
+        self.metrics.record_phase(Phase::Join, t0);
+        for (key, f) in failed {
+            self.finish(key, Err(f));
+        }
+    }
+
+    /// Encodes windows in one encoder pass; if the pass fails as a whole, each window is
+    /// retried alone so that one bad window fails only its own job. Never panics.
+    fn encode(&self, mels: Vec<Mel>) -> Vec<Result<Vec<f32>, Failure>> {
+        let model = self.model;
+        let metrics = &self.metrics;
+        let encode = |mels: &[Mel]| {
+            metrics.encoder_batches.fetch_add(1, Ordering::Relaxed);
+            metrics
+                .encoder_windows
+                .fetch_add(mels.len() as u64, Ordering::Relaxed);
+            match catch_unwind(AssertUnwindSafe(|| model.encode_batch(mels))) {
+                Ok(Ok(v)) if v.len() == mels.len() => Ok(v),
+                Ok(Ok(v)) => Err(Failure::Error(ApiError::internal(format!(
+                    "the encoder returned {} outputs for {} windows",
+                    v.len(),
+                    mels.len()
+                )))),
+                Ok(Err(e)) => Err(Failure::from(e)),
+                Err(p) => Err(Failure::Error(ApiError::internal(format!(
+                    "the encoder failed unexpectedly ({})",
+                    panic_text(p.as_ref())
+                )))),
+            }
+        };
+        match encode(&mels) {
+            Ok(outs) => outs.into_iter().map(Ok).collect(),
+            Err(e) if mels.len() == 1 => vec![Err(e)],
+            Err(_) => mels
+                .iter()
+                .map(|m| encode(std::slice::from_ref(m)).map(|mut v| v.remove(0)))
+                .collect(),
+        }
+    }
+
+    /// One decoder pass over every window in the batch; finished windows go back to their
+    /// sessions, and finished sessions are answered.
+    fn step(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let (sequences, rows) = (self.batch.len(), self.batch.rows());
+        self.metrics.decoder_passes.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .decoder_sequences
+            .fetch_add(sequences as u64, Ordering::Relaxed);
+        self.metrics
+            .decoder_rows
+            .fetch_add(rows as u64, Ordering::Relaxed);
+        let batch = &mut self.batch;
+        let t0 = Instant::now();
+        let stepped = catch_unwind(AssertUnwindSafe(|| batch.step()));
+        self.metrics.record_phase(Phase::Decode, t0);
+        let t0 = Instant::now();
+        let finished = match stepped {
+            Ok(f) => f,
+            Err(p) => {
+                // The batch's state is unknown: fail the jobs it held and start a new one.
+                let msg = panic_text(p.as_ref());
+                tracing::error!("a decoder pass panicked ({msg}); failing the {sequences} job(s) in it");
+                self.batch = ContinuousBatch::new(self.model, self.max_jobs);
+                let keys: Vec<JobKey> = self
+                    .jobs
+                    .iter_mut()
+                    .filter(|(_, j)| j.in_batch)
+                    .map(|(k, j)| {
+                        j.in_batch = false;
+                        *k
+                    })
+                    .collect();
+                for k in keys {
+                    self.finish(k, Err(panicked(p.as_ref())));
+                }
+                return;
+            }
+        };
+        for (key, result) in finished {
+            let Some(job) = self.jobs.get_mut(&key) else {
+                continue;
+            };
+            job.in_batch = false;
+            let outcome = match result {
+                Ok(window) => complete(job, window),
+                Err(e) => Err(e.into()),
+            };
+            match outcome {
+                Ok(true) => self.finish(key, Ok(())),
+                Ok(false) => {}
+                Err(f) => {
+                    tracing::warn!(job = %job.id, "window failed");
+                    self.finish(key, Err(f))
+                }
+            }
+        }
+        self.metrics.record_phase(Phase::Complete, t0);
+    }
+}
+
+/// Applies a decoded window to its session, sending its segments to the client when it
+/// streams. Returns whether the session is done.
+fn complete(job: &mut Running, window: WindowResult) -> Result<bool, Failure> {
+    let Running {
+        session, events, ..
+    } = job;
+    catch_unwind(AssertUnwindSafe(|| {
+        session.complete_window(window, &mut |seg| {
+            if let Some(tx) = events {
+                // A closed receiver means the client left; the next check notices.
+                let _ = tx.send(seg.clone());
+            }
+        });
+        session.is_done()
+    }))
+    .map_err(|p| {
+        tracing::error!(job = %job.id, "applying a window panicked: {}", panic_text(p.as_ref()));
+        panicked(p.as_ref())
+    })
+}
+
+/// Debug builds only: a job whose prompt equals `$AMANUENSIS_FAULT_PANIC_PROMPT` panics when the
+/// engine admits it, so that the tests can check that a panicking job leaves the server serving.
 fn fault_injection(opts: &TranscribeOptions) {
     if cfg!(debug_assertions) {
         if let (Ok(trigger), Some(prompt)) = (
@@ -266,94 +515,3 @@ fn fault_injection(opts: &TranscribeOptions) {
     }
 }
 
-/// Encodes the windows that workers ask for at the same time in one batch ("group commit"):
-/// the first worker to arrive while the encoder is idle runs it on everything waiting; workers
-/// arriving meanwhile wait and are served by the next run. Nobody waits for a batch to fill.
-pub struct EncoderBatcher {
-    model: &'static Whisper,
-    metrics: Arc<Metrics>,
-    state: Mutex<BatchState>,
-    done: Condvar,
-}
-
-#[derive(Default)]
-struct BatchState {
-    next_ticket: u64,
-    pending: Vec<(u64, Mel)>,
-    results: HashMap<u64, Result<Vec<f32>, Failure>>,
-    busy: bool,
-}
-
-impl EncoderBatcher {
-    fn new(model: &'static Whisper, metrics: Arc<Metrics>) -> Self {
-        EncoderBatcher {
-            model,
-            metrics,
-            state: Mutex::new(BatchState::default()),
-            done: Condvar::new(),
-        }
-    }
-
-    fn encode(&self, mel: Mel) -> Result<Vec<f32>, Failure> {
-        let mut st = lock(&self.state);
-        let ticket = st.next_ticket;
-        st.next_ticket += 1;
-        st.pending.push((ticket, mel));
-        loop {
-            if let Some(r) = st.results.remove(&ticket) {
-                return r;
-            }
-            if !st.busy && !st.pending.is_empty() {
-                st.busy = true;
-                let n = st.pending.len().min(MAX_ENCODER_BATCH);
-                let batch: Vec<(u64, Mel)> = st.pending.drain(..n).collect();
-                drop(st);
-                let results = self.run(batch);
-                st = lock(&self.state);
-                st.busy = false;
-                st.results.extend(results);
-                self.done.notify_all();
-                continue;
-            }
-            // The timeout only guards against a lost wake-up; normally notify_all comes first.
-            st = self
-                .done
-                .wait_timeout(st, Duration::from_secs(1))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-
-    /// Encodes a batch; if the batch fails as a whole, each window is retried alone so that
-    /// one bad window fails only its own job. Never panics.
-    fn run(&self, batch: Vec<(u64, Mel)>) -> Vec<(u64, Result<Vec<f32>, Failure>)> {
-        let (tickets, mels): (Vec<u64>, Vec<Mel>) = batch.into_iter().unzip();
-        self.metrics.encoder_batches.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .encoder_windows
-            .fetch_add(mels.len() as u64, Ordering::Relaxed);
-        let encode =
-            |mels: &[Mel]| match catch_unwind(AssertUnwindSafe(|| self.model.encode_batch(mels))) {
-                Ok(Ok(v)) if v.len() == mels.len() => Ok(v),
-                Ok(Ok(v)) => Err(Failure::Error(ApiError::internal(format!(
-                    "the encoder returned {} outputs for {} windows",
-                    v.len(),
-                    mels.len()
-                )))),
-                Ok(Err(e)) => Err(Failure::from(e)),
-                Err(p) => Err(Failure::Error(ApiError::internal(format!(
-                    "the encoder failed unexpectedly ({})",
-                    panic_text(p.as_ref())
-                )))),
-            };
-        match encode(&mels) {
-            Ok(outs) => tickets.into_iter().zip(outs.into_iter().map(Ok)).collect(),
-            Err(e) if mels.len() == 1 => vec![(tickets[0], Err(e))],
-            Err(_) => tickets
-                .into_iter()
-                .zip(&mels)
-                .map(|(t, m)| (t, encode(std::slice::from_ref(m)).map(|mut v| v.remove(0))))
-                .collect(),
-        }
-    }
-}
