@@ -19,7 +19,7 @@ use whisper::transcribe::{Segment, Transcript};
 
 use whisper::vad::SpeechTimeline;
 
-use super::params::{parse_bool, parse_params};
+use super::params::parse_params;
 
 use super::error::ApiError;
 use super::scheduler::{queue_full, Job};
@@ -574,6 +574,7 @@ fn stream_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::params::parse_bool;
 
     fn form(fields: &[(&str, &str)]) -> Form {
         Form {
