@@ -171,3 +171,23 @@ fn batch_size_out_of_range_is_refused() {
         assert!(err.to_string().contains("between 1 and 64"), "{err}");
     }
 }
+
+/// Multilingual models (base: RUN_SLOW_TESTS): detecting the language on the first window as
+/// transcribed gives the same language and text as faster-whisper's detection window.
+#[test]
+fn language_detection_on_the_first_window_keeps_the_text() {
+    let Some(dir) = whisper::testing::model_dir("base") else { return };
+    let model = Whisper::load(&dir, Box::new(Cpu::new(WeightType::F32))).unwrap();
+    let tr = Transcriber::new(&model).unwrap();
+    for id in ["librivox_0880", "s01", "arctic_a0007"] {
+        let tsv = std::fs::read_to_string(data().join("audio/clips.tsv")).unwrap();
+        let rel = tsv.lines().find(|l| l.split('\t').next() == Some(id)).unwrap().split('\t').nth(1).unwrap().to_string();
+        let samples = whisper::audio::load_audio(&data().join("audio").join(rel)).unwrap();
+        let exact = tr.transcribe(&samples, &TranscribeOptions { beam_size: 1, ..Default::default() }, &mut |_| {}).unwrap();
+        let opts = TranscribeOptions { beam_size: 1, detect_on_first_window: true, ..Default::default() };
+        let fast = tr.transcribe(&samples, &opts, &mut |_| {}).unwrap();
+        assert_eq!(fast.language, exact.language, "{id}");
+        assert!((fast.language_probability - exact.language_probability).abs() < 0.05, "{id}");
+        assert_eq!(fast.text(), exact.text(), "{id}");
+    }
+}

@@ -163,7 +163,7 @@ async fn read_form(mut mp: Multipart, ep: Endpoint, limit: usize) -> Result<Form
     {
         let name = field.name().unwrap_or("").to_string();
         if !ep.fields().contains(&name.as_str()) {
-            return Err(ApiError::new(
+            let err = ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unknown_field",
                 format!(
@@ -171,7 +171,16 @@ async fn read_form(mut mp: Multipart, ep: Endpoint, limit: usize) -> Result<Form
                     ep.fields().join(", ")
                 ),
             )
-            .param(&name));
+            .param(&name);
+            // Read (and drop) the rest of the body first, within the size limit and the read
+            // timeout around this function: a client that sends its whole upload before
+            // reading the answer then gets the 400, not a broken pipe.
+            while let Ok(Some(_)) = field.chunk().await {}
+            drop(field);
+            while let Ok(Some(mut f)) = mp.next_field().await {
+                while let Ok(Some(_)) = f.chunk().await {}
+            }
+            return Err(err);
         }
         let cap = if name == "file" {
             limit

@@ -59,6 +59,9 @@ pub(super) fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<
     }
     let mut opts = TranscribeOptions {
         beam_size: cfg.beam_size,
+        // Short uploads are the server's common case: one encoder pass for language detection
+        // and the first window (the encoder bounds the server's throughput).
+        detect_on_first_window: true,
         ..TranscribeOptions::default()
     };
     opts.task = match (ep, form.get("task")?) {
