@@ -301,20 +301,6 @@ impl<'a> Transcriber<'a> {
         self.run(session, on_segment)
     }
 
-    /// [`Transcriber::transcribe`] taking the samples by value: they are freed as soon as the
-    /// log-mel is computed, so a long recording's audio (38 MB for ten minutes) is not kept
-    /// resident while it is decoded.
-    pub fn transcribe_owned(
-        &self,
-        samples: Vec<f32>,
-        opts: &TranscribeOptions,
-        on_segment: &mut dyn FnMut(&Segment),
-    ) -> Result<Transcript> {
-        let _span = info_span!("transcribe", seconds = samples.len() as f64 / SAMPLE_RATE as f64).entered();
-        let session = self.start(&samples, opts)?;
-        drop(samples);
-        self.run(session, on_segment)
-    }
 
     /// Drives a session to its end, encoding each window as it comes.
     fn run(&self, mut session: Session<'a>, on_segment: &mut dyn FnMut(&Segment)) -> Result<Transcript> {
