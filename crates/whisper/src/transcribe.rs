@@ -301,7 +301,6 @@ impl<'a> Transcriber<'a> {
         self.run(session, on_segment)
     }
 
-
     /// Drives a session to its end, encoding each window as it comes.
     fn run(&self, mut session: Session<'a>, on_segment: &mut dyn FnMut(&Segment)) -> Result<Transcript> {
         let mut cache = session.new_cache();
