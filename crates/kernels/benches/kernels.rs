@@ -356,6 +356,9 @@ fn criterion_benches(c: &mut Criterion) {
     let q = seeded(nq * h * hd, 4);
     let mut out = vec![0.0f32; nq * h * hd];
     g.bench_function("attention 8x1500x1500x64", |b| b.iter(|| kernels::attention_f32(&q, &q, &q, nq, nq, h, hd, false, &mut out)));
+    g.bench_function("attention_bf16 8x1500x1500x64", |b| b.iter(|| kernels::attention_bf16(&q, &q, &q, nq, nq, h, hd, false, &mut out)));
+    let shape = kernels::StridedAttention { n_q: nq, n_kv: nq, n_heads: h, head_dim: hd, ld: h * hd };
+    g.bench_function("attention_i8qk 8x1500x1500x64", |b| b.iter(|| kernels::attention_i8qk(&q, &q, &q, shape, &mut out)));
     g.finish();
 }
 

@@ -154,7 +154,7 @@ fn scatter_pairs(row: &[u16], kp: usize, i: usize, n: usize, dst: &mut [u16]) {
 }
 
 /// Rounds f32 to bf16 (nearest even) — `vcvtneps2bf16` where the CPU has it.
-fn to_bf16(isa: Isa, src: &[f32], dst: &mut [u16]) {
+pub(crate) fn to_bf16(isa: Isa, src: &[f32], dst: &mut [u16]) {
     #[cfg(target_arch = "x86_64")]
     if isa.has_bf16() {
         // SAFETY: AVX512_BF16 present (has_bf16 implies the AVX-512 path).

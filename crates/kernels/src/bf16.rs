@@ -62,6 +62,12 @@ impl PackedBf16 {
         self.data[panel * div_ceil(self.k, 2) * 32..].as_ptr()
     }
 
+    /// Wraps bf16 data already in the packed layout (for the fused attention's values).
+    pub(crate) fn from_raw(data: Vec<u16>, n: usize, k: usize) -> Self {
+        debug_assert_eq!(data.len(), div_ceil(n, NRU) * div_ceil(k, 2) * 32);
+        PackedBf16 { data, n, k }
+    }
+
     /// Start of panel `panel` (16 output channels × all k pairs) for the fused attention.
     pub(crate) fn panel_ptr(&self, panel: usize) -> *const u16 {
         self.panel(panel)
@@ -274,6 +280,58 @@ unsafe fn ukr_avx512bf16<const MR: usize, const NV: usize>(kp: usize, a: *const 
         let bv1: __m512bh = if NV == 2 { std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b1.add(q * 32) as *const _)) } else { bv0 };
         for (i, row) in s.iter_mut().enumerate() {
             let av: __m512bh = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32((a.add((q * MR + i) * 2) as *const i32).read_unaligned()));
+            row[0] = _mm512_dpbf16_ps(row[0], av, bv0);
+            if NV == 2 {
+                row[NV - 1] = _mm512_dpbf16_ps(row[NV - 1], av, bv1);
+            }
+        }
+    }
+    for (i, row) in s.iter().enumerate() {
+        for (h, &v) in row.iter().enumerate() {
+            _mm512_storeu_ps(acc.add(i * 32 + h * NRU), v);
+        }
+    }
+}
+
+/// The microkernel with a row-major `a` (row `i`'s pair `q` at `a + i·lda + 2q`, `lda` in
+/// bf16 elements), for `P·V` in the fused attention: the probabilities are written row by row
+/// and never repacked. `acc` is `mr × 32` f32.
+///
+/// # Safety
+/// `a` holds `mr` rows of `kp` pairs `lda` apart; `b0`/`b1` `kp × 32` bf16; isa available.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn bf16_microkernel_rows(isa: Isa, mr: usize, nv: usize, kp: usize, a: *const u16, lda: usize, b0: *const u16, b1: *const u16, acc: *mut f32) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_bf16() {
+        macro_rules! by_mr {
+            ($nv:literal, [$($m:literal),*]) => {
+                match mr { $($m => ukr_avx512bf16_rows::<$m, $nv>(kp, a, lda, b0, b1, acc),)* _ => unreachable!() }
+            };
+        }
+        return if nv == 2 { by_mr!(2, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]) } else { by_mr!(1, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]) };
+    }
+    // Other paths: repack as [pair][row][2] and run the packed kernel.
+    let mut packed = vec![0u16; kp * mr * 2];
+    for i in 0..mr {
+        for q in 0..kp {
+            packed[(q * mr + i) * 2] = *a.add(i * lda + 2 * q);
+            packed[(q * mr + i) * 2 + 1] = *a.add(i * lda + 2 * q + 1);
+        }
+    }
+    microkernel(isa, mr, nv, kp, packed.as_ptr(), b0, b1, acc)
+}
+
+/// # Safety
+/// See [`bf16_microkernel_rows`]; needs AVX-512F and AVX512_BF16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn ukr_avx512bf16_rows<const MR: usize, const NV: usize>(kp: usize, a: *const u16, lda: usize, b0: *const u16, b1: *const u16, acc: *mut f32) {
+    let mut s = [[_mm512_setzero_ps(); NV]; MR];
+    for q in 0..kp {
+        let bv0: __m512bh = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b0.add(q * 32) as *const _));
+        let bv1: __m512bh = if NV == 2 { std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b1.add(q * 32) as *const _)) } else { bv0 };
+        for (i, row) in s.iter_mut().enumerate() {
+            let av: __m512bh = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32((a.add(i * lda + 2 * q) as *const i32).read_unaligned()));
             row[0] = _mm512_dpbf16_ps(row[0], av, bv0);
             if NV == 2 {
                 row[NV - 1] = _mm512_dpbf16_ps(row[NV - 1], av, bv1);

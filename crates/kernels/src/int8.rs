@@ -78,6 +78,17 @@ impl PackedI8 {
     fn panel(&self, panel: usize) -> *const i8 {
         self.data[panel * self.kq() * 64..].as_ptr()
     }
+
+    /// Wraps data already in the packed layout (for the fused attention's keys).
+    pub(crate) fn from_raw(data: Vec<i8>, n: usize, k: usize) -> Self {
+        debug_assert_eq!(data.len(), div_ceil(n, NRU) * div_ceil(k, 4) * 64);
+        PackedI8 { data, n, k }
+    }
+
+    /// Start of panel `panel` (16 output channels × all k groups) for the fused attention.
+    pub(crate) fn panel_ptr(&self, panel: usize) -> *const i8 {
+        self.panel(panel)
+    }
 }
 
 /// Linear-layer weights quantized per output channel (symmetric i8) at load time.
@@ -134,6 +145,26 @@ pub fn quantize_weights_i8(w: &[f32], n: usize, k: usize) -> (Vec<i8>, Vec<f32>)
     assert_eq!(w.len(), n * k, "kernels: quantize_weights_i8: got {} weights, expected {n}*{k}", w.len());
     let mut q = vec![0i8; n * k];
     let mut scales = vec![1.0f32; n];
+    match Isa::detect() {
+        // SAFETY: detect only returns available paths. The body is plain IEEE arithmetic (no
+        // fused operations), so the codes are the same on every path.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { quant_weights_avx512(w, n, k, &mut q, &mut scales) },
+        _ => quant_weights_body(w, n, k, &mut q, &mut scales),
+    }
+    (q, scales)
+}
+
+/// # Safety
+/// Needs AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+unsafe fn quant_weights_avx512(w: &[f32], n: usize, k: usize, q: &mut [i8], scales: &mut [f32]) {
+    quant_weights_body(w, n, k, q, scales)
+}
+
+#[inline(always)]
+pub(crate) fn quant_weights_body(w: &[f32], n: usize, k: usize, q: &mut [i8], scales: &mut [f32]) {
     for j in 0..n {
         let row = &w[j * k..][..k];
         let amax = row.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
@@ -141,10 +172,11 @@ pub fn quantize_weights_i8(w: &[f32], n: usize, k: usize) -> (Vec<i8>, Vec<f32>)
         scales[j] = s;
         let inv = 1.0 / s;
         for (d, &v) in q[j * k..][..k].iter_mut().zip(row) {
-            *d = round_even((v * inv).clamp(-127.0, 127.0)) as i8;
+            // Through i32: the value is integral and clamped (NaN gives 0 either way), and
+            // the narrow conversion vectorizes.
+            *d = round_even((v * inv).clamp(-127.0, 127.0)) as i32 as i8;
         }
     }
-    (q, scales)
 }
 
 /// Asymmetric per-row quantization of activations `[m][k]` to u8 with a zero point.
@@ -164,7 +196,7 @@ pub fn quantize_rows_u8(x: &[f32], m: usize, k: usize, q: &mut [u8], scales: &mu
         Isa::Avx512 => unsafe { quant_rows_avx512(x, k, q, s, z) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { quant_rows_avx2(x, k, q, s, z) },
-        _ => quant_rows_body(x, k, q, s, z),
+        _ => quant_rows_body::<false>(x, k, q, s, z),
     };
     if k == 0 {
         scales.fill(1.0);
@@ -173,16 +205,15 @@ pub fn quantize_rows_u8(x: &[f32], m: usize, k: usize, q: &mut [u8], scales: &mu
     }
     // Rows in chunks of 16, in parallel when there is enough work.
     let rows = 16;
-    let chunks = x.chunks(rows * k).zip(q.chunks_mut(rows * k)).zip(scales.chunks_mut(rows)).zip(zero_points.chunks_mut(rows));
     if m * k >= 1 << 16 {
-        chunks.par_bridge().for_each(run);
+        x.par_chunks(rows * k).zip(q.par_chunks_mut(rows * k)).zip(scales.par_chunks_mut(rows)).zip(zero_points.par_chunks_mut(rows)).for_each(run);
     } else {
-        chunks.for_each(run);
+        x.chunks(rows * k).zip(q.chunks_mut(rows * k)).zip(scales.chunks_mut(rows)).zip(zero_points.chunks_mut(rows)).for_each(run);
     }
 }
 
 #[inline(always)]
-fn quant_rows_body(x: &[f32], k: usize, q: &mut [u8], scales: &mut [f32], zero_points: &mut [i32]) {
+fn quant_rows_body<const AVX512: bool>(x: &[f32], k: usize, q: &mut [u8], scales: &mut [f32], zero_points: &mut [i32]) {
     for (((row, qrow), sc), zp_out) in x.chunks_exact(k).zip(q.chunks_exact_mut(k)).zip(scales.iter_mut()).zip(zero_points.iter_mut()) {
         let mut lo = [0.0f32; 16];
         let mut hi = [0.0f32; 16];
@@ -206,9 +237,43 @@ fn quant_rows_body(x: &[f32], k: usize, q: &mut [u8], scales: &mut [f32], zero_p
         let zp = round_even((-mn * inv).clamp(0.0, 255.0));
         *sc = s;
         *zp_out = zp as i32;
+        if AVX512 {
+            // SAFETY: AVX512 is only set by the AVX-512 entry point.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                codes_avx512(row, inv, zp, qrow)
+            };
+            #[cfg(target_arch = "x86_64")]
+            continue;
+        }
         for (d, &v) in qrow.iter_mut().zip(row) {
             *d = round_even((v * inv + zp).clamp(0.0, 255.0)) as u8;
         }
+    }
+}
+
+/// The codes of one row, `round_even(clamp(v·inv + zp, 0, 255))`, 16 at a time: the same IEEE
+/// operations as the scalar loop (`max`/`min` map NaN to 0 as `clamp` + `as u8` do).
+///
+/// # Safety
+/// Needs AVX-512F; `q.len() == row.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn codes_avx512(row: &[f32], inv: f32, zp: f32, q: &mut [u8]) {
+    use std::arch::x86_64::*;
+    const MAGIC: f32 = 12_582_912.0;
+    let (iv, zv, lo, hi, mg) = (_mm512_set1_ps(inv), _mm512_set1_ps(zp), _mm512_setzero_ps(), _mm512_set1_ps(255.0), _mm512_set1_ps(MAGIC));
+    let n = row.len();
+    let mut j = 0;
+    while j < n {
+        let mask: __mmask16 = if n - j >= 16 { 0xffff } else { (1u16 << (n - j)) - 1 };
+        let x = _mm512_maskz_loadu_ps(mask, row.as_ptr().add(j));
+        let t = _mm512_add_ps(_mm512_mul_ps(x, iv), zv);
+        // max(t, 0) gives 0 for NaN (the second operand), as the scalar path's `as u8` does.
+        let t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
+        let r = _mm512_sub_ps(_mm512_add_ps(t, mg), mg);
+        _mm512_mask_cvtusepi32_storeu_epi8(q.as_mut_ptr().add(j) as *mut _, mask, _mm512_cvttps_epi32(r));
+        j += 16;
     }
 }
 
@@ -217,7 +282,7 @@ fn quant_rows_body(x: &[f32], k: usize, q: &mut [u8], scales: &mut [f32], zero_p
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
 unsafe fn quant_rows_avx512(x: &[f32], k: usize, q: &mut [u8], s: &mut [f32], z: &mut [i32]) {
-    quant_rows_body(x, k, q, s, z)
+    quant_rows_body::<true>(x, k, q, s, z)
 }
 
 /// # Safety
@@ -225,7 +290,7 @@ unsafe fn quant_rows_avx512(x: &[f32], k: usize, q: &mut [u8], s: &mut [f32], z:
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn quant_rows_avx2(x: &[f32], k: usize, q: &mut [u8], s: &mut [f32], z: &mut [i32]) {
-    quant_rows_body(x, k, q, s, z)
+    quant_rows_body::<false>(x, k, q, s, z)
 }
 
 /// How a microkernel finishes a tile.
@@ -313,6 +378,8 @@ thread_local! {
     static QUANT_S: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
     static QUANT_Z: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
     static APACK: Cell<Vec<u64>> = const { Cell::new(Vec::new()) };
+    /// All rows of a product packed once, when several column chunks share them.
+    static APACK_ALL: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// Splits the product into (row chunk × column chunk) tasks and runs them.
@@ -339,18 +406,58 @@ fn run(isa: Isa, m: usize, a: &[u8], b: &PackedI8, epi: Epilogue) {
     let want_m = if macs < min_macs || threads <= 1 { 1 } else { div_ceil(8 * threads, n_tasks) };
     let m_chunk = round_up(div_ceil(m, want_m), mr).max(mr);
     let m_tasks = div_ceil(m, m_chunk);
-    let task = |apack: &mut Vec<u64>, t: usize| {
-        let (mi, ni) = (t / n_tasks, t % n_tasks);
-        let rows = mi * m_chunk..m.min((mi + 1) * m_chunk);
-        let cols = ni * n_chunk..n.min((ni + 1) * n_chunk);
-        // SAFETY: isa checked by callers; shapes checked; tasks write disjoint tiles.
-        unsafe { run_tile(isa, a, b, rows, cols, &epi, apack) };
-    };
-    let task = |t: usize| with_scratch(&APACK, |apack| task(apack, t));
-    if m_tasks * n_tasks == 1 || macs < min_macs || threads <= 1 {
-        (0..m_tasks * n_tasks).for_each(task);
-    } else {
-        (0..m_tasks * n_tasks).into_par_iter().for_each(task);
+    let serial = m_tasks * n_tasks == 1 || macs < min_macs || threads <= 1;
+    // With VNNI and several column chunks, the rows are packed once for all of them.
+    let prepack = isa.has_vnni() && n_tasks > 1;
+    with_scratch(&APACK_ALL, |all| {
+        if prepack {
+            let kq = b.kq();
+            let block = mr * kq * 4;
+            all.resize(div_ceil(m, mr) * block, 0);
+            let pack = |(blk, dst): (usize, &mut [u8])| {
+                let i0 = blk * mr;
+                pack_rows_u8(a, b.k, i0, mr.min(m - i0), kq, dst);
+            };
+            if serial {
+                all.chunks_mut(block).enumerate().for_each(pack);
+            } else {
+                all.par_chunks_mut(block).enumerate().for_each(pack);
+            }
+        }
+        let packed = if prepack { Some(&all[..]) } else { None };
+        let task = |apack: &mut Vec<u64>, t: usize| {
+            let (mi, ni) = (t / n_tasks, t % n_tasks);
+            let rows = mi * m_chunk..m.min((mi + 1) * m_chunk);
+            let cols = ni * n_chunk..n.min((ni + 1) * n_chunk);
+            // SAFETY: isa checked by callers; shapes checked; tasks write disjoint tiles.
+            unsafe { run_tile(isa, a, b, rows, cols, &epi, apack, packed) };
+        };
+        let task = |t: usize| with_scratch(&APACK, |apack| task(apack, t));
+        if serial {
+            (0..m_tasks * n_tasks).for_each(task);
+        } else {
+            (0..m_tasks * n_tasks).into_par_iter().for_each(task);
+        }
+    })
+}
+
+/// Packs rows `i0..i0+mr` of the u8 matrix `a` (`k` columns) as `[kq][mr][4]`, zero padded:
+/// the VNNI microkernel's operand.
+fn pack_rows_u8(a: &[u8], k: usize, i0: usize, mr: usize, kq: usize, dst: &mut [u8]) {
+    let dst = &mut dst[..mr * kq * 4];
+    let full = k / 4;
+    if full < kq {
+        dst[full * mr * 4..].fill(0); // zero padding of the last group
+    }
+    for i in 0..mr {
+        let row = &a[(i0 + i) * k..][..k];
+        // Whole groups of 4 bytes move as one u32.
+        for (q, quad) in row.chunks_exact(4).enumerate() {
+            dst[(q * mr + i) * 4..][..4].copy_from_slice(quad);
+        }
+        for p in full * 4..k {
+            dst[(full * mr + i) * 4 + p % 4] = row[p];
+        }
     }
 }
 
@@ -364,6 +471,7 @@ unsafe fn run_tile(
     cols: std::ops::Range<usize>,
     epi: &Epilogue,
     apack: &mut Vec<u64>,
+    packed: Option<&[u8]>,
 ) {
     let k = b.k;
     let kq = b.kq();
@@ -384,23 +492,15 @@ unsafe fn run_tile(
                     dst[(p / 4) * mr * 4 + i * 4 + p % 4] = v as i16;
                 }
             }
-        } else {
+        } else if packed.is_none() {
             let dst = std::slice::from_raw_parts_mut(apack.as_mut_ptr() as *mut u8, mr * kq * 4);
-            let full = k / 4;
-            if full < kq {
-                dst[full * mr * 4..].fill(0); // zero padding of the last group
-            }
-            for i in 0..mr {
-                let row = &a[(i0 + i) * k..][..k];
-                // Whole groups of 4 bytes move as one u32.
-                for (q, quad) in row.chunks_exact(4).enumerate() {
-                    dst[(q * mr + i) * 4..][..4].copy_from_slice(quad);
-                }
-                for p in full * 4..k {
-                    dst[(full * mr + i) * 4 + p % 4] = row[p];
-                }
-            }
+            pack_rows_u8(a, k, i0, mr, kq, dst);
         }
+        // Pre-packed blocks of mr_max rows (the last one shorter) start at block · mr_max · kq · 4.
+        let a_ptr = match packed {
+            Some(all) => all[i0 / mr_max * mr_max * kq * 4..].as_ptr(),
+            None => apack.as_ptr() as *const u8,
+        };
         let mut j = cols.start;
         while j < cols.end {
             let panel = j / NRU;
@@ -409,7 +509,7 @@ unsafe fn run_tile(
             let b0 = b.panel(panel);
             let b1 = if nv == 2 { b.panel(panel + 1) } else { b0 };
             let ldacc = 32;
-            microkernel(isa, mr, nv, kq, apack.as_ptr() as *const u8, b0, b1, acc.as_mut_ptr(), ldacc);
+            microkernel(isa, mr, nv, kq, a_ptr, b0, b1, acc.as_mut_ptr(), ldacc);
             finish(epi, &acc, ldacc, i0, mr, j, nr);
             j += nv * NRU;
         }
@@ -454,6 +554,15 @@ unsafe fn finish(epi: &Epilogue, acc: &[i32], ld: usize, i0: usize, mr: usize, j
 #[inline(always)]
 pub(crate) fn dequantize_one(acc: i32, zx: i32, col_sum: i32, sx: f32, sw: f32, bias: f32) -> f32 {
     ((acc - zx * col_sum) as f32) * (sx * sw) + bias
+}
+
+/// The AVX-512 VNNI microkernel for the fused attention: `acc[mr][ld] = a·b` over `kq` groups.
+///
+/// # Safety
+/// As [`microkernel`]; the CPU has AVX-512 VNNI; `a` holds u8.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn vnni_microkernel(mr: usize, nv: usize, kq: usize, a: *const u8, b0: *const i8, b1: *const i8, acc: *mut i32, ld: usize) {
+    microkernel(Isa::Avx512, mr, nv, kq, a, b0, b1, acc, ld)
 }
 
 /// # Safety

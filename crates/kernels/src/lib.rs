@@ -8,6 +8,7 @@
 
 mod attention;
 mod attention_bf16;
+mod attention_i8;
 mod bf16;
 mod conv;
 mod dec_attention;
@@ -23,6 +24,7 @@ mod vmath;
 
 pub use attention::{attention_f32, attention_f32_with};
 pub use attention_bf16::{attention_bf16, attention_bf16_with};
+pub use attention_i8::{attention_i8qk, attention_i8qk_with, StridedAttention};
 pub use bf16::{linear_bf16, linear_bf16_with, PackedBf16};
 pub use dec_attention::{attention_kt, attention_kt_with, f32_to_f16_slice, KtShape, KvElem};
 pub use conv::{conv1d, conv1d_out_len, conv1d_with, ConvInput};

@@ -124,6 +124,20 @@ pub trait Compute: Send + Sync {
     /// Scaled dot-product attention, softmax(q·kᵀ/√d)·v per head: `q` is `[n_q][d]`, `k`, `v`
     /// are `[n_kv][d]` (contiguous rows), `out` is `[n_q][d]` (the encoder's self-attention).
     fn attention(&self, q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, out: &mut [f32]);
+    /// Self-attention over the rows of a fused projection: `qkv` is `[n][3d]` (queries, keys,
+    /// values side by side, `d = n_heads·head_dim`), `out` is `[n][d]`; `shape.n_q == n_kv`.
+    /// By default the parts are copied out and passed to [`Compute::attention`].
+    fn attention_qkv(&self, qkv: &[f32], shape: AttentionShape, out: &mut [f32]) {
+        let d = shape.n_heads * shape.head_dim;
+        let n = shape.n_q;
+        let mut parts = vec![vec![0f32; n * d]; 3];
+        for (t, row) in qkv[..n * 3 * d].chunks_exact(3 * d).enumerate() {
+            for (p, part) in parts.iter_mut().enumerate() {
+                part[t * d..(t + 1) * d].copy_from_slice(&row[p * d..(p + 1) * d]);
+            }
+        }
+        self.attention(&parts[0], &parts[1], &parts[2], shape, out)
+    }
     /// Element type for the decoder's caches. f32 by default; compact backends choose f16.
     fn kv_type(&self) -> KvType {
         KvType::F32
@@ -187,6 +201,28 @@ impl Compute for Cpu {
             // The compact types also run the encoder's attention products in bf16 (1.4x the
             // f32 kernel; their WER is measured end to end, docs/BENCHMARKS.md).
             WeightType::Int8 | WeightType::Bf16 => kernels::attention_bf16(q, k, v, s.n_q, s.n_kv, s.n_heads, s.head_dim, s.causal, out),
+        }
+    }
+
+    /// int8 weights take int8 scores as well ([`kernels::attention_i8qk`], read in place).
+    fn attention_qkv(&self, qkv: &[f32], s: AttentionShape, out: &mut [f32]) {
+        let d = s.n_heads * s.head_dim;
+        match self.weights {
+            WeightType::Int8 if !s.causal && s.n_q == s.n_kv => {
+                let shape = kernels::StridedAttention { n_q: s.n_q, n_kv: s.n_kv, n_heads: s.n_heads, head_dim: s.head_dim, ld: 3 * d };
+                let qkv = &qkv[..s.n_q * 3 * d];
+                kernels::attention_i8qk(qkv, &qkv[d..], &qkv[2 * d..], shape, &mut out[..s.n_q * d]);
+            }
+            _ => {
+                let n = s.n_q;
+                let mut parts = vec![vec![0f32; n * d]; 3];
+                for (t, row) in qkv[..n * 3 * d].chunks_exact(3 * d).enumerate() {
+                    for (p, part) in parts.iter_mut().enumerate() {
+                        part[t * d..(t + 1) * d].copy_from_slice(&row[p * d..(p + 1) * d]);
+                    }
+                }
+                self.attention(&parts[0], &parts[1], &parts[2], s, out)
+            }
         }
     }
 

@@ -569,10 +569,6 @@ impl Whisper {
         let n_head = self.dims.n_audio_head;
         let mut h = vec![0f32; rows * d];
         let mut qkv = vec![0f32; rows * 3 * d];
-        // Separate, contiguous q, k, v of one window for the fused attention kernel.
-        let mut q = vec![0f32; n_ctx * d];
-        let mut k = vec![0f32; n_ctx * d];
-        let mut v = vec![0f32; n_ctx * d];
         let mut attn = vec![0f32; rows * d];
         let mut ff = vec![0f32; rows * 4 * d];
         for (i, layer) in self.enc_layers.iter().enumerate() {
@@ -582,12 +578,7 @@ impl Whisper {
             let shape = AttentionShape { n_q: n_ctx, n_kv: n_ctx, n_heads: n_head, head_dim: d / n_head, causal: false };
             for w in 0..n_win {
                 let rows_w = &qkv[w * n_ctx * 3 * d..(w + 1) * n_ctx * 3 * d];
-                for (t, row) in rows_w.chunks_exact(3 * d).enumerate() {
-                    q[t * d..(t + 1) * d].copy_from_slice(&row[..d]);
-                    k[t * d..(t + 1) * d].copy_from_slice(&row[d..2 * d]);
-                    v[t * d..(t + 1) * d].copy_from_slice(&row[2 * d..]);
-                }
-                c.attention(&q, &k, &v, shape, &mut attn[w * n_ctx * d..(w + 1) * n_ctx * d]);
+                c.attention_qkv(rows_w, shape, &mut attn[w * n_ctx * d..(w + 1) * n_ctx * d]);
             }
             c.linear(&attn, rows, &layer.out, &mut h);
             add_in_place(&mut x, &h);
