@@ -80,7 +80,7 @@ pub struct SeekClips {
     clips: Vec<(usize, usize)>,
     index: usize,
     content_frames: usize,
-    pub seek: usize,
+    seek: usize,
 }
 
 impl SeekClips {
@@ -101,9 +101,21 @@ impl SeekClips {
         s
     }
 
+    /// The first frame of the current window.
+    pub fn seek(&self) -> usize {
+        self.seek
+    }
+
+    /// Moves the seek to `seek` (where a decoded window says to go on), then on as
+    /// [`settle`](Self::settle) says.
+    pub fn move_to(&mut self, seek: usize) {
+        self.seek = seek;
+        self.settle();
+    }
+
     /// Moves the seek into the current clip, or on to the next clip when the current one is
     /// finished (faster-whisper: `if seek < start: seek = start`; `if seek >= end: next clip`).
-    pub fn settle(&mut self) {
+    fn settle(&mut self) {
         while let Some(&(start, end)) = self.clips.get(self.index) {
             let end = end.min(self.content_frames);
             if self.seek < start {
@@ -167,11 +179,9 @@ mod tests {
         // Two clips, the second running to the end (odd count).
         let mut c = SeekClips::new(&[1.0, 5.5, 7.0], 1834);
         assert_eq!((c.seek, c.segment_size(3000)), (100, 450));
-        c.seek = 552; // the window decoded past the clip's end
-        c.settle();
+        c.move_to(552); // the window decoded past the clip's end
         assert_eq!((c.seek, c.segment_size(3000)), (700, 1134));
-        c.seek = 1834;
-        c.settle();
+        c.move_to(1834);
         assert!(c.is_done());
         // A clip past the content is skipped; rounding is Python's (halves to even).
         let c = SeekClips::new(&[25.0, 30.0], 1834);

@@ -391,7 +391,7 @@ impl<'a> Transcriber<'a> {
                 // when that is exactly the first window (a full one at the same seek);
                 // `detect_on_first_window` detects on the first window as transcribed instead,
                 // which saves short inputs a whole encoder pass.
-                let first = (!clips.is_done()).then(|| (clips.seek, clips.segment_size(N_FRAMES)));
+                let first = (!clips.is_done()).then(|| (clips.seek(), clips.segment_size(N_FRAMES)));
                 let (start, frames) = match first {
                     Some(window) if opts.detect_on_first_window => window,
                     _ => (clip::detection_frame(&opts.clip_timestamps, content_frames), N_FRAMES),
@@ -483,7 +483,7 @@ impl Session<'_> {
     /// Seconds of audio already transcribed (the seek: with clips, where the current one is).
     pub fn progress_seconds(&self) -> f64 {
         let content = self.features.n_frames().saturating_sub(1);
-        let at = if self.is_done() { content } else { self.clips.seek.min(content) };
+        let at = if self.is_done() { content } else { self.clips.seek().min(content) };
         at as f64 * SECONDS_PER_FRAME
     }
 
@@ -511,7 +511,7 @@ impl Session<'_> {
         if self.is_done() || self.pre_encoded.is_some() {
             return Ok(None);
         }
-        Ok(Some(self.features.window(self.clips.seek, self.segment_size())?.pad_or_trim(N_FRAMES)))
+        Ok(Some(self.features.window(self.clips.seek(), self.segment_size())?.pad_or_trim(N_FRAMES)))
     }
 
     /// Decodes the current window from its encoder output (`None` if [`window_mel`] said it
@@ -549,7 +549,7 @@ impl Session<'_> {
     /// The prompt of the current window: hotwords and previous text (when conditioning), the
     /// SOT sequence, and at seek 0 the forced prefix (faster-whisper's `get_prompt`).
     pub fn window_prompt(&self) -> Vec<u32> {
-        let prefix: &[u32] = if self.clips.seek == 0 { &self.prefix_tokens } else { &[] };
+        let prefix: &[u32] = if self.clips.seek() == 0 { &self.prefix_tokens } else { &[] };
         let previous = &self.all_tokens[self.prompt_reset_since..];
         build_prompt(self.model, previous, &self.hotword_tokens, &self.sot_sequence, self.opts.without_timestamps, prefix)
     }
@@ -561,7 +561,7 @@ impl Session<'_> {
         }
         let tk = &self.model.tokenizer;
         let opts = &self.opts;
-        let seek = self.clips.seek;
+        let seek = self.clips.seek();
         let time_offset = seek as f64 * SECONDS_PER_FRAME;
         let segment_size = self.segment_size();
         let segment_duration = segment_size as f64 * SECONDS_PER_FRAME;
@@ -576,8 +576,7 @@ impl Session<'_> {
                     no_speech_prob = result.no_speech_prob,
                     "skipping a window without speech"
                 );
-                self.clips.seek += segment_size;
-                self.clips.settle();
+                self.clips.move_to(seek + segment_size);
                 return;
             }
         }
@@ -590,8 +589,7 @@ impl Session<'_> {
             segment_duration,
         );
         // A window always moves the seek forward, so a degenerate decoding cannot loop.
-        self.clips.seek = new_seek.max(seek + 1);
-        self.clips.settle();
+        self.clips.move_to(new_seek.max(seek + 1));
         for (start, end, toks) in pieces {
             let text = tk.decode(&toks);
             if start == end || text.trim().is_empty() {
