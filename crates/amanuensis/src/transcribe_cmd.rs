@@ -88,9 +88,21 @@ pub struct TranscribeArgs {
     /// (the default); an empty string suppresses nothing.
     #[arg(long, default_value = "-1", allow_hyphen_values = true)]
     pub suppress_tokens: String,
-    /// Words or phrases to favour (names, jargon): given to every window as a prompt.
+    /// Words or phrases to favour (names, jargon): given to every window as a prompt (but
+    /// not to the window that gets --prefix).
     #[arg(long)]
     pub hotwords: Option<String>,
+    /// Transcribe only these stretches: `START,END,START,END,...` in seconds (an odd count:
+    /// the last runs to the end), in order, not overlapping. Windows never run past a clip's
+    /// end. Replaces the VAD (with --batch-size > 1 each clip is decoded on its own, in
+    /// windows of at most 30 s).
+    #[arg(long, value_name = "START,END,...", allow_hyphen_values = true)]
+    pub clip_timestamps: Option<String>,
+    /// Text the transcript is forced to begin with: decoding of the first window continues
+    /// after it, and it is part of that window's text (only when the first window starts at
+    /// 0 s; --hotwords are not given to that window).
+    #[arg(long)]
+    pub prefix: Option<String>,
     #[command(flatten)]
     pub vad: VadArgs,
     /// Numeric type of the matrix products. Default int8: the fastest type (about 2x
@@ -134,6 +146,14 @@ impl TranscribeArgs {
             no_speech_threshold: Some(self.no_speech_threshold),
             suppress_tokens: parse_suppress_tokens(&self.suppress_tokens)?,
             hotwords: self.hotwords.clone().filter(|h| !h.trim().is_empty()),
+            clip_timestamps: match &self.clip_timestamps {
+                Some(c) => whisper::clip::parse(c).map_err(|e| match e {
+                    whisper::Error::InvalidArgument(m) => anyhow::anyhow!("--{}", m.replacen("clip timestamps", "clip-timestamps", 1)),
+                    e => e.into(),
+                })?,
+                None => Vec::new(),
+            },
+            prefix: self.prefix.clone().filter(|p| !p.is_empty()),
             ..TranscribeOptions::default()
         };
         if self.no_fallback {
@@ -186,7 +206,15 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating output directory {}", dir.display()))?;
     }
-    let vad_opts = args.vad.options(args.batch_size > 1)?;
+    // Clips choose what to transcribe in place of the VAD (faster-whisper ignores vad_filter
+    // when clip_timestamps is given; asking for both is refused rather than ignored).
+    let vad_opts = if opts.clip_timestamps.is_empty() {
+        args.vad.options(args.batch_size > 1)?
+    } else if args.vad.vad_filter || args.vad.is_tuned() {
+        bail!("--clip-timestamps replaces the VAD: drop --vad-filter and the --vad-* options, or the clips");
+    } else {
+        None
+    };
     let mut vad = match &vad_opts {
         Some(_) => Some(load_vad()?),
         None => None,
@@ -290,7 +318,8 @@ fn transcribe_file(
     } else if batch_size > 1 {
         let windows = match &chunks {
             Some(c) => speech_windows(c),
-            None => whisper::pipeline::fixed_windows(source.len()),
+            // The clips, or plain 30 s windows when there are none.
+            None => whisper::pipeline::clip_windows(&opts.clip_timestamps, source.len()),
         };
         let mut read = |r: std::ops::Range<usize>| source.read(r);
         let input = whisper::pipeline::BatchInput { read: &mut read, map_time: &map_time, duration };

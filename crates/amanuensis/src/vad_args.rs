@@ -39,15 +39,20 @@ pub struct VadArgs {
 }
 
 impl VadArgs {
-    /// The VAD options, or `None` when the VAD is off. `batched`: the batched pipeline's
-    /// defaults (faster-whisper's `BatchedInferencePipeline`: on, 30 s chunks, 160 ms silences).
-    pub fn options(&self, batched: bool) -> anyhow::Result<Option<VadOptions>> {
-        let tuned = self.vad_threshold.is_some()
+    /// Some `--vad-*` option is given.
+    pub fn is_tuned(&self) -> bool {
+        self.vad_threshold.is_some()
             || self.vad_neg_threshold.is_some()
             || self.vad_min_speech_ms.is_some()
             || self.vad_max_speech_s.is_some()
             || self.vad_min_silence_ms.is_some()
-            || self.vad_speech_pad_ms.is_some();
+            || self.vad_speech_pad_ms.is_some()
+    }
+
+    /// The VAD options, or `None` when the VAD is off. `batched`: the batched pipeline's
+    /// defaults (faster-whisper's `BatchedInferencePipeline`: on, 30 s chunks, 160 ms silences).
+    pub fn options(&self, batched: bool) -> anyhow::Result<Option<VadOptions>> {
+        let tuned = self.is_tuned();
         let on = self.vad_filter || (batched && !self.no_vad_filter);
         if !on {
             if tuned {

@@ -81,6 +81,9 @@ struct Rules {
     no_timestamps: u32,
     repetition_penalty: f32,
     no_repeat_ngram_size: usize,
+    /// First step whose token is not forced (the length of the forced prefix): CTranslate2's
+    /// `sample_begin`, where the begin suppression and the timestamp rules start.
+    sample_begin: usize,
 }
 
 impl Rules {
@@ -114,7 +117,7 @@ impl Rules {
         for &t in &self.suppress {
             logits[t as usize] = ninf;
         }
-        if step == 0 {
+        if step == self.sample_begin {
             for &t in &self.suppress_begin {
                 logits[t as usize] = ninf;
             }
@@ -126,16 +129,19 @@ impl Rules {
         let eot = self.eot as usize;
         logits[self.no_timestamps as usize] = ninf;
         let mut check_prob = false;
-        if step == 0 {
+        let begin = self.sample_begin;
+        if step == 0 && begin == 0 {
             logits[..tb].fill(ninf);
             let max_init = self.max_initial_timestamp as usize;
             if max_init < te {
                 logits[max_init + 1..=te].fill(ninf);
             }
-        } else {
+        } else if step > begin {
+            // Only the generated tokens count, not a forced prefix (so the first free token
+            // after a prefix is unconstrained, and the prefix's timestamp bounds nothing).
             let last = generated[step - 1] as usize;
             if last >= tb {
-                let penultimate = if step >= 2 {
+                let penultimate = if step - 1 > begin {
                     generated[step - 2] as usize
                 } else {
                     last
@@ -151,7 +157,7 @@ impl Rules {
                 }
             } else {
                 check_prob = true;
-                if let Some(&ts) = generated[..step].iter().rev().find(|&&t| t as usize >= tb) {
+                if let Some(&ts) = generated[begin..step].iter().rev().find(|&&t| t as usize >= tb) {
                     logits[tb..=ts as usize].fill(ninf);
                 }
             }
@@ -362,6 +368,8 @@ pub struct Generator {
     length_penalty: f32,
     no_speech_token: usize,
     prefill: Vec<u32>,
+    /// Tokens the first steps are forced to (the prompt after the SOT sequence).
+    forced: Vec<u32>,
     /// Row of the prefill whose logits give the no-speech probability.
     sot_row: Option<usize>,
     sot_is_start: bool,
@@ -392,6 +400,7 @@ impl Generator {
             no_timestamps: tk.no_timestamps,
             repetition_penalty: opts.repetition_penalty,
             no_repeat_ngram_size: opts.no_repeat_ngram_size,
+            sample_begin: prompt.len() - prompt_length,
         };
         if let Some(&bad) = rules.suppress.iter().chain(&rules.suppress_begin).find(|&&t| t as usize >= vocab) {
             return Err(crate::Error::InvalidArgument(format!("suppressed token {bad} is outside the vocabulary")));
@@ -405,9 +414,12 @@ impl Generator {
                 opts.repetition_penalty
             )));
         }
+        // Tokens after the SOT sequence are a prefix that the first steps are forced to
+        // (CTranslate2's hard prefix, returned as part of the result).
         let start_tokens = &prompt[prompt_length - 1..];
-        if start_tokens.len() != 1 {
-            return Err(crate::Error::InvalidArgument("prompt prefixes after the SOT sequence are not supported".into()));
+        let forced = start_tokens[1..].to_vec();
+        if forced.contains(&tk.eot) {
+            return Err(crate::Error::InvalidArgument("a forced prefix cannot contain the end-of-text token".into()));
         }
         let start_step = prompt_length - 1;
         let max_steps = (opts.max_length / 2).min(opts.max_length.saturating_sub(start_step));
@@ -456,6 +468,7 @@ impl Generator {
             length_penalty: opts.length_penalty,
             no_speech_token: tk.no_speech as usize,
             prefill: prompt[..prompt_length - 1].to_vec(),
+            forced,
             sot_row: (sot_index < prompt_length - 1).then_some(sot_index),
             sot_is_start: prompt_length - 1 == sot_index,
             max_steps,
@@ -509,6 +522,9 @@ impl Generator {
     pub fn logit_rows(&self) -> std::ops::Range<usize> {
         match self.phase {
             Phase::Prefill => self.sot_row.map_or(0..0, |r| r..r + 1),
+            // A forced step needs no logits, except the first when it gives the no-speech
+            // probability.
+            Phase::Search if self.step < self.forced.len() => 0..usize::from(self.step == 0 && self.sot_is_start),
             Phase::Search => 0..self.inputs.len(),
             Phase::Done => 0..0,
         }
@@ -523,6 +539,16 @@ impl Generator {
                     self.no_speech_prob = softmax_at(logits, self.no_speech_token);
                 }
                 self.begin_search(cache);
+            }
+            Phase::Search if self.step < self.forced.len() => {
+                if self.step == 0 && self.sot_is_start {
+                    self.no_speech_prob = softmax_at(logits, self.no_speech_token);
+                }
+                let finished = self.step_forced();
+                self.step += 1;
+                if finished {
+                    self.finish();
+                }
             }
             Phase::Search => {
                 let vocab = logits.len() / self.inputs.len();
@@ -540,6 +566,32 @@ impl Generator {
             }
             Phase::Done => {}
         }
+    }
+
+    /// A step inside the forced prefix: every hypothesis takes the prefix token, at no cost to
+    /// its score (CTranslate2 sets the forced token's score to 0). Beam search stays on one
+    /// row meanwhile: CTranslate2's other beams are copies of the first scored -1e10, which
+    /// cannot win a candidate slot at the first free step.
+    fn step_forced(&mut self) -> bool {
+        let tok = self.forced[self.step];
+        let last_step = self.step + 1 == self.max_steps;
+        match &mut self.search {
+            SearchState::Independent(s) => {
+                for (i, seq) in s.seqs.iter_mut().enumerate() {
+                    seq.push(tok);
+                    self.inputs[i] = tok;
+                    s.done[i] = last_step;
+                }
+            }
+            SearchState::Beam(s) => {
+                s.seqs[0].push(tok);
+                self.inputs[0] = tok;
+                if last_step {
+                    s.finished.push((s.seqs[0].clone(), s.scores[0]));
+                }
+            }
+        }
+        last_step
     }
 
     fn step_independent(s: &mut Independent, rules: &Rules, step: usize, max_steps: usize, inputs: &mut [u32], logits: &mut [f32], vocab: usize) -> bool {
@@ -581,6 +633,13 @@ impl Generator {
                     s.cand.insert(pos, (sc, b, tok as u32));
                     s.cand.truncate(n_cand);
                 }
+            }
+        }
+        if step == rules.sample_begin && step > 0 {
+            // The first free step after a forced prefix: CTranslate2 keeps end-of-text only as
+            // the best candidate and turns it into token 0 scored -1e10 elsewhere.
+            for c in s.cand.iter_mut().skip(1).filter(|c| c.2 == rules.eot) {
+                *c = (-1e10, 0, 0);
             }
         }
         let last_step = step + 1 == max_steps;

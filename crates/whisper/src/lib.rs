@@ -5,6 +5,7 @@
 
 pub mod audio;
 pub mod batch;
+pub mod clip;
 pub mod compute;
 pub mod config;
 pub mod ct2;

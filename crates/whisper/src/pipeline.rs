@@ -16,7 +16,7 @@ use crate::audio::{SampleSource, SAMPLE_RATE};
 use crate::vad::{speech_timestamps, SpeechChunk, Vad, VadFeeder, VadOptions};
 use crate::batch::ContinuousBatch;
 use crate::mel::{Mel, HOP_LENGTH, N_FRAMES, N_SAMPLES};
-use crate::transcribe::{split_by_timestamps, Segment, TranscribeOptions, Transcriber, Transcript};
+use crate::transcribe::{build_prompt, split_by_timestamps, Segment, TranscribeOptions, Transcriber, Transcript};
 use crate::window::WindowResult;
 use crate::{Error, Result};
 
@@ -56,6 +56,27 @@ pub fn speech_windows(chunks: &[SpeechChunk]) -> Vec<BatchWindow> {
         .collect()
 }
 
+/// The windows of the batched pipeline from `clip_timestamps` (seconds, `start,end,...`; an
+/// odd count: the last clip runs to the end) over `n_samples`: each clip is decoded on its own,
+/// as faster-whisper's `BatchedInferencePipeline` does with clips (which replace the VAD there),
+/// in windows of at most 30 s (faster-whisper keeps only a long clip's first 30 s; we decode
+/// all of it). Times stay on the original timeline. No clips: plain 30 s windows.
+pub fn clip_windows(clips: &[f64], n_samples: usize) -> Vec<BatchWindow> {
+    if clips.is_empty() {
+        return fixed_windows(n_samples);
+    }
+    // faster-whisper: `int(seconds * sampling_rate)`.
+    let mut bounds: Vec<usize> = clips.iter().map(|&t| ((t * SAMPLE_RATE as f64) as usize).min(n_samples)).collect();
+    if bounds.len() % 2 == 1 {
+        bounds.push(n_samples);
+    }
+    bounds
+        .chunks(2)
+        .flat_map(|c| (c[0]..c[1]).step_by(N_SAMPLES).map(move |s| s..(s + N_SAMPLES).min(c[1])))
+        .map(|r| BatchWindow { offset: r.start as f64 / SAMPLE_RATE as f64, pieces: vec![r] })
+        .collect()
+}
+
 /// Speech chunks of a whole source: the VAD is fed block by block (about 33 s at a time), so
 /// memory stays bounded however long the recording.
 pub fn speech_chunks(source: &dyn SampleSource, vad: &mut dyn Vad, opts: &VadOptions) -> Result<Vec<SpeechChunk>> {
@@ -91,6 +112,10 @@ impl Transcriber<'_> {
     /// Within a window the seek rule of the sequential loop holds: when the decoding stops
     /// before the window's end (an unfinished last segment), the rest of the window is decoded
     /// again from the last timestamp, so speech near a window's end is not lost.
+    ///
+    /// `opts.clip_timestamps` is not read here: clips are windows ([`clip_windows`]). The
+    /// `prefix` is forced at the start of the first window when that window starts the
+    /// timeline (at frame 0, as the sequential loop forces it at seek 0).
     pub fn transcribe_batched(
         &self,
         windows: &[BatchWindow],
@@ -127,19 +152,17 @@ impl Transcriber<'_> {
                 r
             }
         };
-        let mut prompt = Vec::new();
         let hotwords = self.hotword_tokens(opts)?;
-        if opts.initial_prompt.is_some() || !hotwords.is_empty() {
-            prompt.push(tk.sot_prev);
-            prompt.extend(hotwords);
-        }
-        if let Some(p) = &opts.initial_prompt {
-            prompt.extend(tk.encode(&format!(" {}", p.trim()))?);
-        }
-        prompt.extend(tk.sot_sequence(Some(&language), opts.task)?);
-        if opts.without_timestamps {
-            prompt.push(tk.no_timestamps);
-        }
+        let previous = match &opts.initial_prompt {
+            Some(p) => tk.encode(&format!(" {}", p.trim()))?,
+            None => Vec::new(),
+        };
+        let sot_sequence = tk.sot_sequence(Some(&language), opts.task)?;
+        let prompt = build_prompt(model, &previous, &hotwords, &sot_sequence, opts.without_timestamps, &[]);
+        let starts_timeline = windows.first().is_some_and(|w| (w.offset * (SAMPLE_RATE / HOP_LENGTH) as f64).round_ties_even() == 0.0);
+        let prefix = self.prefix_tokens(opts)?;
+        let prefix: &[u32] = if starts_timeline { &prefix } else { &[] };
+        let first_prompt = build_prompt(model, &previous, &hotwords, &sot_sequence, opts.without_timestamps, prefix);
 
         let mut batch: ContinuousBatch<'_, (usize, usize)> = ContinuousBatch::new(model, batch_size);
         // Windows whose rest must be decoded again (from their new seek), before new windows.
@@ -174,7 +197,8 @@ impl Transcriber<'_> {
                     continue;
                 }
                 let (w, seek, audio) = encoded.remove(0);
-                batch.join((w, seek), &audio, prompt.clone(), window_opts.clone()).map_err(|(_, e)| e)?;
+                let p = if (w, seek) == (0, 0) { first_prompt.clone() } else { prompt.clone() };
+                batch.join((w, seek), &audio, p, window_opts.clone()).map_err(|(_, e)| e)?;
             }
             for ((w, seek), r) in batch.step() {
                 if self.window_done(&windows[w], &mut states[w], seek, r?, opts, input.map_time) {

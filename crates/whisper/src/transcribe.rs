@@ -9,6 +9,7 @@ use tracing::{debug, info_span};
 use std::sync::Arc;
 
 use crate::audio::SampleSource;
+use crate::clip::{self, SeekClips};
 use crate::decode::GenerateOptions;
 use crate::features::StreamingFeatures;
 use crate::window::{decode_window, WindowOptions, WindowResult};
@@ -50,8 +51,15 @@ pub struct TranscribeOptions {
     pub repetition_penalty: f32,
     /// Ban repeated n-grams of this size (0 = off).
     pub no_repeat_ngram_size: usize,
-    /// Words given to every window as a prompt (faster-whisper's `hotwords`).
+    /// Words given to every window as a prompt (faster-whisper's `hotwords`; not to the
+    /// window that gets the `prefix`).
     pub hotwords: Option<String>,
+    /// Stretches to transcribe, `[start, end, start, end, ...]` in seconds (an odd count: the
+    /// last runs to the end); empty = the whole recording (faster-whisper's `clip_timestamps`).
+    pub clip_timestamps: Vec<f64>,
+    /// Text the window at seek 0 is forced to begin with (faster-whisper's `prefix`); it is
+    /// part of that window's text.
+    pub prefix: Option<String>,
     /// Detect the language on the first window exactly as it is transcribed, and reuse that
     /// encoding (one encoder pass fewer for inputs under 30 s). Off: faster-whisper's rule,
     /// whose detection window keeps one more mel frame, so short inputs are encoded twice.
@@ -82,6 +90,8 @@ impl Default for TranscribeOptions {
             repetition_penalty: 1.0,
             no_repeat_ngram_size: 0,
             hotwords: None,
+            clip_timestamps: Vec::new(),
+            prefix: None,
             detect_on_first_window: false,
         }
     }
@@ -126,7 +136,12 @@ impl TranscribeOptions {
         if !(0.0..=30.0).contains(&self.max_initial_timestamp) {
             return bad("max initial timestamp must be in [0, 30] seconds".into());
         }
-        Ok(())
+        clip::validate(&self.clip_timestamps)
+    }
+
+    /// The prefix, when there is one (faster-whisper: any non-empty string).
+    fn prefix(&self) -> Option<&str> {
+        self.prefix.as_deref().filter(|p| !p.is_empty())
     }
 }
 
@@ -258,6 +273,18 @@ impl<'a> Transcriber<'a> {
         Ok(t)
     }
 
+    /// The prefix's tokens (faster-whisper: ` ` + trimmed text, at most half the context).
+    pub fn prefix_tokens(&self, opts: &TranscribeOptions) -> Result<Vec<u32>> {
+        let Some(p) = opts.prefix() else { return Ok(Vec::new()) };
+        let tk = &self.model.tokenizer;
+        let mut t = tk.encode(&format!(" {}", p.trim()))?;
+        if t.contains(&tk.eot) {
+            return Err(Error::InvalidArgument("the prefix cannot contain the end-of-text token <|endoftext|>".into()));
+        }
+        t.truncate(self.model.dims.n_text_ctx / 2 - 1);
+        Ok(t)
+    }
+
     fn suppress_tokens(&self, opts: &TranscribeOptions) -> Vec<u32> {
         let tk = &self.model.tokenizer;
         let mut out: Vec<u32> = opts
@@ -342,6 +369,7 @@ impl<'a> Transcriber<'a> {
         let model = self.model;
         let tk = &model.tokenizer;
         let content_frames = features.n_frames().saturating_sub(1);
+        let clips = SeekClips::new(&opts.clip_timestamps, content_frames);
         let mut pre_encoded = None;
         let (language, language_probability) = match &opts.language {
             Some(code) if !tk.multilingual => {
@@ -358,14 +386,19 @@ impl<'a> Transcriber<'a> {
             }
             None if !tk.multilingual => ("en".to_string(), 1.0),
             None => {
-                // faster-whisper detects on the first 3000 frames of the features (the last,
-                // dropped frame included), so the encoding is reusable only for long inputs;
+                // faster-whisper detects on 3000 frames of the features (the last, dropped
+                // frame included) from the first clip's start, so the encoding is reusable only
+                // when that is exactly the first window (a full one at the same seek);
                 // `detect_on_first_window` detects on the first window as transcribed instead,
                 // which saves short inputs a whole encoder pass.
-                let frames = if opts.detect_on_first_window { N_FRAMES.min(content_frames) } else { N_FRAMES };
-                let audio = model.encode(&features.window(0, frames)?.pad_or_trim(N_FRAMES))?;
+                let first = (!clips.is_done()).then(|| (clips.seek(), clips.segment_size(N_FRAMES)));
+                let (start, frames) = match first {
+                    Some(window) if opts.detect_on_first_window => window,
+                    _ => (clip::detection_frame(&opts.clip_timestamps, content_frames), N_FRAMES),
+                };
+                let audio = model.encode(&features.window(start, frames)?.pad_or_trim(N_FRAMES))?;
                 let r = self.detect_language(&audio)?;
-                if content_frames >= N_FRAMES || opts.detect_on_first_window {
+                if first == Some((start, frames)) {
                     pre_encoded = Some(audio);
                 }
                 r
@@ -381,11 +414,11 @@ impl<'a> Transcriber<'a> {
             window_opts: Arc::new(self.window_options(opts)),
             opts: opts.clone(),
             features,
-            content_frames,
-            seek: 0,
+            clips,
             pre_encoded,
             sot_sequence,
             hotword_tokens: self.hotword_tokens(opts)?,
+            prefix_tokens: self.prefix_tokens(opts)?,
             all_tokens,
             prompt_reset_since: 0,
             segments: Vec::new(),
@@ -426,12 +459,14 @@ pub struct Session<'a> {
     opts: TranscribeOptions,
     window_opts: Arc<WindowOptions>,
     features: Features,
-    content_frames: usize,
-    seek: usize,
-    /// Encoder output of the window at seek 0, left over from language detection.
+    /// The seek, within the clips being transcribed (the whole recording by default).
+    clips: SeekClips,
+    /// Encoder output of the first window, left over from language detection.
     pre_encoded: Option<Vec<f32>>,
     sot_sequence: Vec<u32>,
     hotword_tokens: Vec<u32>,
+    /// Forced at the start of the window at seek 0.
+    prefix_tokens: Vec<u32>,
     all_tokens: Vec<u32>,
     prompt_reset_since: usize,
     segments: Vec<Segment>,
@@ -442,12 +477,14 @@ pub struct Session<'a> {
 
 impl Session<'_> {
     pub fn is_done(&self) -> bool {
-        self.seek >= self.content_frames
+        self.clips.is_done()
     }
 
-    /// Seconds of audio already transcribed.
+    /// Seconds of audio already transcribed (the seek: with clips, where the current one is).
     pub fn progress_seconds(&self) -> f64 {
-        self.seek.min(self.content_frames) as f64 * SECONDS_PER_FRAME
+        let content = self.features.n_frames().saturating_sub(1);
+        let at = if self.is_done() { content } else { self.clips.seek().min(content) };
+        at as f64 * SECONDS_PER_FRAME
     }
 
     pub fn duration(&self) -> f64 {
@@ -465,16 +502,16 @@ impl Session<'_> {
     }
 
     fn segment_size(&self) -> usize {
-        N_FRAMES.min(self.content_frames - self.seek)
+        self.clips.segment_size(N_FRAMES)
     }
 
     /// The log-mel of the current window when it still needs encoding; `None` when the
     /// session is done or the window is already encoded.
     pub fn window_mel(&self) -> Result<Option<Mel>> {
-        if self.is_done() || (self.seek == 0 && self.pre_encoded.is_some()) {
+        if self.is_done() || self.pre_encoded.is_some() {
             return Ok(None);
         }
-        Ok(Some(self.features.window(self.seek, self.segment_size())?.pad_or_trim(N_FRAMES)))
+        Ok(Some(self.features.window(self.clips.seek(), self.segment_size())?.pad_or_trim(N_FRAMES)))
     }
 
     /// Decodes the current window from its encoder output (`None` if [`window_mel`] said it
@@ -509,22 +546,12 @@ impl Session<'_> {
         self.window_opts.clone()
     }
 
-    /// The prompt of the current window: previous text (when conditioning), the SOT sequence.
+    /// The prompt of the current window: hotwords and previous text (when conditioning), the
+    /// SOT sequence, and at seek 0 the forced prefix (faster-whisper's `get_prompt`).
     pub fn window_prompt(&self) -> Vec<u32> {
-        let tk = &self.model.tokenizer;
+        let prefix: &[u32] = if self.clips.seek() == 0 { &self.prefix_tokens } else { &[] };
         let previous = &self.all_tokens[self.prompt_reset_since..];
-        let mut prompt = Vec::with_capacity(previous.len().min(self.model.dims.n_text_ctx / 2) + 5);
-        if !previous.is_empty() || !self.hotword_tokens.is_empty() {
-            prompt.push(tk.sot_prev);
-            prompt.extend_from_slice(&self.hotword_tokens);
-            let keep = self.model.dims.n_text_ctx / 2 - 1;
-            prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
-        }
-        prompt.extend_from_slice(&self.sot_sequence);
-        if self.opts.without_timestamps {
-            prompt.push(tk.no_timestamps);
-        }
-        prompt
+        build_prompt(self.model, previous, &self.hotword_tokens, &self.sot_sequence, self.opts.without_timestamps, prefix)
     }
 
     /// Applies the decoded current window: no-speech skipping, segments, seek, prompt reset.
@@ -534,7 +561,7 @@ impl Session<'_> {
         }
         let tk = &self.model.tokenizer;
         let opts = &self.opts;
-        let seek = self.seek;
+        let seek = self.clips.seek();
         let time_offset = seek as f64 * SECONDS_PER_FRAME;
         let segment_size = self.segment_size();
         let segment_duration = segment_size as f64 * SECONDS_PER_FRAME;
@@ -549,7 +576,7 @@ impl Session<'_> {
                     no_speech_prob = result.no_speech_prob,
                     "skipping a window without speech"
                 );
-                self.seek += segment_size;
+                self.clips.move_to(seek + segment_size);
                 return;
             }
         }
@@ -562,7 +589,7 @@ impl Session<'_> {
             segment_duration,
         );
         // A window always moves the seek forward, so a degenerate decoding cannot loop.
-        self.seek = new_seek.max(seek + 1);
+        self.clips.move_to(new_seek.max(seek + 1));
         for (start, end, toks) in pieces {
             let text = tk.decode(&toks);
             if start == end || text.trim().is_empty() {
@@ -597,6 +624,32 @@ impl Session<'_> {
             segments: self.segments,
         }
     }
+}
+
+/// A window's prompt (faster-whisper's `get_prompt`): `<|startofprev|>`, the hotwords (unless
+/// the window has a prefix) and the last previous tokens; the SOT sequence;
+/// `<|notimestamps|>`; the prefix, after `<|0.00|>` when timestamps are on.
+pub fn build_prompt(model: &Whisper, previous: &[u32], hotwords: &[u32], sot_sequence: &[u32], without_timestamps: bool, prefix: &[u32]) -> Vec<u32> {
+    let tk = &model.tokenizer;
+    let hotwords = if prefix.is_empty() { hotwords } else { &[] };
+    let mut prompt = Vec::with_capacity(previous.len().min(model.dims.n_text_ctx / 2) + hotwords.len() + prefix.len() + 6);
+    if !previous.is_empty() || !hotwords.is_empty() {
+        prompt.push(tk.sot_prev);
+        prompt.extend_from_slice(hotwords);
+        let keep = model.dims.n_text_ctx / 2 - 1;
+        prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
+    }
+    prompt.extend_from_slice(sot_sequence);
+    if without_timestamps {
+        prompt.push(tk.no_timestamps);
+    }
+    if !prefix.is_empty() {
+        if !without_timestamps {
+            prompt.push(tk.timestamp_begin);
+        }
+        prompt.extend_from_slice(prefix);
+    }
+    prompt
 }
 
 /// Cuts a window's tokens into segments at timestamp pairs and says where to seek next

@@ -63,6 +63,8 @@ impl Endpoint {
                 "no_speech_threshold",
                 "hotwords",
                 "suppress_tokens",
+                "clip_timestamps",
+                "prefix",
                 "word_timestamps",
                 "response_format",
                 "prompt",

@@ -138,6 +138,16 @@ pub(super) fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<
             return Err(ApiError::invalid("vad_filter", "the vad_* fields need vad_filter=true"));
         }
         parse_decoding_controls(form, &mut opts)?;
+        if let Some(p) = &opts.prefix {
+            let tk = &model.tokenizer;
+            if tk.encode(p).is_ok_and(|t| t.contains(&tk.eot)) {
+                return Err(ApiError::invalid("prefix", "the prefix cannot contain the end-of-text token <|endoftext|>"));
+            }
+        }
+        if vad.is_some() && !opts.clip_timestamps.is_empty() {
+            // faster-whisper ignores vad_filter when clip_timestamps is given; say so instead.
+            return Err(ApiError::invalid("clip_timestamps", "clip_timestamps replaces the VAD: send either clip_timestamps or vad_filter=true, not both"));
+        }
     } else if let Some(c) = form.get("chunking_strategy")? {
         vad = Some(vad::chunking_strategy(c)?);
     }
@@ -226,6 +236,17 @@ fn parse_decoding_controls(form: &Form, opts: &mut TranscribeOptions) -> Result<
     }
     if let Some(h) = form.get("hotwords")? {
         opts.hotwords = Some(h.to_string());
+    }
+    if let Some(c) = form.get("clip_timestamps")? {
+        // `start,end,...` in seconds, or the same as a JSON list (`[0, 12.5]`).
+        let list = c.trim().strip_prefix('[').and_then(|c| c.strip_suffix(']')).unwrap_or(c);
+        opts.clip_timestamps = whisper::clip::parse(list).map_err(|e| match e {
+            whisper::Error::InvalidArgument(m) => ApiError::invalid("clip_timestamps", m.replacen("clip timestamps", "clip_timestamps", 1)),
+            e => ApiError::from_whisper(&e),
+        })?;
+    }
+    if let Some(p) = form.get("prefix")? {
+        opts.prefix = Some(p.to_string());
     }
     if let Some(s) = form.get("suppress_tokens")? {
         opts.suppress_tokens = crate::transcribe_cmd::parse_suppress_tokens(s).map_err(|e| ApiError::invalid("suppress_tokens", format!("{e:#}").replace("--suppress-tokens", "suppress_tokens")))?;
