@@ -9,8 +9,10 @@ CTranslate2 models `tiny.en` and `base` (faster-whisper's layout).
 For every model, compute type (float32, int8) and mode, every clip is transcribed with
 `word_timestamps=True`, greedy (beam_size=1):
 - `sequential`: WhisperModel.transcribe (default temperatures, no VAD);
-- `batched`: BatchedInferencePipeline.transcribe(vad_filter=False, batch_size=8) (every clip
-  is shorter than 30 s, so it is one window: the whole clip).
+- `batched`: BatchedInferencePipeline.transcribe(vad_filter=False, batch_size=8,
+  without_timestamps=False) (every clip is shorter than 30 s, so it is one window: the whole
+  clip; timestamps kept, as amanuensis's batched pipeline does);
+- `batched_no_timestamps`: the same with faster-whisper's default without_timestamps=True.
 Each call of CTranslate2's Whisper.align made by faster-whisper is recorded too (`align`: the
 text tokens, num_frames, the first time index of each row of the DTW path and the text
 token probabilities), so the forced pass
@@ -100,7 +102,8 @@ def main():
         "numpy": np.__version__,
         "options": {
             "sequential": "WhisperModel(MODEL, device='cpu', compute_type=CT, cpu_threads=2).transcribe(wav, beam_size=1, word_timestamps=True)",
-            "batched": "BatchedInferencePipeline(model).transcribe(wav, beam_size=1, word_timestamps=True, vad_filter=False, batch_size=8)",
+            "batched": "BatchedInferencePipeline(model).transcribe(wav, beam_size=1, word_timestamps=True, vad_filter=False, batch_size=8, without_timestamps=False)",
+            "batched_no_timestamps": "BatchedInferencePipeline(model).transcribe(wav, beam_size=1, word_timestamps=True, vad_filter=False, batch_size=8)",
         },
         "runs": [],
     }
@@ -109,7 +112,7 @@ def main():
             model = WhisperModel(os.path.join(models_dir, name), device="cpu", compute_type=ct, cpu_threads=2)
             recorder = Recorder(model.model)
             model.model = recorder
-            for mode in ["sequential", "batched"]:
+            for mode in ["sequential", "batched", "batched_no_timestamps"]:
                 run = {"model": name, "compute_type": ct, "mode": mode, "clips": []}
                 for cid, path in clips(testdata):
                     recorder.calls = []
@@ -118,7 +121,12 @@ def main():
                         segs, info = model.transcribe(wav, beam_size=1, word_timestamps=True)
                     else:
                         segs, info = BatchedInferencePipeline(model=model).transcribe(
-                            wav, beam_size=1, word_timestamps=True, vad_filter=False, batch_size=8
+                            wav,
+                            beam_size=1,
+                            word_timestamps=True,
+                            vad_filter=False,
+                            batch_size=8,
+                            without_timestamps=(mode == "batched_no_timestamps"),
                         )
                     segs = [segment_json(s) for s in segs]
                     run["clips"].append(

@@ -96,6 +96,10 @@ pub struct TranscribeArgs {
     /// times are refined from the words.
     #[arg(long)]
     pub word_timestamps: bool,
+    /// With --word-timestamps (sequential loop): skip silences longer than SECONDS before a
+    /// segment that looks like a hallucination (faster-whisper's hallucination_silence_threshold).
+    #[arg(long, value_name = "SECONDS", requires = "word_timestamps")]
+    pub hallucination_silence_threshold: Option<f32>,
     #[command(flatten)]
     pub vad: VadArgs,
     /// Numeric type of the matrix products. Default int8: the fastest type (about 2x
@@ -140,6 +144,7 @@ impl TranscribeArgs {
             suppress_tokens: parse_suppress_tokens(&self.suppress_tokens)?,
             hotwords: self.hotwords.clone().filter(|h| !h.trim().is_empty()),
             word_timestamps: self.word_timestamps,
+            hallucination_silence_threshold: self.hallucination_silence_threshold,
             ..TranscribeOptions::default()
         };
         if self.no_fallback {

@@ -561,6 +561,30 @@ mod tests {
     }
 
     #[test]
+    fn hallucinations_after_silence_are_skipped() {
+        let word = |t: &str, start: f64, end: f64, p: f64| Word { word: t.into(), start, end, probability: p };
+        let with = |start: f64, end: f64, words: Vec<Word>| Segment { words: Some(words), ..seg(start, end, &[1]) };
+        let span = WindowSpan { seek: 1000, time_offset: 10.0, duration: 30.0, end_time: 40.0, content_frames: 6000 };
+        let normal = || with(10.5, 12.0, vec![word(" fine", 10.5, 11.0, 0.9), word(" words", 11.0, 12.0, 0.9)]);
+        // An improbable 50 ms word after 5 s of silence opens the window: skip the silence.
+        let odd = with(15.0, 15.05, vec![word(" uh", 15.0, 15.05, 0.05)]);
+        assert_eq!(skip_hallucinations(&[odd.clone()], 2.0, &span, 10.0), HallucinationSkip::Window { seek: 1500 });
+        // A shorter silence than the threshold: kept.
+        assert_eq!(skip_hallucinations(&[odd.clone()], 6.0, &span, 10.0), HallucinationSkip::None);
+        // After normal speech, the same segment with silence on both sides ends the window.
+        let segs = [normal(), odd.clone(), seg(20.0, 21.0, &[1])];
+        assert_eq!(skip_hallucinations(&segs, 2.0, &span, 10.0), HallucinationSkip::From { segment: 1, seek: 1500 });
+        // ... and near the end of the input the seek goes to its end.
+        let near_end = WindowSpan { content_frames: 1600, ..span };
+        assert_eq!(skip_hallucinations(&segs, 2.0, &near_end, 10.0), HallucinationSkip::From { segment: 1, seek: 1600 });
+        // Speech right after it (no silence after): kept.
+        let segs = [normal(), odd, with(15.5, 16.0, vec![word(" more", 15.5, 16.0, 0.9)])];
+        assert_eq!(skip_hallucinations(&segs, 2.0, &span, 10.0), HallucinationSkip::None);
+        assert_eq!(skip_hallucinations(&[normal()], 2.0, &span, 10.0), HallucinationSkip::None);
+        assert_eq!(skip_hallucinations(&[], 2.0, &span, 10.0), HallucinationSkip::None);
+    }
+
+    #[test]
     fn anomalies() {
         let word = |p: f64, d: f64| Word { word: " x".into(), start: 1.0, end: 1.0 + d, probability: p };
         assert_eq!(word_anomaly_score(&word(0.9, 0.5)), 0.0);
