@@ -144,7 +144,7 @@ pub trait Compute: Send + Sync {
     fn attention_scores(&self, q: &[f32], kv: KvView<'_>, shape: kernels::KtShape, head: usize, out: &mut [f32]) {
         match kv {
             KvView::F32 { kt, .. } => head_scores(q, kt, shape, head, out, |src, dst| dst.copy_from_slice(src)),
-            KvView::F16 { kt, .. } => head_scores(q, kt, shape, head, out, |src, dst| half::slice::HalfFloatSliceExt::convert_to_f32_slice(src, dst)),
+            KvView::F16 { kt, .. } => head_scores(q, kt, shape, head, out, half::slice::HalfFloatSliceExt::convert_to_f32_slice),
         }
     }
 }

@@ -15,6 +15,8 @@ use crate::{Error, Result};
 
 mod align;
 pub use align::{AlignItem, TokenAlignment};
+/// `(layer, item, queries)`: what [`Whisper::decode_batch_with`] hands out.
+type CrossQueries<'a> = dyn FnMut(usize, usize, &[f32]) + 'a;
 
 const LAYER_NORM_EPS: f32 = 1e-5;
 
@@ -697,7 +699,7 @@ impl Whisper {
 
     /// [`Whisper::decode_batch`] handing `cross_q(layer, item, queries)` each item's
     /// cross-attention queries in every layer (the alignment pass reads its heads from them).
-    fn decode_batch_with<'w>(&self, items: &mut [DecodeItem<'_>], work: &'w mut DecoderWork, mut cross_q: Option<&mut dyn FnMut(usize, usize, &[f32])>) -> Result<&'w [f32]> {
+    fn decode_batch_with<'w>(&self, items: &mut [DecodeItem<'_>], work: &'w mut DecoderWork, mut cross_q: Option<&mut CrossQueries<'_>>) -> Result<&'w [f32]> {
         for item in items.iter() {
             self.check_decode_item(item)?;
         }

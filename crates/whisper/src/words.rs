@@ -101,7 +101,11 @@ fn split_on_unicode(tk: &Tokenizer, tokens: &[u32]) -> (Vec<String>, Vec<Vec<u32
         current.push(t);
         let decoded = tk.decode_with_timestamps(&current);
         let bad = decoded.chars().position(|c| c == REPLACEMENT).map(|i| i + offset);
-        if bad.map_or(true, |i| full.get(i) == Some(&REPLACEMENT)) {
+        let complete = match bad {
+            None => true,
+            Some(i) => full.get(i) == Some(&REPLACEMENT),
+        };
+        if complete {
             offset += decoded.chars().count();
             words.push(decoded);
             word_tokens.push(std::mem::take(&mut current));
@@ -568,9 +572,9 @@ mod tests {
         let normal = || with(10.5, 12.0, vec![word(" fine", 10.5, 11.0, 0.9), word(" words", 11.0, 12.0, 0.9)]);
         // An improbable 50 ms word after 5 s of silence opens the window: skip the silence.
         let odd = with(15.0, 15.05, vec![word(" uh", 15.0, 15.05, 0.05)]);
-        assert_eq!(skip_hallucinations(&[odd.clone()], 2.0, &span, 10.0), HallucinationSkip::Window { seek: 1500 });
+        assert_eq!(skip_hallucinations(std::slice::from_ref(&odd), 2.0, &span, 10.0), HallucinationSkip::Window { seek: 1500 });
         // A shorter silence than the threshold: kept.
-        assert_eq!(skip_hallucinations(&[odd.clone()], 6.0, &span, 10.0), HallucinationSkip::None);
+        assert_eq!(skip_hallucinations(std::slice::from_ref(&odd), 6.0, &span, 10.0), HallucinationSkip::None);
         // After normal speech, the same segment with silence on both sides ends the window.
         let segs = [normal(), odd.clone(), seg(20.0, 21.0, &[1])];
         assert_eq!(skip_hallucinations(&segs, 2.0, &span, 10.0), HallucinationSkip::From { segment: 1, seek: 1500 });
