@@ -55,18 +55,30 @@ pub fn timestamp(seconds: f64, decimal: char) -> String {
 pub fn render(t: &Transcript, format: Format, task: &str) -> String {
     match format {
         Format::Txt => format!("{}\n", t.text()),
-        Format::Json => format!("{}\n", json!({ "text": t.text() })),
+        Format::Json => {
+            let mut v = json!({ "text": t.text() });
+            // With word timestamps, every word of the transcript in one list (OpenAI's shape).
+            if t.segments.iter().any(|s| s.words.is_some()) {
+                let words: Vec<_> = t.segments.iter().flat_map(|s| s.words.iter().flatten()).map(word_json).collect();
+                v["words"] = words.into();
+            }
+            format!("{v}\n")
+        }
         Format::VerboseJson | Format::All => {
             let segments: Vec<_> = t
                 .segments
                 .iter()
                 .map(|s| {
-                    json!({
+                    let mut v = json!({
                         "id": s.id - 1, "seek": s.seek, "start": round3(s.start), "end": round3(s.end),
                         "text": s.text, "tokens": s.tokens, "temperature": s.temperature,
                         "avg_logprob": s.avg_logprob, "compression_ratio": s.compression_ratio,
                         "no_speech_prob": s.no_speech_prob,
-                    })
+                    });
+                    if let Some(words) = &s.words {
+                        v["words"] = words.iter().map(word_json).collect::<Vec<_>>().into();
+                    }
+                    v
                 })
                 .collect();
             let v = json!({
@@ -92,6 +104,10 @@ pub fn render(t: &Transcript, format: Format, task: &str) -> String {
     }
 }
 
+fn word_json(w: &whisper::words::Word) -> serde_json::Value {
+    json!({ "word": w.word, "start": round3(w.start), "end": round3(w.end), "probability": w.probability })
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -113,6 +129,7 @@ mod tests {
             avg_logprob: -0.2,
             compression_ratio: 1.1,
             no_speech_prob: 0.01,
+            words: None,
         };
         Transcript {
             language: "en".into(),

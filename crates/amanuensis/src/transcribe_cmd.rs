@@ -103,6 +103,15 @@ pub struct TranscribeArgs {
     /// 0 s; --hotwords are not given to that window).
     #[arg(long)]
     pub prefix: Option<String>,
+    /// Word-level timestamps (faster-whisper's word_timestamps): `verbose_json` segments carry
+    /// `words: [{word, start, end, probability}]`, `json` a top-level `words` list, and segment
+    /// times are refined from the words.
+    #[arg(long)]
+    pub word_timestamps: bool,
+    /// With --word-timestamps (sequential loop): skip silences longer than SECONDS before a
+    /// segment that looks like a hallucination (faster-whisper's hallucination_silence_threshold).
+    #[arg(long, value_name = "SECONDS", requires = "word_timestamps")]
+    pub hallucination_silence_threshold: Option<f32>,
     #[command(flatten)]
     pub vad: VadArgs,
     /// Numeric type of the matrix products. Default int8: the fastest type (about 2x
@@ -154,6 +163,8 @@ impl TranscribeArgs {
                 None => Vec::new(),
             },
             prefix: self.prefix.clone().filter(|p| !p.is_empty()),
+            word_timestamps: self.word_timestamps,
+            hallucination_silence_threshold: self.hallucination_silence_threshold,
             ..TranscribeOptions::default()
         };
         if self.no_fallback {
@@ -310,7 +321,6 @@ fn transcribe_file(
         None => None,
     };
     let timeline = chunks.as_deref().map(SpeechTimeline::new);
-    let map_time = |t: f64, is_end: bool| timeline.as_ref().map_or(t, |m| m.original_time(t, None, is_end));
     let t = if chunks.as_ref().is_some_and(|c| c.is_empty()) {
         // No speech at all: nothing to transcribe (and nothing to hallucinate).
         let language = opts.language.clone().unwrap_or_else(|| "en".into());
@@ -322,14 +332,13 @@ fn transcribe_file(
             None => whisper::pipeline::clip_windows(&opts.clip_timestamps, source.len()),
         };
         let mut read = |r: std::ops::Range<usize>| source.read(r);
-        let input = whisper::pipeline::BatchInput { read: &mut read, map_time: &map_time, duration };
+        let input = whisper::pipeline::BatchInput { read: &mut read, timeline: timeline.as_ref(), duration };
         tr.transcribe_batched(&windows, input, opts, batch_size, &mut progress)?
     } else if let Some(c) = &chunks {
         let speech = Gather::new(source, c.iter().map(|c| c.start..c.end).collect())?;
         let mut t = tr.transcribe_source(Box::new(speech), opts, &mut progress)?;
-        for s in &mut t.segments {
-            s.start = map_time(s.start, false);
-            s.end = map_time(s.end, true);
+        if let Some(timeline) = &timeline {
+            t.segments.iter_mut().for_each(|s| whisper::words::restore_speech_timestamps(s, timeline));
         }
         t.duration = duration;
         t

@@ -91,6 +91,61 @@ fn all_output_formats() {
     }
     assert!(read("srt").starts_with("1\n00:00:00,000 --> 00:00:0"));
     assert!(read("vtt").starts_with("WEBVTT\n\n00:00:00.000 --> "));
+    // Words only when asked for.
+    assert!(seg.get("words").is_none() && json.get("words").is_none());
+}
+
+/// faster-whisper's words of librivox_0880 (tiny.en, float32, greedy, sequential), from the
+/// word goldens: (word, start, end).
+fn expected_words_0880() -> Vec<(String, f64, f64)> {
+    let path = testdata().join("words/goldens.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let run = v["runs"].as_array().unwrap().iter().find(|r| r["model"] == "tiny.en" && r["compute_type"] == "float32" && r["mode"] == "sequential").unwrap();
+    let clip = run["clips"].as_array().unwrap().iter().find(|c| c["id"] == "librivox_0880").unwrap();
+    let words = clip["segments"].as_array().unwrap().iter().flat_map(|s| s["words"].as_array().unwrap().clone());
+    words.map(|w| (w["word"].as_str().unwrap().to_string(), w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap())).collect()
+}
+
+#[test]
+fn word_timestamps_in_json_outputs() {
+    let Some(model) = tiny() else { return };
+    let clip = testdata().join("audio/human/librivox_0880.wav");
+    let want = expected_words_0880();
+    assert!(want.len() >= 6);
+    // Sequential and batched: both give faster-whisper's words.
+    for batch in ["1", "2"] {
+        let out = tempfile::tempdir().unwrap();
+        #[rustfmt::skip]
+        let o = run(&[
+            "transcribe", clip.to_str().unwrap(), "--model", &model, "--compute-type", "f32", "--beam-size", "1",
+            "--no-fallback", "--word-timestamps", "--batch-size", batch, "--output-format", "all",
+            "--output-dir", out.path().to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let read = |ext: &str| std::fs::read_to_string(out.path().join(format!("librivox_0880.{ext}"))).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&read("verbose.json")).unwrap();
+        let mut all = Vec::new();
+        for seg in v["segments"].as_array().unwrap() {
+            let words = seg["words"].as_array().unwrap_or_else(|| panic!("batch {batch}: segment without words: {seg}"));
+            for w in words {
+                assert!(w["probability"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)), "{w}");
+                all.push((w["word"].as_str().unwrap().to_string(), w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap()));
+            }
+            // The segment spans its words.
+            assert_eq!(seg["start"], words[0]["start"]);
+            assert_eq!(seg["end"], words[words.len() - 1]["end"]);
+        }
+        assert_eq!(all.len(), want.len(), "batch {batch}: {all:?}");
+        for (got, want) in all.iter().zip(&want) {
+            assert_eq!(got.0, want.0);
+            assert!((got.1 - want.1).abs() <= 0.020001 && (got.2 - want.2).abs() <= 0.020001, "batch {batch}: {got:?} vs {want:?}");
+        }
+        // `json`: the text and every word in one top-level list.
+        let json: serde_json::Value = serde_json::from_str(&read("json")).unwrap();
+        let flat: Vec<&serde_json::Value> = v["segments"].as_array().unwrap().iter().flat_map(|s| s["words"].as_array().unwrap()).collect();
+        assert_eq!(json["words"].as_array().unwrap().iter().collect::<Vec<_>>(), flat);
+        assert_eq!(json["text"], v["text"]);
+    }
 }
 
 #[test]

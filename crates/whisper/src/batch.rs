@@ -107,6 +107,12 @@ impl<'m, T> ContinuousBatch<'m, T> {
     /// One decoder pass over every window. Returns the windows that finished (or failed):
     /// a failing window leaves the batch without disturbing the others.
     pub fn step(&mut self) -> Vec<(T, Result<WindowResult>)> {
+        self.step_with_cross().into_iter().map(|(tag, r, _)| (tag, r)).collect()
+    }
+
+    /// [`ContinuousBatch::step`] that also hands back the cross-attention K/V of each window
+    /// that finished (for its word alignment pass); `None` for a window that failed.
+    pub fn step_with_cross(&mut self) -> Vec<(T, Result<WindowResult>, Option<CrossKv>)> {
         let mut done = Vec::new();
         if self.active.is_empty() {
             return done;
@@ -121,7 +127,7 @@ impl<'m, T> ContinuousBatch<'m, T> {
             if let Err(e) = model.check_decode_item(&item) {
                 let a = self.active.swap_remove(i);
                 self.spare.push(a.cache);
-                done.push((a.tag, Err(e)));
+                done.push((a.tag, Err(e), None));
             } else {
                 i += 1;
             }
@@ -150,7 +156,7 @@ impl<'m, T> ContinuousBatch<'m, T> {
                 let msg = e.to_string();
                 for a in self.active.drain(..) {
                     self.spare.push(a.cache);
-                    done.push((a.tag, Err(crate::Error::InvalidArgument(msg.clone()))));
+                    done.push((a.tag, Err(crate::Error::InvalidArgument(msg.clone())), None));
                 }
                 return done;
             }
@@ -182,7 +188,8 @@ impl<'m, T> ContinuousBatch<'m, T> {
         for (i, r) in finished.into_iter().rev() {
             let a = self.active.remove(i);
             self.spare.push(a.cache);
-            done.push((a.tag, r));
+            let cross = r.is_ok().then_some(a.cross);
+            done.push((a.tag, r, cross));
         }
         done
     }

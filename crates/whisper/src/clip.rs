@@ -106,6 +106,11 @@ impl SeekClips {
         self.seek
     }
 
+    /// Frames of audio content (the whole recording, whatever the clips).
+    pub fn content_frames(&self) -> usize {
+        self.content_frames
+    }
+
     /// Moves the seek to `seek` (where a decoded window says to go on), then on as
     /// [`settle`](Self::settle) says.
     pub fn move_to(&mut self, seek: usize) {

@@ -151,6 +151,34 @@ pub trait Compute: Send + Sync {
             KvView::F16 { kt, v } => kernels::attention_kt(q, kt, v, shape, out),
         }
     }
+    /// The scores `q·kᵀ/√head_dim` (before the softmax) of head `head` of `shape.n_q` queries
+    /// against the first `shape.n_kv` keys of a decoder cache (keys transposed, as in
+    /// [`Compute::attention_cached`]; causality is ignored): `out` is `[n_q][n_kv]`. Word
+    /// timestamps read the cross-attention of a few heads this way.
+    fn attention_scores(&self, q: &[f32], kv: KvView<'_>, shape: kernels::KtShape, head: usize, out: &mut [f32]) {
+        match kv {
+            KvView::F32 { kt, .. } => head_scores(q, kt, shape, head, out, |src, dst| dst.copy_from_slice(src)),
+            KvView::F16 { kt, .. } => head_scores(q, kt, shape, head, out, half::slice::HalfFloatSliceExt::convert_to_f32_slice),
+        }
+    }
+}
+
+/// [`Compute::attention_scores`] on the CPU: one transposed key row at a time (converted to
+/// f32), accumulated into every query's scores, then scaled.
+fn head_scores<T>(q: &[f32], kt: &[T], s: kernels::KtShape, head: usize, out: &mut [f32], to_f32: impl Fn(&[T], &mut [f32])) {
+    let (d, hd, n) = (s.n_heads * s.head_dim, s.head_dim, s.n_kv);
+    let out = &mut out[..s.n_q * n];
+    out.fill(0.0);
+    let mut key = vec![0f32; n];
+    for c in head * hd..(head + 1) * hd {
+        to_f32(&kt[c * s.stride..c * s.stride + n], &mut key);
+        for (row, qr) in out.chunks_exact_mut(n).zip(q.chunks_exact(d)) {
+            let qc = qr[c];
+            row.iter_mut().zip(&key).for_each(|(o, k)| *o += qc * k);
+        }
+    }
+    let scale = 1.0 / (hd as f32).sqrt();
+    out.iter_mut().for_each(|o| *o *= scale);
 }
 
 /// CPU backend: packed GEMMs of the `kernels` crate (f32, int8 VNNI or bf16 weights), fused

@@ -19,9 +19,11 @@ pub mod npy;
 pub mod pipeline;
 #[doc(hidden)]
 pub mod testing;
+pub mod timing;
 pub mod tokenizer;
 pub mod transcribe;
 pub mod vad;
 pub mod window;
+pub mod words;
 
 pub use error::{Error, Result};

@@ -13,6 +13,11 @@ use crate::mel::Mel;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
+mod align;
+pub use align::{AlignItem, TokenAlignment};
+/// `(layer, item, queries)`: what [`Whisper::decode_batch_with`] hands out.
+type CrossQueries<'a> = dyn FnMut(usize, usize, &[f32]) + 'a;
+
 const LAYER_NORM_EPS: f32 = 1e-5;
 
 pub struct LayerNorm {
@@ -392,10 +397,7 @@ impl Whisper {
         // Conv weights [c_out][c_in][3] flatten to a linear [c_out][c_in*3] over im2col rows.
         let conv1 = l.conv("encoder/conv1", da, n_mels)?;
         let conv2 = l.conv("encoder/conv2", da, da)?;
-        let enc_pos = l.tensor(
-            "encoder/position_encodings/encodings",
-            &[dims.n_audio_ctx, da],
-        )?;
+        let enc_pos = l.tensor("encoder/position_encodings/encodings", &[dims.n_audio_ctx, da])?;
         let mut enc_layers = Vec::with_capacity(dims.n_audio_layer);
         for i in 0..dims.n_audio_layer {
             let p = format!("encoder/layer_{i}");
@@ -415,10 +417,7 @@ impl Whisper {
         let embedding_rows = emb.iter().map(|&v| half::f16::from_f32(v)).collect();
         let embedding = compute.prepare(&emb, dims.n_vocab, dt, None, LayerRole::Logits);
         drop(emb);
-        let dec_pos = l.tensor(
-            "decoder/position_encodings/encodings",
-            &[dims.n_text_ctx, dt],
-        )?;
+        let dec_pos = l.tensor("decoder/position_encodings/encodings", &[dims.n_text_ctx, dt])?;
         let mut dec_layers = Vec::with_capacity(dims.n_text_layer);
         for i in 0..dims.n_text_layer {
             let p = format!("decoder/layer_{i}");
@@ -686,6 +685,12 @@ impl Whisper {
     /// A row's result does not depend on the other rows (products are row-independent), so a
     /// sequence decoded in a batch gets the same values as decoded alone.
     pub fn decode_batch<'w>(&self, items: &mut [DecodeItem<'_>], work: &'w mut DecoderWork) -> Result<&'w [f32]> {
+        self.decode_batch_with(items, work, None)
+    }
+
+    /// [`Whisper::decode_batch`] handing `cross_q(layer, item, queries)` each item's
+    /// cross-attention queries in every layer (the alignment pass reads its heads from them).
+    fn decode_batch_with<'w>(&self, items: &mut [DecodeItem<'_>], work: &'w mut DecoderWork, mut cross_q: Option<&mut CrossQueries<'_>>) -> Result<&'w [f32]> {
         for item in items.iter() {
             self.check_decode_item(item)?;
         }
@@ -748,12 +753,15 @@ impl Whisper {
             layer.cross_ln.forward(x, h);
             c.linear(h, rows, &layer.cross_q, q);
             let mut r0 = 0;
-            for item in items.iter() {
+            for (ii, item) in items.iter().enumerate() {
                 let (n, cross) = (item.tokens.len(), item.cross);
                 let (ck, cv) = &cross.kv[li];
                 let shape = KtShape { n_q: n, n_kv: cross.n_ctx, n_heads: n_head, head_dim, stride: cross.stride, causal: false };
                 let span = r0 * d..(r0 + n) * d;
-                c.attention_cached(&q[span.clone()], kv_view(ck, 0..d * cross.stride, cv, 0..d * cross.stride), shape, &mut attn[span]);
+                c.attention_cached(&q[span.clone()], kv_view(ck, 0..d * cross.stride, cv, 0..d * cross.stride), shape, &mut attn[span.clone()]);
+                if let Some(f) = cross_q.as_mut() {
+                    f(li, ii, &q[span]);
+                }
                 r0 += n;
             }
             c.linear(attn, rows, &layer.cross_out, h);

@@ -13,15 +13,20 @@ use std::ops::Range;
 use tracing::info_span;
 
 use crate::audio::{SampleSource, SAMPLE_RATE};
-use crate::vad::{speech_timestamps, SpeechChunk, Vad, VadFeeder, VadOptions};
+use crate::vad::{speech_timestamps, SpeechChunk, SpeechTimeline, Vad, VadFeeder, VadOptions};
 use crate::batch::ContinuousBatch;
 use crate::mel::{Mel, HOP_LENGTH, N_FRAMES, N_SAMPLES};
+use crate::model::CrossKv;
 use crate::transcribe::{build_prompt, split_by_timestamps, Segment, TranscribeOptions, Transcriber, Transcript};
 use crate::window::WindowResult;
+use crate::words::{self, WindowText, WindowWords};
 use crate::{Error, Result};
 
 /// Windows encoded in one encoder pass at most (bounds the encoder's activation memory).
 const MAX_ENCODER_GROUP: usize = 2;
+/// Finished windows aligned in one pass at most, for word timestamps (each holds on to its
+/// cross-attention K/V until then).
+const MAX_ALIGN_GROUP: usize = 4;
 
 /// One window of the batched pipeline: sample ranges of the original recording, decoded as
 /// one concatenated piece of audio (at most 30 s), and where it starts on the speech timeline
@@ -98,9 +103,10 @@ pub fn speech_chunks(source: &dyn SampleSource, vad: &mut dyn Vad, opts: &VadOpt
 pub struct BatchInput<'a> {
     /// Reads original samples `range` (16 kHz mono).
     pub read: &'a mut dyn FnMut(Range<usize>) -> Result<Vec<f32>>,
-    /// Maps a time on the speech timeline to the original one (`is_end`: the end of a
-    /// segment, which stays in the chunk it ends).
-    pub map_time: &'a dyn Fn(f64, bool) -> f64,
+    /// The speech timeline when the windows are VAD speech: times map back to the original
+    /// audio through it (faster-whisper's `restore_speech_timestamps`). `None`: the windows
+    /// are the original audio.
+    pub timeline: Option<&'a SpeechTimeline>,
     /// Seconds of the original recording.
     pub duration: f64,
 }
@@ -169,6 +175,10 @@ impl Transcriber<'_> {
         let mut again: std::collections::VecDeque<usize> = Default::default();
         let mut emitted = 0;
         let mut segments = Vec::new();
+        // Word timestamps: decoded pieces waiting for their alignment pass, and the end of the
+        // last words emitted (faster-whisper's `last_speech_timestamp`, on the speech timeline).
+        let mut pending: Vec<(usize, usize, CrossKv)> = Vec::new();
+        let mut last_speech = 0.0;
         while emitted < windows.len() {
             // Fill the batch: encode waiting decodings (a few per encoder pass) and join them.
             while batch.has_room() && (next < windows.len() || !again.is_empty() || !encoded.is_empty()) {
@@ -200,18 +210,37 @@ impl Transcriber<'_> {
                 let p = if (w, seek) == (0, 0) { first_prompt.clone() } else { prompt.clone() };
                 batch.join((w, seek), &audio, p, window_opts.clone()).map_err(|(_, e)| e)?;
             }
-            for ((w, seek), r) in batch.step() {
-                if self.window_done(&windows[w], &mut states[w], seek, r?, opts, input.map_time) {
+            for ((w, seek), r, cross) in batch.step_with_cross() {
+                let pieces = states[w].pieces.len();
+                if self.window_done(&windows[w], &mut states[w], seek, r?, opts) {
                     states[w].mel = None;
                 } else {
                     again.push_back(w);
                 }
+                if let (true, Some(cross)) = (opts.word_timestamps && states[w].pieces.len() > pieces, cross) {
+                    pending.push((w, pieces, cross));
+                }
             }
-            while emitted < windows.len() && states[emitted].done {
-                for mut seg in std::mem::take(&mut states[emitted].segments) {
-                    seg.id = segments.len() + 1;
-                    on_segment(&seg);
-                    segments.push(seg);
+            if !pending.is_empty() && (pending.len() >= MAX_ALIGN_GROUP.min(batch_size) || batch.is_empty()) {
+                self.align_pending(&mut pending, &mut states, &sot_sequence, &language, opts)?;
+            }
+            while emitted < windows.len() && states[emitted].done && !pending.iter().any(|p| p.0 == emitted) {
+                for piece in std::mem::take(&mut states[emitted].pieces) {
+                    let mut segs = piece.segments;
+                    if let Some(ww) = &piece.words {
+                        last_speech = words::assign_words(ww, &mut segs, piece.word_offset, last_speech, tk.eot);
+                    }
+                    for mut seg in segs {
+                        if seg.start == seg.end || seg.text.trim().is_empty() {
+                            continue;
+                        }
+                        if let Some(timeline) = input.timeline {
+                            words::restore_speech_timestamps(&mut seg, timeline);
+                        }
+                        seg.id = segments.len() + 1;
+                        on_segment(&seg);
+                        segments.push(seg);
+                    }
                 }
                 emitted += 1;
             }
@@ -219,9 +248,27 @@ impl Transcriber<'_> {
         Ok(Transcript { language, language_probability, duration: input.duration, segments })
     }
 
-    /// Applies a decoded piece of window `w` from `seek`: its segments, and whether the
-    /// window is finished (else `state.seek` says where to decode again).
-    fn window_done(&self, w: &BatchWindow, state: &mut WindowState, seek: usize, r: WindowResult, opts: &TranscribeOptions, map_time: &dyn Fn(f64, bool) -> f64) -> bool {
+    /// One alignment pass over the pieces in `pending`: their words.
+    fn align_pending(&self, pending: &mut Vec<(usize, usize, CrossKv)>, states: &mut [WindowState], sot: &[u32], language: &str, opts: &TranscribeOptions) -> Result<()> {
+        let texts: Vec<WindowText<'_>> = pending
+            .iter()
+            .map(|(w, p, cross)| {
+                let piece = &states[*w].pieces[*p];
+                WindowText { cross, segments: &piece.segments, num_frames: piece.num_frames }
+            })
+            .collect();
+        let aligned = words::align_windows(self.model, sot, language, &texts, opts)?;
+        drop(texts);
+        for ((w, p, _), ww) in pending.drain(..).zip(aligned) {
+            states[w].pieces[p].words = Some(ww);
+        }
+        Ok(())
+    }
+
+    /// Applies a decoded piece of window `w` from `seek`: its segments (times on the speech
+    /// timeline, words still to come), and whether the window is finished (else `state.seek`
+    /// says where to decode again).
+    fn window_done(&self, w: &BatchWindow, state: &mut WindowState, seek: usize, r: WindowResult, opts: &TranscribeOptions) -> bool {
         let tk = &self.model.tokenizer;
         let WindowResult { generation: g, avg_logprob, temperature, compression_ratio } = r;
         let size = N_FRAMES.min(state.content - seek);
@@ -233,25 +280,29 @@ impl Transcriber<'_> {
             let time_offset = w.offset + seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
             let duration = size as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
             let (pieces, new_seek) = split_by_timestamps(tk.no_timestamps + 1, &g.tokens, time_offset, seek, size, duration);
-            let frame = (w.offset * (SAMPLE_RATE / HOP_LENGTH) as f64).round() as usize + seek;
-            for (start, end, toks) in pieces {
-                let text = tk.decode(&toks);
-                if start == end || text.trim().is_empty() {
-                    continue;
-                }
-                state.segments.push(Segment {
+            let frames_per_second = (SAMPLE_RATE / HOP_LENGTH) as f64;
+            let frame = (w.offset * frames_per_second).round() as usize + seek;
+            let segments = pieces
+                .into_iter()
+                .map(|(start, end, tokens)| Segment {
                     id: 0,
                     seek: frame,
-                    start: map_time(start, false),
-                    end: map_time(end, true),
-                    text,
-                    tokens: toks,
+                    start,
+                    end,
+                    text: tk.decode(&tokens),
+                    tokens,
                     temperature,
                     avg_logprob,
                     compression_ratio,
                     no_speech_prob: g.no_speech_prob,
-                });
-            }
+                    words: None,
+                })
+                .collect();
+            // faster-whisper aligns a window against ceil(its seconds) of frames, from the
+            // window's offset truncated to a frame; a rest decoded again, against its frames.
+            let num_frames = if seek == 0 { (state.n_samples as f64 / SAMPLE_RATE as f64).ceil() as usize * 100 } else { size };
+            let word_offset = ((w.offset * frames_per_second) as usize + seek) as f64 / frames_per_second;
+            state.pieces.push(Piece { segments, words: None, num_frames: num_frames.min(N_FRAMES), word_offset });
             new_seek.max(seek + 1)
         };
         state.seek = new_seek;
@@ -261,14 +312,24 @@ impl Transcriber<'_> {
 }
 
 /// A window of the batched pipeline while it is decoded: its log-mel (kept until the window
-/// is done, for decoding its rest again), seek, and finished segments.
+/// is done, for decoding its rest again), seek, and decoded pieces.
 #[derive(Default)]
 struct WindowState {
     mel: Option<Mel>,
+    n_samples: usize,
     content: usize,
     seek: usize,
-    segments: Vec<Segment>,
+    pieces: Vec<Piece>,
     done: bool,
+}
+
+/// The segments of one decoding of a window (from some seek), and their words once aligned.
+struct Piece {
+    segments: Vec<Segment>,
+    words: Option<WindowWords>,
+    /// Mel frames the alignment sees, and where its word times start (seconds).
+    num_frames: usize,
+    word_offset: f64,
 }
 
 impl WindowState {
@@ -280,6 +341,7 @@ impl WindowState {
             audio.extend(read(r.clone())?);
         }
         audio.truncate(N_SAMPLES);
+        self.n_samples = audio.len();
         let mel = tr.mel(&audio);
         self.content = mel.n_frames.saturating_sub(1);
         self.mel = Some(mel);

@@ -14,7 +14,8 @@ use crate::decode::GenerateOptions;
 use crate::features::StreamingFeatures;
 use crate::window::{decode_window, WindowOptions, WindowResult};
 use crate::mel::{Mel, MelExtractor, HOP_LENGTH, N_FRAMES};
-use crate::model::{KvCache, Whisper};
+use crate::model::{CrossKv, KvCache, Whisper};
+use crate::words::{self, Word};
 use crate::tokenizer::Task;
 use crate::{audio::SAMPLE_RATE, Error, Result};
 
@@ -64,6 +65,16 @@ pub struct TranscribeOptions {
     /// encoding (one encoder pass fewer for inputs under 30 s). Off: faster-whisper's rule,
     /// whose detection window keeps one more mel frame, so short inputs are encoded twice.
     pub detect_on_first_window: bool,
+    /// Word-level timestamps (faster-whisper's `word_timestamps`): every segment gets its
+    /// words, and its start and end are refined from them.
+    pub word_timestamps: bool,
+    /// With word timestamps: marks merged into the following word.
+    pub prepend_punctuations: String,
+    /// With word timestamps: marks merged into the preceding word.
+    pub append_punctuations: String,
+    /// With word timestamps (sequential loop): skip silences longer than this many seconds
+    /// before a segment that looks like a hallucination (faster-whisper's semantics).
+    pub hallucination_silence_threshold: Option<f32>,
 }
 
 impl Default for TranscribeOptions {
@@ -93,6 +104,10 @@ impl Default for TranscribeOptions {
             clip_timestamps: Vec::new(),
             prefix: None,
             detect_on_first_window: false,
+            word_timestamps: false,
+            prepend_punctuations: crate::words::PREPEND_PUNCTUATIONS.into(),
+            append_punctuations: crate::words::APPEND_PUNCTUATIONS.into(),
+            hallucination_silence_threshold: None,
         }
     }
 }
@@ -136,6 +151,9 @@ impl TranscribeOptions {
         if !(0.0..=30.0).contains(&self.max_initial_timestamp) {
             return bad("max initial timestamp must be in [0, 30] seconds".into());
         }
+        if self.hallucination_silence_threshold.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
+            return bad("hallucination silence threshold must be a number of seconds >= 0".into());
+        }
         clip::validate(&self.clip_timestamps)
     }
 
@@ -158,6 +176,9 @@ pub struct Segment {
     pub avg_logprob: f32,
     pub compression_ratio: f32,
     pub no_speech_prob: f32,
+    /// The words, when word timestamps were asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub words: Option<Vec<Word>>,
 }
 
 /// The result of transcribing one input.
@@ -425,6 +446,7 @@ impl<'a> Transcriber<'a> {
             language,
             language_probability,
             duration,
+            last_speech_timestamp: 0.0,
         })
     }
 }
@@ -473,6 +495,9 @@ pub struct Session<'a> {
     language: String,
     language_probability: f32,
     duration: f64,
+    /// End of the last words (word timestamps): how long the pause before a window's first
+    /// word was.
+    last_speech_timestamp: f64,
 }
 
 impl Session<'_> {
@@ -529,8 +554,7 @@ impl Session<'_> {
         let cross = self.model.cross_kv(&audio);
         drop(audio);
         let result = decode_window(self.model, &cross, cache, self.window_prompt(), self.window_opts.clone())?;
-        self.complete_window(result, on_segment);
-        Ok(())
+        self.complete_window_with_words(result, &cross, on_segment)
     }
 
     /// The encoder output of the current window: `encoded`, or the one kept from language
@@ -555,9 +579,22 @@ impl Session<'_> {
     }
 
     /// Applies the decoded current window: no-speech skipping, segments, seek, prompt reset.
+    /// Without the window's cross-attention K/V no word timestamps are computed: use
+    /// [`Session::complete_window_with_words`] when the options ask for them.
     pub fn complete_window(&mut self, result: WindowResult, on_segment: &mut dyn FnMut(&Segment)) {
+        // Without an alignment pass nothing can fail.
+        let _ = self.apply_window(result, None, on_segment);
+    }
+
+    /// [`Session::complete_window`] with word timestamps (when the options ask for them) from
+    /// `cross`, the cross-attention K/V the window was decoded with.
+    pub fn complete_window_with_words(&mut self, result: WindowResult, cross: &CrossKv, on_segment: &mut dyn FnMut(&Segment)) -> Result<()> {
+        self.apply_window(result, Some(cross), on_segment)
+    }
+
+    fn apply_window(&mut self, result: WindowResult, cross: Option<&CrossKv>, on_segment: &mut dyn FnMut(&Segment)) -> Result<()> {
         if self.is_done() {
-            return;
+            return Ok(());
         }
         let tk = &self.model.tokenizer;
         let opts = &self.opts;
@@ -577,10 +614,10 @@ impl Session<'_> {
                     "skipping a window without speech"
                 );
                 self.clips.move_to(seek + segment_size);
-                return;
+                return Ok(());
             }
         }
-        let (pieces, new_seek) = split_by_timestamps(
+        let (pieces, mut new_seek) = split_by_timestamps(
             tk.no_timestamps + 1,
             &result.tokens,
             time_offset,
@@ -588,32 +625,73 @@ impl Session<'_> {
             segment_size,
             segment_duration,
         );
-        // A window always moves the seek forward, so a degenerate decoding cannot loop.
-        self.clips.move_to(new_seek.max(seek + 1));
-        for (start, end, toks) in pieces {
-            let text = tk.decode(&toks);
-            if start == end || text.trim().is_empty() {
-                continue;
-            }
-            self.all_tokens.extend_from_slice(&toks);
-            let seg = Segment {
-                id: self.segments.len() + 1,
+        let mut segments: Vec<Segment> = pieces
+            .into_iter()
+            .map(|(start, end, tokens)| Segment {
+                id: 0,
                 seek,
                 start,
                 end,
-                text,
-                tokens: toks,
+                text: tk.decode(&tokens),
+                tokens,
                 temperature,
                 avg_logprob,
                 compression_ratio: cr,
                 no_speech_prob: result.no_speech_prob,
-            };
+                words: None,
+            })
+            .collect();
+        if let (true, Some(cross)) = (opts.word_timestamps, cross) {
+            let window = words::WindowText { cross, segments: &segments, num_frames: segment_size };
+            let ww = words::align_windows(self.model, &self.sot_sequence, &self.language, &[window], opts)?.remove(0);
+            words::assign_words(&ww, &mut segments, seek as f64 / 100.0, self.last_speech_timestamp, tk.eot);
+            let n = result.tokens.len();
+            let single_timestamp_ending = n >= 2 && !tk.is_timestamp(result.tokens[n - 2]) && tk.is_timestamp(result.tokens[n - 1]);
+            if !single_timestamp_ending {
+                if let Some(end) = words::last_end(&segments).filter(|&e| e > time_offset) {
+                    new_seek = (end * 100.0).round_ties_even() as usize;
+                }
+            }
+            if let Some(threshold) = opts.hallucination_silence_threshold {
+                let window = words::WindowSpan {
+                    seek,
+                    time_offset,
+                    duration: segment_duration,
+                    end_time: (seek + N_FRAMES) as f64 * SECONDS_PER_FRAME,
+                    content_frames: self.clips.content_frames(),
+                };
+                match words::skip_hallucinations(&segments, threshold as f64, &window, self.last_speech_timestamp) {
+                    words::HallucinationSkip::Window { seek } => {
+                        // faster-whisper moves on without the window's segments or prompt reset.
+                        self.clips.move_to(seek.max(self.clips.seek() + 1));
+                        return Ok(());
+                    }
+                    words::HallucinationSkip::From { segment, seek } => {
+                        segments.truncate(segment);
+                        new_seek = seek;
+                    }
+                    words::HallucinationSkip::None => {}
+                }
+            }
+            if let Some(end) = words::last_end(&segments) {
+                self.last_speech_timestamp = end;
+            }
+        }
+        // A window always moves the seek forward, so a degenerate decoding cannot loop.
+        self.clips.move_to(new_seek.max(seek + 1));
+        for mut seg in segments {
+            if seg.start == seg.end || seg.text.trim().is_empty() {
+                continue;
+            }
+            self.all_tokens.extend_from_slice(&seg.tokens);
+            seg.id = self.segments.len() + 1;
             on_segment(&seg);
             self.segments.push(seg);
         }
         if !opts.condition_on_previous_text || temperature > opts.prompt_reset_on_temperature {
             self.prompt_reset_since = self.all_tokens.len();
         }
+        Ok(())
     }
 
     pub fn finish(self) -> Transcript {

@@ -148,7 +148,7 @@ fn batched_pipeline_gives_the_sequential_text_on_single_window_clips() {
         }
         let windows = fixed_windows(samples.len());
         let mut read = |r: std::ops::Range<usize>| Ok(samples[r].to_vec());
-        let input = BatchInput { read: &mut read, map_time: &|t, _| t, duration: seq.duration };
+        let input = BatchInput { read: &mut read, timeline: None, duration: seq.duration };
         let mut streamed = 0;
         let bat = tr.transcribe_batched(&windows, input, &opts, 4, &mut |_| streamed += 1).unwrap();
         assert_eq!(bat.text(), seq.text(), "{id}");
@@ -166,7 +166,7 @@ fn batch_size_out_of_range_is_refused() {
     let tr = Transcriber::new(&model).unwrap();
     for bs in [0, 65] {
         let mut read = |_r: std::ops::Range<usize>| Ok(vec![0.0; 10]);
-        let input = BatchInput { read: &mut read, map_time: &|t, _| t, duration: 1.0 };
+        let input = BatchInput { read: &mut read, timeline: None, duration: 1.0 };
         let err = tr.transcribe_batched(&fixed_windows(16_000), input, &TranscribeOptions::default(), bs, &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("between 1 and 64"), "{err}");
     }

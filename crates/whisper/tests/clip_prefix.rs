@@ -150,7 +150,7 @@ fn batched_clips_are_decoded_like_the_clips_alone() {
         let opts = TranscribeOptions { clip_timestamps: clips.clone(), prefix: prefix.map(str::to_string), ..base.clone() };
         let windows = clip_windows(&clips, n);
         let mut read = |r: std::ops::Range<usize>| Ok(samples[r].to_vec());
-        let input = BatchInput { read: &mut read, map_time: &|t, _| t, duration: n as f64 / 16000.0 };
+        let input = BatchInput { read: &mut read, timeline: None, duration: n as f64 / 16000.0 };
         let batched = tr.transcribe_batched(&windows, input, &opts, 4, &mut |_| {}).unwrap();
         // The same windows transcribed one by one, the prefix only on a window at 0.
         let mut alone = Vec::new();

@@ -398,7 +398,7 @@ pub fn speech_timestamps(probs: &[f32], n_samples: usize, opts: &VadOptions) -> 
 }
 
 /// Rounds like Python's `round(x, 2)`: the correctly rounded decimal, ties to even.
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     if !x.is_finite() {
         return x;
     }
