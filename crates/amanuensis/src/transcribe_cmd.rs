@@ -15,7 +15,8 @@ use whisper::tokenizer::Task;
 use whisper::transcribe::{TranscribeOptions, Transcriber};
 
 use crate::engine::{load_model, ComputeType};
-use crate::output::{render, Format};
+use crate::output::subtitles::{MAX_LINE_COUNT, MAX_LINE_WIDTH, MAX_WORDS_PER_LINE};
+use crate::output::{render_with, Format, RenderOptions, SubtitleOptions};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum TaskArg {
@@ -112,6 +113,25 @@ pub struct TranscribeArgs {
     /// segment that looks like a hallucination (faster-whisper's hallucination_silence_threshold).
     #[arg(long, value_name = "SECONDS", requires = "word_timestamps")]
     pub hallucination_silence_threshold: Option<f32>,
+    /// With --word-timestamps, srt/vtt: break lines after at most N characters
+    /// (openai-whisper's max_line_width; each segment stays a cue unless --max-line-count).
+    #[arg(long, value_name = "N", requires = "word_timestamps", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=MAX_LINE_WIDTH as i64))]
+    pub max_line_width: Option<i64>,
+    /// With --max-line-width: at most N lines per cue; words then flow from cue to cue
+    /// regardless of segments, and a pause of more than 3 s starts a new cue.
+    #[arg(long, value_name = "N", requires = "word_timestamps", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=MAX_LINE_COUNT as i64))]
+    pub max_line_count: Option<i64>,
+    /// With --word-timestamps, srt/vtt: a new cue every N words of a segment (lines still
+    /// wrapped at --max-line-width if given; not with --max-line-count, where it has no effect).
+    #[arg(long, value_name = "N", requires = "word_timestamps", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=MAX_WORDS_PER_LINE as i64))]
+    pub max_words_per_line: Option<i64>,
+    /// With --word-timestamps, srt/vtt: one cue per word as it is spoken, the word underlined
+    /// (`<u>word</u>`) in its line.
+    #[arg(long, requires = "word_timestamps")]
+    pub highlight_words: bool,
     #[command(flatten)]
     pub vad: VadArgs,
     /// Numeric type of the matrix products. Default int8: the fastest type (about 2x
@@ -123,6 +143,7 @@ pub struct TranscribeArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// What to write (json and verbose_json name the language and its probability).
     #[arg(long, value_enum, default_value = "txt")]
     pub output_format: Format,
     /// Write DIR/NAME.<format> per input instead of printing to stdout.
@@ -175,6 +196,31 @@ impl TranscribeArgs {
     }
 }
 
+impl TranscribeArgs {
+    /// How srt/vtt cues are cut, checked: values in range, combinations that have an effect,
+    /// and an output format that has cues.
+    pub fn subtitle_options(&self) -> anyhow::Result<SubtitleOptions> {
+        let size = |v: Option<i64>| v.map(|v| usize::try_from(v).unwrap_or(0));
+        let o = SubtitleOptions {
+            max_line_width: size(self.max_line_width),
+            max_line_count: size(self.max_line_count),
+            max_words_per_line: size(self.max_words_per_line),
+            highlight_words: self.highlight_words,
+        };
+        o.check().map_err(anyhow::Error::msg)?;
+        if o.is_set() && !self.output_format.is_subtitles() {
+            use clap::ValueEnum;
+            let name = self.output_format.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+            bail!("--max-line-width, --max-line-count, --max-words-per-line and --highlight-words shape srt and vtt cues; --output-format {name} has none: ask for srt, vtt or all");
+        }
+        Ok(o)
+    }
+
+    fn render_options(&self) -> anyhow::Result<RenderOptions> {
+        Ok(RenderOptions { subtitles: self.subtitle_options()?, json_language: true })
+    }
+}
+
 /// `-1,220,50257` into token ids; `-1` stands for the non-speech symbols.
 pub fn parse_suppress_tokens(s: &str) -> anyhow::Result<Vec<i64>> {
     s.split(',')
@@ -196,6 +242,7 @@ fn task_name(t: TaskArg) -> &'static str {
 
 pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     let opts = args.options()?;
+    let render_opts = args.render_options()?;
     if args.output_format == Format::All && args.output_dir.is_none() {
         bail!("--output-format all writes one file per format: add --output-dir DIR");
     }
@@ -243,6 +290,9 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         let wall = t0.elapsed().as_secs_f64();
         match result {
             Ok(t) => {
+                if opts.language.is_none() {
+                    tracing::info!(file = %file.display(), language = %t.language, probability = t.language_probability, "detected language");
+                }
                 audio_total += t.duration;
                 wall_total += wall;
                 let task = task_name(args.task);
@@ -251,10 +301,10 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
                         let formats: Vec<Format> = if args.output_format == Format::All { Format::CONCRETE.to_vec() } else { vec![args.output_format] };
                         for fmt in formats {
                             let path = output_path(dir, file, fmt);
-                            std::fs::write(&path, render(&t, fmt, task)).with_context(|| format!("writing {}", path.display()))?;
+                            std::fs::write(&path, render_with(&t, fmt, task, &render_opts)).with_context(|| format!("writing {}", path.display()))?;
                         }
                     }
-                    None => print!("{}", render(&t, args.output_format, task)),
+                    None => print!("{}", render_with(&t, args.output_format, task, &render_opts)),
                 }
                 eprintln!("{}: audio {:.2} s, wall {:.2} s, realtime {:.1}x", file.display(), t.duration, wall, t.duration / wall.max(1e-9));
             }
