@@ -105,8 +105,8 @@ pub struct TranscribeArgs {
     #[arg(long)]
     pub prefix: Option<String>,
     /// Word-level timestamps (faster-whisper's word_timestamps): `verbose_json` segments carry
-    /// `words: [{word, start, end, probability}]`, `json` a top-level `words` list, and segment
-    /// times are refined from the words.
+    /// `words: [{word, start, end, probability}]`, `json` a top-level `words` list, segment
+    /// times are refined from the words, and srt/vtt cues are made of the words.
     #[arg(long)]
     pub word_timestamps: bool,
     /// With --word-timestamps (sequential loop): skip silences longer than SECONDS before a
