@@ -57,10 +57,7 @@ pub fn median_filter_rows(x: &[f32], cols: usize, width: usize) -> Vec<f32> {
     let mut window = vec![0f32; 2 * rank + 1];
     for (row, dst) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
         if width == 7 {
-            // Inside the row the window is a plain slice.
-            for (j, d) in dst.iter_mut().enumerate().take(cols - rank).skip(rank) {
-                *d = median7(row[j - rank..=j + rank].try_into().expect("seven values"));
-            }
+            median7_interior(row, &mut dst[rank..cols - rank]);
         }
         for (j, d) in dst.iter_mut().enumerate() {
             if width == 7 && (rank..cols - rank).contains(&j) {
@@ -85,17 +82,36 @@ pub fn median_filter_rows(x: &[f32], cols: usize, width: usize) -> Vec<f32> {
     out
 }
 
-/// The median of seven values by a sorting network (16 compare-exchanges): the width the
-/// alignment uses, on every weight of every alignment head, so it is worth being branch-free.
+/// A sorting network for seven values (16 compare-exchanges).
+const NETWORK7: [(usize, usize); 16] =
+    [(0, 6), (2, 3), (4, 5), (0, 2), (1, 4), (3, 6), (0, 1), (2, 5), (3, 4), (1, 2), (4, 6), (2, 3), (4, 5), (1, 2), (3, 4), (5, 6)];
+
+/// The median of seven values (the alignment's filter width, at the edges of a row).
 fn median7(mut v: [f32; 7]) -> f32 {
-    const NETWORK: [(usize, usize); 16] =
-        [(0, 6), (2, 3), (4, 5), (0, 2), (1, 4), (3, 6), (0, 1), (2, 5), (3, 4), (1, 2), (4, 6), (2, 3), (4, 5), (1, 2), (3, 4), (5, 6)];
-    for (a, b) in NETWORK {
-        let (lo, hi) = (v[a].min(v[b]), v[a].max(v[b]));
+    for (a, b) in NETWORK7 {
+        let (lo, hi) = if v[b] < v[a] { (v[b], v[a]) } else { (v[a], v[b]) };
         v[a] = lo;
         v[b] = hi;
     }
     v[3]
+}
+
+/// The width-7 median of every position of `row` whose window lies inside it, into `out`
+/// (`row.len() - 6` values): the network runs on whole shifted copies of the row, one
+/// compare-exchange at a time, so it vectorises (the filter sees every weight of every
+/// alignment head).
+fn median7_interior(row: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    let mut v: [Vec<f32>; 7] = std::array::from_fn(|k| row[k..k + n].to_vec());
+    for (a, b) in NETWORK7 {
+        let (lo, hi) = v.split_at_mut(b);
+        for (x, y) in lo[a].iter_mut().zip(hi[0].iter_mut()) {
+            let (l, h) = if *y < *x { (*y, *x) } else { (*x, *y) };
+            *x = l;
+            *y = h;
+        }
+    }
+    out.copy_from_slice(&v[3]);
 }
 
 /// Dynamic time warping of the `rows x cols` matrix `x` negated (the path through the highest
@@ -242,6 +258,13 @@ mod tests {
             let mut sorted = v;
             sorted.sort_by(f32::total_cmp);
             assert_eq!(median7(v), sorted[3]);
+        }
+        // The row-wide version gives the same medians as the windows one by one.
+        let row: Vec<f32> = (0..40).map(|i| ((i * 37 % 11) as f32).sin()).collect();
+        let mut out = vec![0f32; 34];
+        median7_interior(&row, &mut out);
+        for (j, &m) in out.iter().enumerate() {
+            assert_eq!(m, median7(row[j..j + 7].try_into().unwrap()));
         }
     }
 
