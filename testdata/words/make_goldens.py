@@ -1,6 +1,6 @@
 """Writes the word-timestamp goldens of testdata/words/ with faster-whisper 1.2.1.
 
-usage: python make_goldens.py TESTDATA_DIR MODELS_DIR
+usage: python make_goldens.py TESTDATA_DIR MODELS_DIR [--vad-only]
 
 TESTDATA_DIR is the repository's testdata/ folder (clips are read from TESTDATA_DIR/audio/ as
 listed in audio/clips.tsv, goldens written to TESTDATA_DIR/words/). MODELS_DIR holds the
@@ -13,6 +13,13 @@ For every model, compute type (float32, int8) and mode, every clip is transcribe
   without_timestamps=False) (every clip is shorter than 30 s, so it is one window: the whole
   clip; timestamps kept, as amanuensis's batched pipeline does);
 - `batched_no_timestamps`: the same with faster-whisper's default without_timestamps=True.
+`vad_goldens.json`: tiny.en float32 greedy on the synthetic `speech_gap_speech` signal of
+testdata/vad (librivox_0880 + 20 s and 300 samples of zeros + arctic_a0007), with the VAD:
+`sequential_vad` = WhisperModel.transcribe(vad_filter=True), `batched_vad` =
+BatchedInferencePipeline.transcribe(batch_size=8, without_timestamps=False) (its VAD is on by
+default); word times mapped back to the original timeline by restore_speech_timestamps.
+`--vad-only` writes only that file.
+
 Each call of CTranslate2's Whisper.align made by faster-whisper is recorded too (`align`: the
 text tokens, num_frames, the first time index of each row of the DTW path and the text
 token probabilities), so the forced pass
@@ -93,8 +100,43 @@ def segment_json(s):
     }
 
 
+def vad_goldens(testdata, models_dir):
+    from faster_whisper.audio import decode_audio
+
+    def clip(rel):
+        return decode_audio(os.path.join(testdata, "audio", rel), sampling_rate=16000)
+
+    audio = np.concatenate(
+        [clip("human/librivox_0880.wav"), np.zeros(20 * 16000 + 300, np.float32), clip("human/arctic_a0007.wav")]
+    )
+    model = WhisperModel(os.path.join(models_dir, "tiny.en"), device="cpu", compute_type="float32", cpu_threads=2)
+    out = {
+        "generator": "testdata/words/make_goldens.py",
+        "faster_whisper": faster_whisper.__version__,
+        "ctranslate2": ctranslate2.__version__,
+        "signal": "speech_gap_speech: librivox_0880 + (20 s + 300) zeros + arctic_a0007",
+        "runs": [],
+    }
+    for mode in ["sequential_vad", "batched_vad"]:
+        if mode == "sequential_vad":
+            segs, _ = model.transcribe(audio, beam_size=1, word_timestamps=True, vad_filter=True)
+        else:
+            segs, _ = BatchedInferencePipeline(model=model).transcribe(
+                audio, beam_size=1, word_timestamps=True, batch_size=8, without_timestamps=False
+            )
+        segs = [segment_json(s) for s in segs]
+        print(mode, " ".join("%s[%.2f-%.2f]" % (w["word"], w["start"], w["end"]) for s in segs for w in s["words"]), flush=True)
+        out["runs"].append({"model": "tiny.en", "compute_type": "float32", "mode": mode, "segments": segs})
+    with open(os.path.join(testdata, "words", "vad_goldens.json"), "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+
+
 def main():
     testdata, models_dir = sys.argv[1], sys.argv[2]
+    vad_goldens(testdata, models_dir)
+    if "--vad-only" in sys.argv[3:]:
+        return
     out = {
         "generator": "testdata/words/make_goldens.py",
         "faster_whisper": faster_whisper.__version__,

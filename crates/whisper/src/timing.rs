@@ -6,21 +6,14 @@
 //! Everything here is plain `f32` arithmetic in the order CTranslate2's CPU kernels use, so
 //! the same weights give the same path.
 
-/// Softmax of each row of `x` (`cols` values per row), in place.
+/// Softmax of each row of `x` (`cols` values per row), in place (the vectorised kernel:
+/// CTranslate2 uses a vectorised exponential too).
 pub fn softmax_rows(x: &mut [f32], cols: usize) {
     if cols == 0 {
         return;
     }
-    for row in x.chunks_exact_mut(cols) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        let inv = 1.0 / sum;
-        row.iter_mut().for_each(|v| *v *= inv);
-    }
+    let rows = x.len() / cols;
+    kernels::softmax_f32(&mut x[..rows * cols], rows, cols);
 }
 
 /// Normalises every column of the `rows x cols` matrix `x` over its rows to zero mean and unit
@@ -63,7 +56,13 @@ pub fn median_filter_rows(x: &[f32], cols: usize, width: usize) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
     let mut window = vec![0f32; 2 * rank + 1];
     for (row, dst) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
+        if width == 7 {
+            median7_interior(row, &mut dst[rank..cols - rank]);
+        }
         for (j, d) in dst.iter_mut().enumerate() {
+            if width == 7 && (rank..cols - rank).contains(&j) {
+                continue;
+            }
             for (k, w) in window.iter_mut().enumerate() {
                 let mut read = (j + k).abs_diff(rank);
                 if read >= cols {
@@ -83,17 +82,36 @@ pub fn median_filter_rows(x: &[f32], cols: usize, width: usize) -> Vec<f32> {
     out
 }
 
-/// The median of seven values by a sorting network (16 compare-exchanges): the width the
-/// alignment uses, on every weight of every alignment head, so it is worth being branch-free.
+/// A sorting network for seven values (16 compare-exchanges).
+const NETWORK7: [(usize, usize); 16] =
+    [(0, 6), (2, 3), (4, 5), (0, 2), (1, 4), (3, 6), (0, 1), (2, 5), (3, 4), (1, 2), (4, 6), (2, 3), (4, 5), (1, 2), (3, 4), (5, 6)];
+
+/// The median of seven values (the alignment's filter width, at the edges of a row).
 fn median7(mut v: [f32; 7]) -> f32 {
-    const NETWORK: [(usize, usize); 16] =
-        [(0, 6), (2, 3), (4, 5), (0, 2), (1, 4), (3, 6), (0, 1), (2, 5), (3, 4), (1, 2), (4, 6), (2, 3), (4, 5), (1, 2), (3, 4), (5, 6)];
-    for (a, b) in NETWORK {
-        let (lo, hi) = (v[a].min(v[b]), v[a].max(v[b]));
+    for (a, b) in NETWORK7 {
+        let (lo, hi) = if v[b] < v[a] { (v[b], v[a]) } else { (v[a], v[b]) };
         v[a] = lo;
         v[b] = hi;
     }
     v[3]
+}
+
+/// The width-7 median of every position of `row` whose window lies inside it, into `out`
+/// (`row.len() - 6` values): the network runs on whole shifted copies of the row, one
+/// compare-exchange at a time, so it vectorises (the filter sees every weight of every
+/// alignment head).
+fn median7_interior(row: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    let mut v: [Vec<f32>; 7] = std::array::from_fn(|k| row[k..k + n].to_vec());
+    for (a, b) in NETWORK7 {
+        let (lo, hi) = v.split_at_mut(b);
+        for (x, y) in lo[a].iter_mut().zip(hi[0].iter_mut()) {
+            let (l, h) = if *y < *x { (*y, *x) } else { (*x, *y) };
+            *x = l;
+            *y = h;
+        }
+    }
+    out.copy_from_slice(&v[3]);
 }
 
 /// Dynamic time warping of the `rows x cols` matrix `x` negated (the path through the highest
@@ -169,7 +187,22 @@ mod tests {
         softmax_rows(&mut x, 3);
         assert!((x[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!((x[2] - 0.665_240_9).abs() < 1e-6);
-        assert_eq!(&x[3..], &[1.0 / 3.0; 3]);
+        // Wider rows (the vector path) agree with the definition.
+        let mut y: Vec<f32> = (0..100).map(|i| (i as f32 * 0.37).sin() * 5.0).collect();
+        let want: Vec<f64> = y
+            .chunks(50)
+            .flat_map(|r| {
+                let sum: f64 = r.iter().map(|&v| (v as f64).exp()).sum();
+                r.iter().map(move |&v| (v as f64).exp() / sum)
+            })
+            .collect();
+        softmax_rows(&mut y, 50);
+        for (got, want) in y.iter().zip(&want) {
+            assert!((*got as f64 - want).abs() < 1e-6 * want.max(1e-3), "{got} vs {want}");
+        }
+        for v in &x[3..] {
+            assert!((v - 1.0 / 3.0).abs() < 1e-7);
+        }
         softmax_rows(&mut [], 0);
     }
 
@@ -225,6 +258,13 @@ mod tests {
             let mut sorted = v;
             sorted.sort_by(f32::total_cmp);
             assert_eq!(median7(v), sorted[3]);
+        }
+        // The row-wide version gives the same medians as the windows one by one.
+        let row: Vec<f32> = (0..40).map(|i| ((i * 37 % 11) as f32).sin()).collect();
+        let mut out = vec![0f32; 34];
+        median7_interior(&row, &mut out);
+        for (j, &m) in out.iter().enumerate() {
+            assert_eq!(m, median7(row[j..j + 7].try_into().unwrap()));
         }
     }
 

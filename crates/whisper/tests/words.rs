@@ -43,7 +43,7 @@ struct GoldenSegment {
     words: Vec<GoldenWord>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 struct GoldenWord {
     word: String,
     start: f64,
@@ -396,4 +396,85 @@ fn alignment_pass_batches_and_skips_odd_items() {
     }
     assert!(together[4].starts.is_empty() && together[5].starts.is_empty());
     assert!(model.align(sot, &[]).unwrap().is_empty());
+}
+
+/// The Silero VAD (`amanuensis models pull silero-vad`), or `None` (skipped) when it is not
+/// installed outside CI.
+fn silero() -> Option<whisper::vad::SileroVad> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("AMANUENSIS_VAD_DIR").filter(|v| !v.is_empty()) {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("AMANUENSIS_MODELS").filter(|v| !v.is_empty()) {
+        dirs.push(PathBuf::from(d).join("silero-vad"));
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        dirs.push(PathBuf::from(h).join(".cache/amanuensis/models/silero-vad"));
+    }
+    let (model, runtime) = ("silero_vad_v6.onnx", "libonnxruntime.so");
+    match dirs.iter().find(|d| d.join(model).is_file() && d.join(runtime).is_file()) {
+        Some(d) => Some(whisper::vad::SileroVad::load(&d.join(model), &d.join(runtime)).unwrap()),
+        None if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) => panic!("Silero VAD is not installed (CI)"),
+        None => {
+            eprintln!("skipping: Silero VAD is not installed; run `cargo run -p amanuensis -- models pull silero-vad`");
+            None
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct VadGoldens {
+    runs: Vec<VadRun>,
+}
+
+#[derive(Deserialize)]
+struct VadRun {
+    mode: String,
+    segments: Vec<GoldenSegment>,
+}
+
+/// With the VAD, words are timed on the speech alone and mapped back to the original timeline
+/// (each word by the chunk of its middle, segments to their words), in the sequential loop and
+/// the batched pipeline: faster-whisper's words on speech, 20 s of silence, speech.
+#[test]
+fn words_map_back_through_the_vad() {
+    use whisper::audio::{Gather, VecSource};
+    use whisper::pipeline::{speech_chunks, speech_windows};
+    use whisper::vad::{SpeechTimeline, VadOptions};
+    let Some(model) = load("tiny.en", WeightType::F32) else { return };
+    let Some(mut vad) = silero() else { return };
+    let g: VadGoldens = serde_json::from_str(&std::fs::read_to_string(data().join("words/vad_goldens.json")).unwrap()).unwrap();
+    let clip = |rel: &str| whisper::audio::load_audio(&data().join(rel)).unwrap();
+    let mut audio = clip("audio/human/librivox_0880.wav");
+    audio.resize(audio.len() + 20 * 16_000 + 300, 0.0);
+    audio.extend(clip("audio/human/arctic_a0007.wav"));
+    let tr = Transcriber::new(&model).unwrap();
+    let opts = options("tiny.en");
+    for run in &g.runs {
+        let (vad_opts, batched) = if run.mode == "batched_vad" { (VadOptions::batched(30.0), true) } else { (VadOptions::default(), false) };
+        let chunks = speech_chunks(&VecSource(audio.clone()), &mut vad, &vad_opts).unwrap();
+        assert!(chunks.len() >= 2, "{}: {chunks:?}", run.mode);
+        let timeline = SpeechTimeline::new(&chunks);
+        let t = if batched {
+            let mut read = |r: std::ops::Range<usize>| Ok(audio[r].to_vec());
+            let input = BatchInput { read: &mut read, timeline: Some(&timeline), duration: audio.len() as f64 / 16_000.0 };
+            let opts = TranscribeOptions { temperatures: vec![0.0], ..opts.clone() };
+            tr.transcribe_batched(&speech_windows(&chunks), input, &opts, 8, &mut |_| {}).unwrap()
+        } else {
+            let speech = Gather::new(VecSource(audio.clone()), chunks.iter().map(|c| c.start..c.end).collect()).unwrap();
+            let mut t = tr.transcribe_source(Box::new(speech), &opts, &mut |_| {}).unwrap();
+            t.segments.iter_mut().for_each(|s| whisper::words::restore_speech_timestamps(s, &timeline));
+            t
+        };
+        let segments = run.segments.iter().map(|s| GoldenSegment { start: s.start, end: s.end, words: s.words.clone() }).collect();
+        let clip = Clip { id: run.mode.clone(), audio: String::new(), segments, align: Vec::new() };
+        let mut agreement = Agreement::default();
+        agreement.add(&clip, &t, 0.02);
+        let report = &agreement.report;
+        assert_eq!(agreement.same_words, 1, "{}: {report}", run.mode);
+        assert_eq!(agreement.within, agreement.words, "{}: {report}", run.mode);
+        // The second sentence is after the silence, on the original timeline.
+        let last = t.segments.last().unwrap();
+        assert!(last.start > 23.0 && last.end > 26.0, "{}: {:?}", run.mode, (last.start, last.end));
+    }
 }

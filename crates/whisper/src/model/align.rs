@@ -105,9 +105,16 @@ impl Whisper {
             .zip(&meta)
             .map(|((t, cache), &(i, _))| DecodeItem { tokens: t, n_beams: 1, cache, cross: items[i].cross })
             .collect();
-        let hidden = self.decode_batch_with(&mut decode, &mut work, Some(&mut keep))?;
+        let hidden = {
+            let _s = debug_span!("align_decoder").entered();
+            self.decode_batch_with(&mut decode, &mut work, Some(&mut keep))?
+        };
         drop(decode);
-        let probs = self.token_probs(hidden, &tokens, sot_sequence.len());
+        let probs = {
+            let _s = debug_span!("align_probs").entered();
+            self.token_probs(hidden, &tokens, sot_sequence.len())
+        };
+        let _s = debug_span!("align_dtw").entered();
         let sot_len = sot_sequence.len();
         for (s, (&(i, positions), t)) in meta.iter().zip(&tokens).enumerate() {
             let n_text = t.len() - sot_len - 2;
@@ -135,12 +142,10 @@ impl Whisper {
                 let n = LOGIT_ROWS.min(n_text - chunk);
                 let first = r0 + sot_len + chunk;
                 self.logits(&hidden[first * d..(first + n) * d], n, &mut logits[..n * vocab]);
-                for (j, row) in logits.chunks_exact(vocab).take(n).enumerate() {
-                    let text = &row[..eot.min(vocab)];
-                    let max = text.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let sum: f32 = text.iter().map(|&x| (x - max).exp()).sum();
-                    let target = t[sot_len + 1 + chunk + j] as usize;
-                    probs.push((text[target] - max).exp() * (1.0 / sum));
+                for (j, row) in logits.chunks_exact_mut(vocab).take(n).enumerate() {
+                    let text = &mut row[..eot.min(vocab)];
+                    timing::softmax_rows(text, text.len());
+                    probs.push(text[t[sot_len + 1 + chunk + j] as usize]);
                 }
             }
             out.push(probs);
