@@ -110,6 +110,6 @@ pub fn chunking_strategy(v: &str) -> Result<VadOptions, ApiError> {
             other => return Err(ApiError::invalid(P, format!("unknown chunking_strategy field `{other}`; known: type, threshold, prefix_padding_ms, silence_duration_ms"))),
         }
     }
-    o.validate().map_err(|e| ApiError::invalid(P, e.to_string()))?;
+    o.validate().map_err(|e| ApiError::invalid(P, format!("chunking_strategy: {e}")))?;
     Ok(o)
 }
