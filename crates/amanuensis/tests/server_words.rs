@@ -11,9 +11,12 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use server_support::{get, testdata, wav_bytes, Form, Server};
 
-/// faster-whisper 1.2.1's words (tiny.en, float32, sequential, beam 1) by clip id:
-/// `(word, start, end, probability)`.
-fn golden_words() -> BTreeMap<String, (String, Vec<(String, f64, f64, f64)>)> {
+/// A word: text, start, end, probability.
+type W = (String, f64, f64, f64);
+
+/// faster-whisper 1.2.1's words (tiny.en, float32, sequential, beam 1) by clip id, with the
+/// clip's audio file.
+fn golden_words() -> BTreeMap<String, (String, Vec<W>)> {
     let text = std::fs::read_to_string(testdata().join("words/goldens.json")).unwrap();
     let g: Value = serde_json::from_str(&text).unwrap();
     let run = g["runs"]
@@ -39,7 +42,7 @@ fn golden_words() -> BTreeMap<String, (String, Vec<(String, f64, f64, f64)>)> {
         .collect()
 }
 
-fn words_of(segments: &Value) -> Vec<(String, f64, f64, f64)> {
+fn words_of(segments: &Value) -> Vec<W> {
     segments
         .as_array()
         .unwrap()
@@ -72,7 +75,7 @@ fn words_of_batched_requests_match_faster_whisper() {
     for (id, v) in &answers {
         let want = &goldens[id].1;
         let got = words_of(&v["segments"]);
-        let texts = |w: &[(String, f64, f64, f64)]| w.iter().map(|w| w.0.clone()).collect::<Vec<_>>();
+        let texts = |w: &[W]| w.iter().map(|w| w.0.clone()).collect::<Vec<_>>();
         assert_eq!(texts(&got), texts(want), "{id}: the words differ from faster-whisper's");
         for (g, w) in got.iter().zip(want) {
             total += 1;

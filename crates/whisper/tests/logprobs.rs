@@ -21,7 +21,7 @@ fn load() -> Option<Whisper> {
 }
 
 fn encoded(model: &Whisper, id: &str) -> Vec<f32> {
-    let (shape, data) = whisper::npy::read_f32(&data().join(format!("features/{id}.npy"))).unwrap();
+    let (shape, data) = whisper::npy::read_f32(data().join(format!("features/{id}.npy"))).unwrap();
     let mel = Mel { n_mels: shape[0], n_frames: shape[1], data }.window(0, N_FRAMES).pad_or_trim(N_FRAMES);
     model.encode(&mel).unwrap()
 }
