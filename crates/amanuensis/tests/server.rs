@@ -327,6 +327,8 @@ fn multilingual_model_detects_languages_and_translates() {
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert_eq!(v["task"], "translate");
+    assert_eq!(v["language"], "english", "the translation's language");
+    assert!(v.get("usage").is_none(), "OpenAI's translations carry no usage: {v}");
     assert!(
         v["text"]
             .as_str()

@@ -51,7 +51,7 @@ pub(super) fn chunking_strategy(form: &Form) -> Result<Option<String>, ApiError>
 /// into `opts`, and says which parts the answer holds.
 /// `language` checks a language the way the `language` field is checked (`None`: detect).
 pub(super) fn parse(form: &Form, ep: Endpoint, format: Format, stream: bool, opts: &mut TranscribeOptions, language: &dyn Fn(&str) -> Result<Option<String>, ApiError>) -> Result<Ask, ApiError> {
-    let mut ask = Ask { words: false, segments: true, logprobs: false };
+    let mut ask = Ask { words: false, segments: true, logprobs: false, usage: ep == Endpoint::Transcriptions };
     if ep != Endpoint::Transcriptions {
         return Ok(ask);
     }

@@ -34,6 +34,8 @@ pub(super) struct Ask {
     pub segments: bool,
     /// `logprobs` of the text tokens (OpenAI's json and streamed events).
     pub logprobs: bool,
+    /// `usage` in json and verbose_json (OpenAI's transcriptions; its translations have none).
+    pub usage: bool,
 }
 
 
@@ -202,7 +204,7 @@ pub(super) fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<
         None => false,
     };
     let ask = match ep {
-        Endpoint::Native => Ask { words: opts.word_timestamps, segments: true, logprobs: false },
+        Endpoint::Native => Ask { words: opts.word_timestamps, segments: true, logprobs: false, usage: false },
         _ => openai::parse(form, ep, format, stream, &mut opts, &|v| parse_language(v, model, &cfg.model_name))?,
     };
     opts.validate().map_err(|e| ApiError::from_whisper(&e))?;

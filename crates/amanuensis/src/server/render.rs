@@ -109,9 +109,12 @@ fn paired<'a>(t: &'a Transcript, lps: &'a [Vec<f32>]) -> impl Iterator<Item = (&
     t.segments.iter().enumerate().map(move |(i, s)| (s, lps.get(i).map_or(&[][..], Vec::as_slice)))
 }
 
-/// OpenAI's `json`: `text`, `usage`, and `logprobs` when asked for.
+/// OpenAI's `json`: `text`, `usage` (transcriptions), and `logprobs` when asked for.
 pub(super) fn openai_json(t: &Transcript, ask: Ask, lps: &[Vec<f32>], tk: &Tokenizer) -> Value {
-    let mut v = json!({ "text": t.text(), "usage": usage(t.duration) });
+    let mut v = json!({ "text": t.text() });
+    if ask.usage {
+        v["usage"] = usage(t.duration);
+    }
     if ask.logprobs {
         v["logprobs"] = logprobs_json(tk, paired(t, lps));
     }
@@ -120,16 +123,18 @@ pub(super) fn openai_json(t: &Transcript, ask: Ask, lps: &[Vec<f32>], tk: &Token
 
 /// OpenAI's `verbose_json`: `task`, `language` (its English name; translations are always
 /// `english`), `duration`, `text`, `segments` (unless only words were asked for), `words`
-/// (`{word, start, end}`, when asked for), `usage`.
+/// (`{word, start, end}`, when asked for), `usage` (transcriptions).
 pub(super) fn openai_verbose(t: &Transcript, ask: Ask, task: Task) -> Value {
     let language = match task {
         Task::Translate => "english".to_string(),
         Task::Transcribe => whisper::tokenizer::language_name(&t.language).map_or_else(|| t.language.clone(), str::to_string),
     };
     let mut v = json!({
-        "task": task_name(task), "language": language, "duration": round3(t.duration),
-        "text": t.text(), "usage": usage(t.duration),
+        "task": task_name(task), "language": language, "duration": round3(t.duration), "text": t.text(),
     });
+    if ask.usage {
+        v["usage"] = usage(t.duration);
+    }
     if ask.segments {
         let segments: Vec<Value> = t
             .segments
@@ -182,20 +187,20 @@ mod tests {
     #[test]
     fn openai_verbose_fields() {
         let t = transcript(true);
-        let only_words = openai_verbose(&t, Ask { words: true, segments: false, logprobs: false }, Task::Transcribe);
+        let only_words = openai_verbose(&t, Ask { words: true, segments: false, logprobs: false, usage: true }, Task::Transcribe);
         assert_eq!(only_words["language"], "english");
         assert_eq!(only_words["usage"], json!({ "type": "duration", "seconds": 3 }));
         assert!(only_words.get("segments").is_none());
         assert_eq!(only_words["words"], json!([{ "word": "Hello", "start": 0.0, "end": 0.6 }, { "word": "there.", "start": 0.6, "end": 1.4 }]));
-        let both = openai_verbose(&t, Ask { words: true, segments: true, logprobs: false }, Task::Transcribe);
+        let both = openai_verbose(&t, Ask { words: true, segments: true, logprobs: false, usage: true }, Task::Transcribe);
         let seg = both["segments"][0].as_object().unwrap();
         let mut keys: Vec<&str> = seg.keys().map(String::as_str).collect();
         keys.sort_unstable();
         assert_eq!(keys, ["avg_logprob", "compression_ratio", "end", "id", "no_speech_prob", "seek", "start", "temperature", "text", "tokens"]);
-        let segs = openai_verbose(&t, Ask { words: false, segments: true, logprobs: false }, Task::Translate);
+        let segs = openai_verbose(&t, Ask { words: false, segments: true, logprobs: false, usage: false }, Task::Translate);
         assert_eq!(segs["language"], "english");
         assert_eq!(segs["task"], "translate");
-        assert!(segs.get("words").is_none());
+        assert!(segs.get("words").is_none() && segs.get("usage").is_none());
     }
 
     #[test]
