@@ -52,6 +52,9 @@ impl Default for GenerateOptions {
 pub struct Generation {
     /// Generated tokens, without the end of text.
     pub tokens: Vec<u32>,
+    /// Log-probability of each of `tokens` under the search (the decoding rules applied, before
+    /// any temperature): what `sum_logprob` adds up, less the end of text; 0 for forced tokens.
+    pub token_logprobs: Vec<f32>,
     /// Sum of the log-probabilities of the generated tokens, the end of text included.
     pub sum_logprob: f32,
     /// `sum_logprob / len^length_penalty` (CTranslate2's returned score).
@@ -305,7 +308,7 @@ fn softmax_at(logits: &[f32], i: usize) -> f32 {
     (logits[i] - log_sum_exp(logits)).exp()
 }
 
-fn finalize(tokens: Vec<u32>, sum_logprob: f32, length_penalty: f32) -> Generation {
+fn finalize(tokens: Vec<u32>, token_logprobs: Vec<f32>, sum_logprob: f32, length_penalty: f32) -> Generation {
     let len = tokens.len() as f32;
     let score = if length_penalty == 0.0 {
         sum_logprob
@@ -314,6 +317,7 @@ fn finalize(tokens: Vec<u32>, sum_logprob: f32, length_penalty: f32) -> Generati
     };
     Generation {
         tokens,
+        token_logprobs,
         sum_logprob,
         score,
         no_speech_prob: 0.0,
@@ -334,6 +338,8 @@ struct Independent {
     temperature: f32,
     rng: Rng,
     seqs: Vec<Vec<u32>>,
+    /// Each token's log-probability, parallel to `seqs`.
+    lps: Vec<Vec<f32>>,
     sums: Vec<f32>,
     done: Vec<bool>,
 }
@@ -346,9 +352,13 @@ struct Beam {
     max_candidates: usize,
     seqs: Vec<Vec<u32>>,
     next_seqs: Vec<Vec<u32>>,
+    /// Each token's log-probability, parallel to `seqs` / `next_seqs`.
+    lps: Vec<Vec<f32>>,
+    next_lps: Vec<Vec<f32>>,
     scores: Vec<f32>,
-    finished: Vec<(Vec<u32>, f32)>,
-    cand: Vec<(f32, usize, u32)>,
+    finished: Vec<(Vec<u32>, Vec<f32>, f32)>,
+    /// (score, source beam, token, the token's log-probability)
+    cand: Vec<(f32, usize, u32, f32)>,
     next: Vec<usize>,
     src: Vec<usize>,
 }
@@ -436,12 +446,14 @@ impl Generator {
                 temperature,
                 rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
                 seqs: (0..n).map(|_| Vec::with_capacity(max_steps)).collect(),
+                lps: (0..n).map(|_| Vec::with_capacity(max_steps)).collect(),
                 sums: vec![0.0; n],
                 done: vec![false; n],
             })
         } else {
             let beam = opts.beam_size.min(cache_beams);
             let hyp = || (0..beam.max(1)).map(|_| Vec::with_capacity(max_steps + 1)).collect::<Vec<Vec<u32>>>();
+            let lps = || (0..beam.max(1)).map(|_| Vec::with_capacity(max_steps + 1)).collect::<Vec<Vec<f32>>>();
             let mut scores = Vec::with_capacity(beam.max(1));
             scores.push(0.0);
             SearchState::Beam(Beam {
@@ -450,6 +462,8 @@ impl Generator {
                 max_candidates: ((beam as f32) * opts.patience).round().max(1.0) as usize,
                 seqs: hyp(),
                 next_seqs: hyp(),
+                lps: lps(),
+                next_lps: lps(),
                 scores,
                 finished: Vec::new(),
                 cand: Vec::with_capacity(2 * beam + 1),
@@ -579,15 +593,17 @@ impl Generator {
             SearchState::Independent(s) => {
                 for (i, seq) in s.seqs.iter_mut().enumerate() {
                     seq.push(tok);
+                    s.lps[i].push(0.0);
                     self.inputs[i] = tok;
                     s.done[i] = last_step;
                 }
             }
             SearchState::Beam(s) => {
                 s.seqs[0].push(tok);
+                s.lps[0].push(0.0);
                 self.inputs[0] = tok;
                 if last_step {
-                    s.finished.push((s.seqs[0].clone(), s.scores[0]));
+                    s.finished.push((s.seqs[0].clone(), s.lps[0].clone(), s.scores[0]));
                 }
             }
         }
@@ -608,6 +624,7 @@ impl Generator {
             let is_eot = tok == rules.eot;
             if !is_eot {
                 s.seqs[i].push(tok);
+                s.lps[i].push(row[tok as usize]);
             }
             if is_eot || step + 1 == max_steps {
                 s.done[i] = true;
@@ -630,7 +647,7 @@ impl Generator {
                 if s.cand.len() < n_cand || sc > s.cand[s.cand.len() - 1].0 {
                     // Keep the best n_cand, sorted descending; ties keep the earlier index.
                     let pos = s.cand.partition_point(|c| c.0 >= sc);
-                    s.cand.insert(pos, (sc, b, tok as u32));
+                    s.cand.insert(pos, (sc, b, tok as u32, lp));
                     s.cand.truncate(n_cand);
                 }
             }
@@ -639,21 +656,22 @@ impl Generator {
             // The first free step after a forced prefix: CTranslate2 keeps end-of-text only as
             // the best candidate and turns it into token 0 scored -1e10 elsewhere.
             for c in s.cand.iter_mut().skip(1).filter(|c| c.2 == rules.eot) {
-                *c = (-1e10, 0, 0);
+                *c = (-1e10, 0, 0, -1e10);
             }
         }
         let last_step = step + 1 == max_steps;
         s.next.clear();
         let mut secondary = beam;
         for k in 0..beam.min(s.cand.len()) {
-            let (sc, src, tok) = s.cand[k];
+            let (sc, src, tok, lp) = s.cand[k];
             let mut pick = k;
             if tok == rules.eot || last_step {
-                let mut toks = s.seqs[src].clone();
+                let (mut toks, mut lps) = (s.seqs[src].clone(), s.lps[src].clone());
                 if tok != rules.eot {
                     toks.push(tok);
+                    lps.push(lp);
                 }
-                s.finished.push((toks, sc));
+                s.finished.push((toks, lps, sc));
                 for j in secondary..s.cand.len() {
                     if s.cand[j].2 != rules.eot {
                         pick = j;
@@ -675,8 +693,13 @@ impl Generator {
             dst.clear();
             dst.extend_from_slice(&s.seqs[s.cand[j].1]);
             dst.push(s.cand[j].2);
+            let dst = &mut s.next_lps[b];
+            dst.clear();
+            dst.extend_from_slice(&s.lps[s.cand[j].1]);
+            dst.push(s.cand[j].3);
         }
         std::mem::swap(&mut s.seqs, &mut s.next_seqs);
+        std::mem::swap(&mut s.lps, &mut s.next_lps);
         s.scores.clear();
         s.scores.extend(s.next.iter().map(|&j| s.cand[j].0));
         inputs.clear();
@@ -690,8 +713,8 @@ impl Generator {
         let best = match &mut self.search {
             SearchState::Independent(s) => {
                 let mut best: Option<Generation> = None;
-                for (seq, &sum) in s.seqs.iter_mut().zip(&s.sums) {
-                    let f = finalize(std::mem::take(seq), sum, lp);
+                for ((seq, lps), &sum) in s.seqs.iter_mut().zip(s.lps.iter_mut()).zip(&s.sums) {
+                    let f = finalize(std::mem::take(seq), std::mem::take(lps), sum, lp);
                     if best.as_ref().is_none_or(|b| f.score > b.score) {
                         best = Some(f);
                     }
@@ -700,7 +723,7 @@ impl Generator {
             }
             SearchState::Beam(s) => std::mem::take(&mut s.finished)
                 .into_iter()
-                .map(|(t, sc)| finalize(t, sc, lp))
+                .map(|(t, lps, sc)| finalize(t, lps, sc, lp))
                 .fold(None::<Generation>, |best, g| match best {
                     Some(b) if b.score >= g.score => Some(b),
                     _ => Some(g),

@@ -17,6 +17,7 @@ pub mod mel;
 pub mod model;
 pub mod npy;
 pub mod pipeline;
+pub mod split;
 #[doc(hidden)]
 pub mod testing;
 pub mod timing;

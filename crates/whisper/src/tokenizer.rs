@@ -217,6 +217,23 @@ impl fmt::Debug for Tokenizer {
     }
 }
 
+/// The English name of a Whisper language code (`en` → `english`), as openai-whisper names it.
+pub fn language_name(code: &str) -> Option<&'static str> {
+    let name = |c: &str| LANGUAGE_NAMES.iter().find(|(k, _)| *k == c).map(|&(_, n)| n);
+    name(code).or_else(|| CODE_ALIASES.iter().find(|(a, _)| *a == code).and_then(|(_, b)| name(b)))
+}
+
+/// The byte a character of the byte-level vocabulary stands for (the inverse of GPT-2's
+/// `bytes_to_unicode`: printable Latin-1 bytes are themselves, the others are 256 + their rank).
+fn byte_of_char(c: char) -> Option<u8> {
+    let printable = |b: u32| (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+    let c = c as u32;
+    if c < 256 {
+        return printable(c).then_some(c as u8);
+    }
+    (0u32..256).filter(|&b| !printable(b)).nth((c - 256) as usize).map(|b| b as u8)
+}
+
 /// `<|xx|>` → `xx` when the inside looks like a Whisper language code (2–3 lowercase letters).
 fn language_code_of(token: &str) -> Option<&str> {
     let code = token.strip_prefix("<|")?.strip_suffix("|>")?;
@@ -476,6 +493,20 @@ impl Tokenizer {
         result
     }
 
+    /// The raw UTF-8 bytes of a text token (a token may hold part of a character); empty for
+    /// special tokens and timestamps.
+    pub fn token_bytes(&self, token: u32) -> Vec<u8> {
+        if token >= self.eot {
+            return Vec::new();
+        }
+        let spelled = self.inner.id_to_token(token).unwrap_or_default();
+        spelled
+            .chars()
+            .map(byte_of_char)
+            .collect::<Option<Vec<u8>>>()
+            .unwrap_or_else(|| self.decode_text(&[token]).into_bytes())
+    }
+
     /// Number of token ids the model can produce, timestamps included (older tokenizer.json
     /// files omit the timestamp tokens, so this is not the tokenizer's own count).
     pub fn vocab_size(&self) -> usize {
@@ -494,6 +525,18 @@ mod tests {
         assert_eq!(language_code_of("<|0.00|>"), None);
         assert_eq!(language_code_of("<|transcribe|>"), None);
         assert_eq!(language_code_of("en"), None);
+    }
+
+    #[test]
+    fn byte_level_characters() {
+        assert_eq!(byte_of_char('A'), Some(b'A'));
+        assert_eq!(byte_of_char('Ġ'), Some(b' '));
+        assert_eq!(byte_of_char('Ċ'), Some(b'\n'));
+        assert_eq!(byte_of_char('Ã'), Some(0xc3));
+        assert_eq!(byte_of_char(' '), None);
+        assert_eq!(language_name("en"), Some("english"));
+        assert_eq!(language_name("iw"), Some("hebrew"));
+        assert_eq!(language_name("xx"), None);
     }
 
     #[test]

@@ -16,13 +16,12 @@ use crate::window::{decode_window, WindowOptions, WindowResult};
 use crate::mel::{Mel, MelExtractor, HOP_LENGTH, N_FRAMES};
 use crate::model::{CrossKv, KvCache, Whisper};
 use crate::words::{self, Word};
+pub use crate::split::split_by_timestamps;
 use crate::tokenizer::Task;
 use crate::{audio::SAMPLE_RATE, Error, Result};
 
 /// Seconds per timestamp token.
 pub const TIME_PRECISION: f64 = 0.02;
-/// Mel frames per encoder output position.
-const INPUT_STRIDE: usize = 2;
 const SECONDS_PER_FRAME: f64 = HOP_LENGTH as f64 / SAMPLE_RATE as f64;
 
 /// Everything that steers a transcription. Defaults are faster-whisper's.
@@ -443,6 +442,7 @@ impl<'a> Transcriber<'a> {
             all_tokens,
             prompt_reset_since: 0,
             segments: Vec::new(),
+            token_logprobs: Vec::new(),
             language,
             language_probability,
             duration,
@@ -492,6 +492,8 @@ pub struct Session<'a> {
     all_tokens: Vec<u32>,
     prompt_reset_since: usize,
     segments: Vec<Segment>,
+    /// The log-probability of each token of each segment, parallel to `segments`.
+    token_logprobs: Vec<Vec<f32>>,
     language: String,
     language_probability: f32,
     duration: f64,
@@ -625,6 +627,16 @@ impl Session<'_> {
             segment_size,
             segment_duration,
         );
+        // The pieces tile the window's tokens in order: each one's log-probabilities follow.
+        let mut at = 0;
+        let mut logprobs: Vec<Vec<f32>> = pieces
+            .iter()
+            .map(|(_, _, tokens)| {
+                let lp = result.token_logprobs.get(at..at + tokens.len()).map_or_else(|| vec![0.0; tokens.len()], <[f32]>::to_vec);
+                at += tokens.len();
+                lp
+            })
+            .collect();
         let mut segments: Vec<Segment> = pieces
             .into_iter()
             .map(|(start, end, tokens)| Segment {
@@ -668,6 +680,7 @@ impl Session<'_> {
                     }
                     words::HallucinationSkip::From { segment, seek } => {
                         segments.truncate(segment);
+                        logprobs.truncate(segment);
                         new_seek = seek;
                     }
                     words::HallucinationSkip::None => {}
@@ -679,7 +692,7 @@ impl Session<'_> {
         }
         // A window always moves the seek forward, so a degenerate decoding cannot loop.
         self.clips.move_to(new_seek.max(seek + 1));
-        for mut seg in segments {
+        for (mut seg, lp) in segments.into_iter().zip(logprobs) {
             if seg.start == seg.end || seg.text.trim().is_empty() {
                 continue;
             }
@@ -687,11 +700,23 @@ impl Session<'_> {
             seg.id = self.segments.len() + 1;
             on_segment(&seg);
             self.segments.push(seg);
+            self.token_logprobs.push(lp);
         }
         if !opts.condition_on_previous_text || temperature > opts.prompt_reset_on_temperature {
             self.prompt_reset_since = self.all_tokens.len();
         }
         Ok(())
+    }
+
+    /// The segments transcribed so far.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The log-probability of every token of every segment so far (parallel to
+    /// [`Session::segments`] and to each segment's `tokens`; 0 for forced prefix tokens).
+    pub fn token_logprobs(&self) -> &[Vec<f32>] {
+        &self.token_logprobs
     }
 
     pub fn finish(self) -> Transcript {
@@ -730,55 +755,6 @@ pub fn build_prompt(model: &Whisper, previous: &[u32], hotwords: &[u32], sot_seq
     prompt
 }
 
-/// Cuts a window's tokens into segments at timestamp pairs and says where to seek next
-/// (openai-whisper's rules). Returns `(start, end, tokens)` pieces and the new seek.
-pub fn split_by_timestamps(
-    timestamp_begin: u32,
-    tokens: &[u32],
-    time_offset: f64,
-    seek: usize,
-    segment_size: usize,
-    segment_duration: f64,
-) -> (Vec<(f64, f64, Vec<u32>)>, usize) {
-    let is_ts = |t: u32| t >= timestamp_begin;
-    let n = tokens.len();
-    let single_timestamp_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]);
-    let consecutive: Vec<usize> = (1..n)
-        .filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1]))
-        .collect();
-    let mut pieces = Vec::new();
-    if !consecutive.is_empty() {
-        let mut slices = consecutive;
-        if single_timestamp_ending {
-            slices.push(n);
-        }
-        let mut last = 0;
-        for &cur in &slices {
-            let sliced = &tokens[last..cur];
-            let start = time_offset + (sliced[0] - timestamp_begin) as f64 * TIME_PRECISION;
-            let end =
-                time_offset + (sliced[sliced.len() - 1] - timestamp_begin) as f64 * TIME_PRECISION;
-            pieces.push((start, end, sliced.to_vec()));
-            last = cur;
-        }
-        let next = if single_timestamp_ending {
-            seek + segment_size
-        } else {
-            seek + (tokens[last - 1] - timestamp_begin) as usize * INPUT_STRIDE
-        };
-        (pieces, next)
-    } else {
-        let mut duration = segment_duration;
-        if let Some(&last_ts) = tokens.iter().rev().find(|&&t| is_ts(t)) {
-            if last_ts != timestamp_begin {
-                duration = (last_ts - timestamp_begin) as f64 * TIME_PRECISION;
-            }
-        }
-        pieces.push((time_offset, time_offset + duration, tokens.to_vec()));
-        (pieces, seek + segment_size)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -789,28 +765,5 @@ mod tests {
         let repeated = "the the the the the the the the the the the the the the the the the the";
         assert!(compression_ratio(plain) < 2.4);
         assert!(compression_ratio(repeated) > 2.4);
-    }
-
-    #[test]
-    fn split_pairs_and_seek() {
-        let tb = 100;
-        // <0.00> a b <1.00><1.00> c <2.00>   (single timestamp ending)
-        let toks = [tb, 1, 2, tb + 50, tb + 50, 3, tb + 100];
-        let (pieces, seek) = split_by_timestamps(tb, &toks, 10.0, 1000, 3000, 30.0);
-        assert_eq!(pieces.len(), 2);
-        assert_eq!((pieces[0].0, pieces[0].1), (10.0, 11.0));
-        assert_eq!((pieces[1].0, pieces[1].1), (11.0, 12.0));
-        assert_eq!(seek, 4000);
-        // Unfinished last segment: seek to the last complete timestamp.
-        let toks = [tb, 1, tb + 50, tb + 50, 3];
-        let (pieces, seek) = split_by_timestamps(tb, &toks, 0.0, 0, 3000, 30.0);
-        assert_eq!(pieces.len(), 1);
-        assert_eq!(seek, 100);
-        // No pairs: one segment up to the last timestamp.
-        let toks = [tb, 1, 2, tb + 60];
-        let (pieces, seek) = split_by_timestamps(tb, &toks, 0.0, 0, 700, 7.0);
-        assert_eq!(pieces.len(), 1);
-        assert!((pieces[0].1 - 1.2).abs() < 1e-9 && pieces[0].2 == toks);
-        assert_eq!(seek, 700);
     }
 }

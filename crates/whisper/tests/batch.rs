@@ -66,6 +66,8 @@ fn alone(model: &Whisper, audio: &[Vec<f32>]) -> Vec<WindowResult> {
 fn same(a: &WindowResult, b: &WindowResult, what: &str) {
     assert_eq!(a.generation.tokens, b.generation.tokens, "{what}: tokens differ");
     assert_eq!(a.generation.sum_logprob.to_bits(), b.generation.sum_logprob.to_bits(), "{what}: log-prob differs");
+    let bits = |g: &whisper::decode::Generation| g.token_logprobs.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a.generation), bits(&b.generation), "{what}: token log-probs differ");
     assert_eq!(a.generation.no_speech_prob.to_bits(), b.generation.no_speech_prob.to_bits(), "{what}: no-speech probability differs");
     assert_eq!(a.temperature, b.temperature, "{what}: temperature differs");
 }

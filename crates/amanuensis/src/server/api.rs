@@ -12,17 +12,18 @@ use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
-use whisper::tokenizer::Task;
 use whisper::transcribe::{Segment, Transcript};
 
+use whisper::model::Whisper;
 use whisper::vad::SpeechTimeline;
 
-use super::params::parse_params;
+use super::params::{parse_params, Ask};
 
 use super::error::ApiError;
-use super::scheduler::{queue_full, Job};
+use super::render::{self, segment_json, summary_json, task_name, Timing};
+use super::scheduler::{queue_full, Finished, Job, SegmentEvent};
 use super::vad;
 use super::AppState;
 use crate::output::{self, Format};
@@ -66,6 +67,7 @@ impl Endpoint {
                 "clip_timestamps",
                 "prefix",
                 "word_timestamps",
+                "hallucination_silence_threshold",
                 "response_format",
                 "prompt",
                 "temperature",
@@ -83,6 +85,20 @@ impl Endpoint {
                 "stream",
                 "beam_size",
                 "chunking_strategy",
+                "chunking_strategy[type]",
+                "chunking_strategy[threshold]",
+                "chunking_strategy[prefix_padding_ms]",
+                "chunking_strategy[silence_duration_ms]",
+                "include[]",
+                "include",
+                "keywords[]",
+                "keywords",
+                "languages[]",
+                "languages",
+                "known_speaker_names[]",
+                "known_speaker_names",
+                "known_speaker_references[]",
+                "known_speaker_references",
             ],
             Endpoint::Translations => &[
                 "file",
@@ -241,56 +257,6 @@ fn new_job_id() -> String {
     )
 }
 
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-fn task_name(t: Task) -> &'static str {
-    match t {
-        Task::Transcribe => "transcribe",
-        Task::Translate => "translate",
-    }
-}
-
-fn segment_json(s: &Segment) -> Value {
-    json!({ "id": s.id.saturating_sub(1), "start": round3(s.start), "end": round3(s.end), "text": s.text })
-}
-
-/// Timing figures of a finished job.
-struct Timing {
-    processing: f64,
-    /// Processing time over audio duration (below 1 is faster than real time).
-    realtime_factor: f64,
-}
-
-impl Timing {
-    fn of(t: &Transcript, received: Instant) -> Self {
-        let processing = received.elapsed().as_secs_f64();
-        Timing {
-            processing,
-            realtime_factor: if t.duration > 0.0 {
-                processing / t.duration
-            } else {
-                0.0
-            },
-        }
-    }
-}
-
-/// The JSON of `POST /transcribe`, also the payload of the final streaming event.
-fn summary_json(t: &Transcript, job_id: &str, model: &str, timing: &Timing) -> Value {
-    json!({
-        "job_id": job_id,
-        "model": model,
-        "text": t.text(),
-        "language": t.language,
-        "duration": round3(t.duration),
-        "processing_time": round3(timing.processing),
-        "realtime_factor": (timing.realtime_factor * 10_000.0).round() / 10_000.0,
-        "segments": t.segments.iter().map(segment_json).collect::<Vec<_>>(),
-    })
-}
-
 fn with_job_id(mut resp: Response, job_id: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(job_id) {
         resp.headers_mut().insert("x-job-id", v);
@@ -302,9 +268,9 @@ fn with_job_id(mut resp: Response, job_id: &str) -> Response {
 /// checks the deadline before every decoder pass, so this only fires if a pass or an encoder
 /// run takes very long).
 async fn await_reply(
-    rx: oneshot::Receiver<Result<Transcript, ApiError>>,
+    rx: oneshot::Receiver<Result<Finished, ApiError>>,
     deadline: Instant,
-) -> Result<Transcript, ApiError> {
+) -> Result<Finished, ApiError> {
     let grace =
         deadline.saturating_duration_since(Instant::now()) + std::time::Duration::from_secs(30);
     match tokio::time::timeout(grace, rx).await {
@@ -455,7 +421,8 @@ async fn handle_inner(
     if samples.is_empty() {
         // The VAD found no speech: nothing to decode, and nothing to hallucinate.
         let language = params.opts.language.clone().unwrap_or_else(|| "en".into());
-        let _ = reply_tx.send(Ok(Transcript { language, language_probability: 1.0, duration: 0.0, segments: Vec::new() }));
+        let transcript = Transcript { language, language_probability: 1.0, duration: 0.0, segments: Vec::new() };
+        let _ = reply_tx.send(Ok(Finished { transcript, token_logprobs: Vec::new() }));
     } else {
         engine.pool.submit(Job {
         id: job_id.clone(),
@@ -468,19 +435,25 @@ async fn handle_inner(
         tracing::debug!(job = %job_id, "queued");
     }
     let restore = Restore { timeline, duration };
+    let ask = params.ask;
+    let model = engine.model;
     if let Some(events) = events_rx {
         return Ok(stream_response(
-            app, job_id, events, reply_rx, deadline, received, restore,
+            app, job_id, events, reply_rx, deadline, received, restore, ask, model,
         ));
     }
-    let mut t = await_reply(reply_rx, deadline).await?;
+    let Finished { transcript: mut t, token_logprobs } = await_reply(reply_rx, deadline).await?;
     restore.transcript(&mut t);
     let timing = Timing::of(&t, received);
     app.metrics.record_audio(t.duration, timing.processing);
+    let json_text = |body: String| ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
     let resp = match (ep, params.format) {
         (Endpoint::Native, Format::Json) => {
             axum::Json(summary_json(&t, &job_id, &app.cfg.model_name, &timing)).into_response()
         }
+        (Endpoint::Native, Format::VerboseJson) => json_text(render::native_verbose(&t, task)),
+        (_, Format::Json) => axum::Json(render::openai_json(&t, ask, &token_logprobs, &model.tokenizer)).into_response(),
+        (_, Format::VerboseJson) => axum::Json(render::openai_verbose(&t, ask, task)).into_response(),
         (_, fmt) => {
             let mut r = output::render(&t, fmt, task_name(task)).into_response();
             r.headers_mut().insert(
@@ -515,23 +488,28 @@ impl Restore {
 
 /// Server-sent events: one `transcript.text.delta` per segment as it is decoded, then one
 /// `transcript.text.done` with the whole result, or one `error` (OpenAI's event names).
+#[allow(clippy::too_many_arguments)]
 fn stream_response(
     app: Arc<AppState>,
     job_id: String,
-    events: mpsc::UnboundedReceiver<Segment>,
-    reply: oneshot::Receiver<Result<Transcript, ApiError>>,
+    events: mpsc::UnboundedReceiver<SegmentEvent>,
+    reply: oneshot::Receiver<Result<Finished, ApiError>>,
     deadline: Instant,
     received: Instant,
     restore: Restore,
+    ask: Ask,
+    model: &'static Whisper,
 ) -> Response {
     struct St {
+        model: &'static Whisper,
         app: Arc<AppState>,
         job_id: String,
-        events: Option<mpsc::UnboundedReceiver<Segment>>,
-        reply: Option<oneshot::Receiver<Result<Transcript, ApiError>>>,
+        events: Option<mpsc::UnboundedReceiver<SegmentEvent>>,
+        reply: Option<oneshot::Receiver<Result<Finished, ApiError>>>,
         restore: Restore,
     }
     let st = St {
+        model,
         restore,
         app,
         job_id: job_id.clone(),
@@ -543,9 +521,12 @@ fn stream_response(
             // The engine drops its sender when the job ends, so every segment comes before
             // the final event.
             match rx.recv().await {
-                Some(mut seg) => {
+                Some(SegmentEvent { segment: mut seg, logprobs }) => {
                     st.restore.segment(&mut seg);
-                    let data = json!({ "type": "transcript.text.delta", "delta": seg.text, "segment": segment_json(&seg) });
+                    let mut data = json!({ "type": "transcript.text.delta", "delta": seg.text, "segment": segment_json(&seg) });
+                    if ask.logprobs {
+                        data["logprobs"] = render::logprobs_json(&st.model.tokenizer, [(&seg, logprobs.as_slice())]);
+                    }
                     return Some((
                         Ok::<_, Infallible>(Event::default().data(data.to_string())),
                         st,
@@ -556,12 +537,16 @@ fn stream_response(
         }
         let reply = st.reply.take()?;
         let data = match await_reply(reply, deadline).await {
-            Ok(mut t) => {
+            Ok(Finished { transcript: mut t, token_logprobs }) => {
                 st.restore.transcript(&mut t);
                 let timing = Timing::of(&t, received);
                 st.app.metrics.record_audio(t.duration, timing.processing);
                 let mut v = summary_json(&t, &st.job_id, &st.app.cfg.model_name, &timing);
                 v["type"] = json!("transcript.text.done");
+                if ask.logprobs {
+                    let pairs = t.segments.iter().zip(token_logprobs.iter().map(Vec::as_slice));
+                    v["logprobs"] = render::logprobs_json(&st.model.tokenizer, pairs);
+                }
                 v
             }
             Err(e) => {

@@ -8,8 +8,10 @@
 mod api;
 mod error;
 mod metrics;
-mod scheduler;
+mod openai;
 mod params;
+mod render;
+mod scheduler;
 mod vad;
 
 use std::net::SocketAddr;
@@ -74,6 +76,10 @@ pub struct ServeArgs {
     /// Engine threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Another name clients may send as `model` for the loaded model (repeatable), e.g.
+    /// gpt-4o-transcribe; listed by /v1/models. `whisper-1` is always accepted on OpenAI's routes.
+    #[arg(long = "model-alias", value_name = "NAME")]
+    pub model_aliases: Vec<String>,
 }
 
 /// Settings every request reads.
@@ -88,6 +94,41 @@ pub struct Config {
     pub job_timeout: Duration,
     pub read_timeout: Duration,
     pub beam_size: usize,
+    /// `--model-alias` names, checked and without duplicates.
+    pub model_aliases: Vec<String>,
+}
+
+/// The name OpenAI clients send most: accepted on OpenAI's routes whatever model is loaded.
+pub const WHISPER_1: &str = "whisper-1";
+
+impl Config {
+    /// Other names of the loaded model: `--model-alias` names, and on OpenAI's routes
+    /// `whisper-1` first.
+    pub fn aliases(&self, openai: bool) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let all = openai.then_some(WHISPER_1).into_iter().chain(self.model_aliases.iter().map(String::as_str));
+        for a in all {
+            if a != self.model_name && !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out
+    }
+}
+
+/// Checks the `--model-alias` names: printable, no spaces, at most 128 bytes.
+fn model_aliases(names: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        let ok = !n.is_empty() && n.len() <= 128 && n.chars().all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_whitespace() && !c.is_control()));
+        if !ok {
+            bail!("--model-alias {n:?}: use a name of 1 to 128 characters without spaces, e.g. gpt-4o-transcribe");
+        }
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// The loaded model and the queue in front of it; set once loading has finished.
@@ -174,6 +215,7 @@ impl ServeArgs {
             job_timeout: secs("job-timeout-secs", self.job_timeout_secs)?,
             read_timeout: secs("read-timeout-secs", self.read_timeout_secs)?,
             beam_size: self.beam_size,
+            model_aliases: model_aliases(&self.model_aliases)?,
         })
     }
 }
@@ -460,11 +502,12 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// The ids clients may send as `model`: the loaded model's name, and `whisper-1` for OpenAI clients.
+/// The ids clients may send as `model`: the loaded model's name, `whisper-1` and the
+/// `--model-alias` names.
 fn model_objects(state: &AppState) -> Vec<serde_json::Value> {
     let created = state.engine.get().map_or(0, |e| e.loaded_at);
-    [state.cfg.model_name.as_str(), "whisper-1"]
-        .iter()
+    std::iter::once(state.cfg.model_name.as_str())
+        .chain(state.cfg.aliases(true))
         .map(|id| json!({ "id": id, "object": "model", "created": created, "owned_by": "amanuensis" }))
         .collect()
 }
@@ -479,7 +522,7 @@ async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
         None => ApiError::new(
             StatusCode::NOT_FOUND,
             "model_not_found",
-            format!("model `{id}` does not exist here; this server runs `{}` (also known as `whisper-1`)", state.cfg.model_name),
+            format!("model `{id}` does not exist here; this server runs `{}` (also known as {})", state.cfg.model_name, state.cfg.aliases(true).iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")),
         )
         .param("model")
         .into_response(),

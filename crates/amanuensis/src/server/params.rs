@@ -9,7 +9,7 @@ use whisper::vad::VadOptions;
 
 use super::api::{Endpoint, Form};
 use super::error::ApiError;
-use super::vad;
+use super::{openai, vad};
 use super::AppState;
 use crate::output::Format;
 
@@ -20,6 +20,22 @@ pub(super) struct Params {
     pub vad: Option<VadOptions>,
     pub format: Format,
     pub stream: bool,
+    /// What an OpenAI route's answer holds beyond the text (words, segments, log-probs).
+    pub ask: Ask,
+}
+
+/// The parts of an answer a request asked for (OpenAI's `timestamp_granularities[]` and
+/// `include[]`; the native endpoint's `word_timestamps`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Ask {
+    /// Top-level `words` (OpenAI's verbose_json) — word timestamps are computed.
+    pub words: bool,
+    /// `segments` in OpenAI's verbose_json (left out when only `word` is asked, as OpenAI does).
+    pub segments: bool,
+    /// `logprobs` of the text tokens (OpenAI's json and streamed events).
+    pub logprobs: bool,
+    /// `usage` in json and verbose_json (OpenAI's transcriptions; its translations have none).
+    pub usage: bool,
 }
 
 
@@ -34,7 +50,7 @@ pub(super) fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
     }
 }
 
-fn unsupported(param: &str, message: &str) -> ApiError {
+pub(super) fn unsupported(param: &str, message: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "unsupported_value", message).param(param)
 }
 
@@ -42,12 +58,13 @@ pub(super) fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<
     let cfg = &app.cfg;
     let model = app.model().ok_or_else(super::loading)?;
     if let Some(m) = form.get("model")? {
-        let ok = m == cfg.model_name || m == cfg.model_spec || (ep.is_openai() && m == "whisper-1");
+        let aliases = cfg.aliases(ep.is_openai());
+        let ok = m == cfg.model_name || m == cfg.model_spec || aliases.contains(&m);
         if !ok {
-            let also = if ep.is_openai() {
-                " (or `whisper-1`)"
+            let also = if aliases.is_empty() {
+                String::new()
             } else {
-                ""
+                format!(" (or {})", aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))
             };
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -138,6 +155,18 @@ pub(super) fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<
             return Err(ApiError::invalid("vad_filter", "the vad_* fields need vad_filter=true"));
         }
         parse_decoding_controls(form, &mut opts)?;
+        if let Some(v) = form.get("word_timestamps")? {
+            opts.word_timestamps = parse_bool("word_timestamps", v)?;
+        }
+        if let Some(v) = form.get("hallucination_silence_threshold")? {
+            let t = v.parse::<f32>().ok().filter(|t| t.is_finite() && *t >= 0.0).ok_or_else(|| {
+                ApiError::invalid("hallucination_silence_threshold", format!("hallucination_silence_threshold must be a number of seconds >= 0, not `{v}`"))
+            })?;
+            if !opts.word_timestamps {
+                return Err(ApiError::invalid("hallucination_silence_threshold", "hallucination_silence_threshold needs word_timestamps=true (it judges segments by their words)"));
+            }
+            opts.hallucination_silence_threshold = Some(t);
+        }
         if let Some(p) = &opts.prefix {
             let tk = &model.tokenizer;
             if tk.encode(p).is_ok_and(|t| t.contains(&tk.eot)) {
@@ -148,36 +177,8 @@ pub(super) fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<
             // faster-whisper ignores vad_filter when clip_timestamps is given; say so instead.
             return Err(ApiError::invalid("clip_timestamps", "clip_timestamps replaces the VAD: send either clip_timestamps or vad_filter=true, not both"));
         }
-    } else if let Some(c) = form.get("chunking_strategy")? {
-        vad = Some(vad::chunking_strategy(c)?);
-    }
-    for (flag, what) in [
-        ("word_timestamps", "word timestamps (word_timestamps)"),
-    ] {
-        if let Some(v) = form.get(flag)? {
-            if parse_bool(flag, v)? {
-                return Err(unsupported(
-                    flag,
-                    &format!("{what} is not supported yet; send {flag}=false or leave it out"),
-                ));
-            }
-        }
-    }
-    for (name, v) in form
-        .fields
-        .iter()
-        .filter(|(n, _)| n.starts_with("timestamp_granularities"))
-    {
-        match v.trim() {
-            "segment" => {}
-            "word" => {
-                return Err(unsupported(
-                    name,
-                    "word timestamps are not supported yet; ask for timestamp_granularities[]=segment or leave the field out",
-                ))
-            }
-            other => return Err(ApiError::invalid(name, format!("timestamp granularity must be `segment` (or `word`, not yet supported), not `{other}`"))),
-        }
+    } else if let Some(c) = openai::chunking_strategy(form)? {
+        vad = Some(vad::chunking_strategy(&c)?);
     }
     let format = match form.get("response_format")? {
         None | Some("json") => Format::Json,
@@ -186,6 +187,9 @@ pub(super) fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<
         Some("srt") => Format::Srt,
         Some("vtt") => Format::Vtt,
         Some("verbose_json") => Format::VerboseJson,
+        Some("diarized_json") if ep.is_openai() => {
+            return Err(unsupported("response_format", "response_format=diarized_json needs speaker diarization, which this server does not do (Whisper models have no speakers); use json, text, srt, verbose_json or vtt"))
+        }
         Some(other) => {
             return Err(ApiError::invalid(
                 "response_format",
@@ -199,12 +203,17 @@ pub(super) fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<
         Some(v) => parse_bool("stream", v)?,
         None => false,
     };
+    let ask = match ep {
+        Endpoint::Native => Ask { words: opts.word_timestamps, segments: true, logprobs: false, usage: false },
+        _ => openai::parse(form, ep, format, stream, &mut opts, &|v| parse_language(v, model, &cfg.model_name))?,
+    };
     opts.validate().map_err(|e| ApiError::from_whisper(&e))?;
     Ok(Params {
         opts,
         vad,
         format,
         stream,
+        ask,
     })
 }
 

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use tokio::sync::{mpsc as tmpsc, oneshot};
 use whisper::batch::ContinuousBatch;
 use whisper::mel::Mel;
-use whisper::model::Whisper;
+use whisper::model::{CrossKv, Whisper};
 use whisper::transcribe::{Segment, Session, TranscribeOptions, Transcriber, Transcript};
 use whisper::window::WindowResult;
 
@@ -28,6 +28,21 @@ use super::metrics::{Metrics, Outcome, Phase};
 /// Most windows encoded in one batch: bounds the encoder's activation memory.
 const MAX_ENCODER_BATCH: usize = 8;
 
+/// A segment as soon as it is final, with its tokens' log-probabilities.
+pub struct SegmentEvent {
+    pub segment: Segment,
+    pub logprobs: Vec<f32>,
+}
+
+/// A finished transcription: the transcript and, parallel to its segments and their tokens,
+/// each token's log-probability.
+pub struct Finished {
+    pub transcript: Transcript,
+    pub token_logprobs: Vec<Vec<f32>>,
+}
+
+pub type Reply = oneshot::Sender<Result<Finished, ApiError>>;
+
 /// One transcription request, decoded and validated, waiting for the engine.
 pub struct Job {
     pub id: String,
@@ -36,8 +51,8 @@ pub struct Job {
     /// After this instant the job is abandoned with 504.
     pub deadline: Instant,
     /// Segments are sent here as they are decoded (streaming requests only).
-    pub events: Option<tmpsc::UnboundedSender<Segment>>,
-    pub reply: oneshot::Sender<Result<Transcript, ApiError>>,
+    pub events: Option<tmpsc::UnboundedSender<SegmentEvent>>,
+    pub reply: Reply,
 }
 
 /// The queue's sending side; cheap to share between request handlers.
@@ -154,7 +169,7 @@ fn deadline_passed() -> Failure {
 }
 
 /// Whether a job should stop: its client left, or its deadline passed.
-fn check(reply: &oneshot::Sender<Result<Transcript, ApiError>>, deadline: Instant) -> Result<(), Failure> {
+fn check(reply: &Reply, deadline: Instant) -> Result<(), Failure> {
     if reply.is_closed() {
         Err(Failure::Cancelled)
     } else if Instant::now() >= deadline {
@@ -172,8 +187,8 @@ struct Running {
     id: String,
     session: Session<'static>,
     deadline: Instant,
-    events: Option<tmpsc::UnboundedSender<Segment>>,
-    reply: oneshot::Sender<Result<Transcript, ApiError>>,
+    events: Option<tmpsc::UnboundedSender<SegmentEvent>>,
+    reply: Reply,
     started: Instant,
     /// Its current window is in the continuous batch.
     in_batch: bool,
@@ -284,7 +299,11 @@ impl Engine {
         } = job;
         // The events sender drops with `job`, before the reply: every segment comes first.
         let result = result.and_then(|()| {
-            catch_unwind(AssertUnwindSafe(|| session.finish())).map_err(|p| panicked(p.as_ref()))
+            catch_unwind(AssertUnwindSafe(|| {
+                let token_logprobs = session.token_logprobs().to_vec();
+                Finished { transcript: session.finish(), token_logprobs }
+            }))
+            .map_err(|p| panicked(p.as_ref()))
         });
         self.conclude(&id, started, reply, result);
     }
@@ -293,8 +312,8 @@ impl Engine {
         &self,
         id: &str,
         started: Instant,
-        reply: oneshot::Sender<Result<Transcript, ApiError>>,
-        result: Result<Transcript, Failure>,
+        reply: Reply,
+        result: Result<Finished, Failure>,
     ) {
         self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
         let seconds = started.elapsed().as_secs_f64();
@@ -432,7 +451,8 @@ impl Engine {
             .fetch_add(rows as u64, Ordering::Relaxed);
         let batch = &mut self.batch;
         let t0 = Instant::now();
-        let stepped = catch_unwind(AssertUnwindSafe(|| batch.step()));
+        // The cross-attention K/V of each finished window come back for its word alignment.
+        let stepped = catch_unwind(AssertUnwindSafe(|| batch.step_with_cross()));
         self.metrics.record_phase(Phase::Decode, t0);
         let t0 = Instant::now();
         let finished = match stepped {
@@ -457,14 +477,15 @@ impl Engine {
                 return;
             }
         };
-        for (key, result) in finished {
+        for (key, result, cross) in finished {
             let Some(job) = self.jobs.get_mut(&key) else {
                 continue;
             };
             job.in_batch = false;
-            let outcome = match result {
-                Ok(window) => complete(job, window),
-                Err(e) => Err(e.into()),
+            let outcome = match (result, cross) {
+                (Ok(window), Some(cross)) => complete(job, window, &cross),
+                (Ok(_), None) => Err(Failure::Error(ApiError::internal("a decoded window came back without its cross-attention K/V"))),
+                (Err(e), _) => Err(e.into()),
             };
             match outcome {
                 Ok(true) => self.finish(key, Ok(())),
@@ -479,24 +500,27 @@ impl Engine {
     }
 }
 
-/// Applies a decoded window to its session, sending its segments to the client when it
+/// Applies a decoded window to its session (with its words, when the job asks for them, from
+/// `cross`, the K/V the window was decoded with), sending its segments to the client when it
 /// streams. Returns whether the session is done.
-fn complete(job: &mut Running, window: WindowResult) -> Result<bool, Failure> {
+fn complete(job: &mut Running, window: WindowResult, cross: &CrossKv) -> Result<bool, Failure> {
     let Running {
         session, events, ..
     } = job;
     catch_unwind(AssertUnwindSafe(|| {
-        session.complete_window(window, &mut |seg| {
-            if let Some(tx) = events {
+        let before = session.segments().len();
+        session.complete_window_with_words(window, cross, &mut |_| {})?;
+        if let Some(tx) = events {
+            for (seg, lp) in session.segments()[before..].iter().zip(&session.token_logprobs()[before..]) {
                 // A closed receiver means the client left; the next check notices.
-                let _ = tx.send(seg.clone());
+                let _ = tx.send(SegmentEvent { segment: seg.clone(), logprobs: lp.clone() });
             }
-        });
-        session.is_done()
+        }
+        Ok(session.is_done())
     }))
-    .map_err(|p| {
+    .unwrap_or_else(|p| {
         tracing::error!(job = %job.id, "applying a window panicked: {}", panic_text(p.as_ref()));
-        panicked(p.as_ref())
+        Err(panicked(p.as_ref()))
     })
 }
 

@@ -34,10 +34,10 @@ pub fn speech_only(samples: &[f32], opts: &VadOptions) -> Result<(Vec<f32>, Spee
     Ok((speech, SpeechTimeline::new(&chunks)))
 }
 
-/// Maps a segment decoded from the speech back to the original timeline.
+/// Maps a segment decoded from the speech back to the original timeline (its words each by
+/// the speech chunk of its middle, as faster-whisper does).
 pub fn restore(seg: &mut Segment, map: &SpeechTimeline) {
-    seg.start = map.original_time(seg.start, None, false);
-    seg.end = map.original_time(seg.end, None, true);
+    whisper::words::restore_speech_timestamps(seg, map);
 }
 
 /// Maps a whole transcript back; `duration` is the original one.
@@ -110,6 +110,6 @@ pub fn chunking_strategy(v: &str) -> Result<VadOptions, ApiError> {
             other => return Err(ApiError::invalid(P, format!("unknown chunking_strategy field `{other}`; known: type, threshold, prefix_padding_ms, silence_duration_ms"))),
         }
     }
-    o.validate().map_err(|e| ApiError::invalid(P, e.to_string()))?;
+    o.validate().map_err(|e| ApiError::invalid(P, format!("chunking_strategy: {e}")))?;
     Ok(o)
 }
