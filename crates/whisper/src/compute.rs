@@ -128,15 +128,8 @@ pub trait Compute: Send + Sync {
     /// values side by side, `d = n_heads·head_dim`), `out` is `[n][d]`; `shape.n_q == n_kv`.
     /// By default the parts are copied out and passed to [`Compute::attention`].
     fn attention_qkv(&self, qkv: &[f32], shape: AttentionShape, out: &mut [f32]) {
-        let d = shape.n_heads * shape.head_dim;
-        let n = shape.n_q;
-        let mut parts = vec![vec![0f32; n * d]; 3];
-        for (t, row) in qkv[..n * 3 * d].chunks_exact(3 * d).enumerate() {
-            for (p, part) in parts.iter_mut().enumerate() {
-                part[t * d..(t + 1) * d].copy_from_slice(&row[p * d..(p + 1) * d]);
-            }
-        }
-        self.attention(&parts[0], &parts[1], &parts[2], shape, out)
+        let [q, k, v] = split_qkv(qkv, shape);
+        self.attention(&q, &k, &v, shape, out)
     }
     /// Element type for the decoder's caches. f32 by default; compact backends choose f16.
     fn kv_type(&self) -> KvType {
@@ -179,6 +172,19 @@ fn head_scores<T>(q: &[f32], kt: &[T], s: kernels::KtShape, head: usize, out: &m
     }
     let scale = 1.0 / (hd as f32).sqrt();
     out.iter_mut().for_each(|o| *o *= scale);
+}
+
+/// The queries, keys and values of fused `[n][3d]` rows as three contiguous `[n][d]` copies.
+fn split_qkv(qkv: &[f32], shape: AttentionShape) -> [Vec<f32>; 3] {
+    let d = shape.n_heads * shape.head_dim;
+    let n = shape.n_q;
+    let mut parts = [vec![0f32; n * d], vec![0f32; n * d], vec![0f32; n * d]];
+    for (t, row) in qkv[..n * 3 * d].chunks_exact(3 * d).enumerate() {
+        for (p, part) in parts.iter_mut().enumerate() {
+            part[t * d..(t + 1) * d].copy_from_slice(&row[p * d..(p + 1) * d]);
+        }
+    }
+    parts
 }
 
 /// CPU backend: packed GEMMs of the `kernels` crate (f32, int8 VNNI or bf16 weights), fused
@@ -242,14 +248,8 @@ impl Compute for Cpu {
                 kernels::attention_i8qk(qkv, &qkv[d..], &qkv[2 * d..], shape, &mut out[..s.n_q * d]);
             }
             _ => {
-                let n = s.n_q;
-                let mut parts = vec![vec![0f32; n * d]; 3];
-                for (t, row) in qkv[..n * 3 * d].chunks_exact(3 * d).enumerate() {
-                    for (p, part) in parts.iter_mut().enumerate() {
-                        part[t * d..(t + 1) * d].copy_from_slice(&row[p * d..(p + 1) * d]);
-                    }
-                }
-                self.attention(&parts[0], &parts[1], &parts[2], s, out)
+                let [q, k, v] = split_qkv(qkv, s);
+                self.attention(&q, &k, &v, s, out)
             }
         }
     }
@@ -316,6 +316,27 @@ mod tests {
             let err = want.iter().zip(&got_t).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(err < 2e-3, "cached f16 n_q {n_q} n_kv {n_kv}: max error {err}");
         }
+    }
+
+    /// Self-attention over fused QKV rows: exactly `attention` on the parts for f32; for int8
+    /// (int8 scores, read in place) close to the f32 result.
+    #[test]
+    fn attention_over_fused_rows() {
+        let (n, h, hd) = (300, 4, 16);
+        let d = h * hd;
+        let qkv = lcg(n * 3 * d, 7);
+        let shape = AttentionShape { n_q: n, n_kv: n, n_heads: h, head_dim: hd, causal: false };
+        let [q, k, v] = split_qkv(&qkv, shape);
+        assert_eq!(&q[d..2 * d], &qkv[3 * d..4 * d]);
+        assert_eq!(&v[..d], &qkv[2 * d..3 * d]);
+        let mut want = vec![0f32; n * d];
+        Cpu::new(WeightType::F32).attention(&q, &k, &v, shape, &mut want);
+        let mut got = vec![0f32; n * d];
+        Cpu::new(WeightType::F32).attention_qkv(&qkv, shape, &mut got);
+        assert_eq!(got, want);
+        Cpu::new(WeightType::Int8).attention_qkv(&qkv, shape, &mut got);
+        let err = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(err < 0.02, "int8 scores: max error {err}");
     }
 
     #[test]
