@@ -55,12 +55,15 @@ pub fn median_filter_rows(x: &[f32], cols: usize, width: usize) -> Vec<f32> {
     }
     let mut out = vec![0f32; x.len()];
     let mut window = vec![0f32; 2 * rank + 1];
+    // Width 7 on rows at least that long: the positions whose window lies inside the row go
+    // through the row-wide network, the edges through the general path.
+    let interior = if width == 7 && cols >= width { rank..cols - rank } else { 0..0 };
     for (row, dst) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
-        if width == 7 {
-            median7_interior(row, &mut dst[rank..cols - rank]);
+        if !interior.is_empty() {
+            median7_interior(row, &mut dst[interior.clone()]);
         }
         for (j, d) in dst.iter_mut().enumerate() {
-            if width == 7 && (rank..cols - rank).contains(&j) {
+            if interior.contains(&j) {
                 continue;
             }
             for (k, w) in window.iter_mut().enumerate() {
@@ -238,6 +241,15 @@ mod tests {
         assert_eq!(median_filter_rows(&x, 5, 3), vec![1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]);
         // Too short for the width: unchanged.
         assert_eq!(median_filter_rows(&[3.0, 1.0, 2.0], 3, 7), vec![3.0, 1.0, 2.0]);
+        // Rows between half the width and the width: all edges, reflected (CTranslate2's
+        // indices: |j + k|, then 2·len − i − 2 past the end). Four values: position 0 sees
+        // x3 x2 x1 x0 x1 x2 x3 = {2,1,3,4,3,1,2} → 2; position 2 sees x1 x0 x1 x2 x3 x2 x1 =
+        // {3,4,3,1,2,1,3} → 3; position 3 sees x0 x1 x2 x3 x2 x1 x0 = {4,3,1,2,1,3,4} → 3.
+        assert_eq!(median_filter_rows(&[4.0, 3.0, 1.0, 2.0], 4, 7), vec![2.0, 2.0, 3.0, 3.0]);
+        for cols in 4..=8 {
+            let x: Vec<f32> = (0..cols).map(|i| (i * 7 % 5) as f32).collect();
+            assert_eq!(median_filter_rows(&x, cols, 7).len(), cols);
+        }
     }
 
     #[test]

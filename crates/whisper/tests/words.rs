@@ -383,10 +383,12 @@ fn alignment_pass_batches_and_skips_odd_items() {
         calls.iter().zip(&crosses).map(|(c, cross)| AlignItem { cross, text_tokens: &c.text_tokens, num_frames: c.num_frames }).collect();
     items.insert(1, AlignItem { cross: &crosses[0], text_tokens: &[], num_frames: 3000 });
     items.push(AlignItem { cross: &crosses[0], text_tokens: &calls[0].text_tokens, num_frames: 1 });
+    // A few frames only (shorter than the median filter): aligned, without panicking.
+    items.push(AlignItem { cross: &crosses[0], text_tokens: &calls[0].text_tokens, num_frames: 9 });
     let specials = [model.tokenizer.eot, model.tokenizer.eot];
     items.push(AlignItem { cross: &crosses[0], text_tokens: &specials, num_frames: 3000 });
     let together = model.align(sot, &items).unwrap();
-    assert_eq!(together.len(), 6);
+    assert_eq!(together.len(), 7);
     assert_eq!(together[0], alone[0]);
     assert!(together[1].starts.is_empty() && together[1].probs.is_empty());
     assert_eq!(together[2].starts, alone[1].starts);
@@ -394,7 +396,10 @@ fn alignment_pass_batches_and_skips_odd_items() {
     for (a, b) in together[2].probs.iter().zip(&alone[1].probs) {
         assert!((a - b).abs() < 1e-5);
     }
-    assert!(together[4].starts.is_empty() && together[5].starts.is_empty());
+    assert!(together[4].starts.is_empty() && together[6].starts.is_empty());
+    // Four positions: every token starts at one of them.
+    assert_eq!(together[5].starts.len(), calls[0].text_tokens.len() + 1);
+    assert!(together[5].starts.iter().all(|&p| p < 4));
     assert!(model.align(sot, &[]).unwrap().is_empty());
 }
 
@@ -476,5 +481,40 @@ fn words_map_back_through_the_vad() {
         // The second sentence is after the silence, on the original timeline.
         let last = t.segments.last().unwrap();
         assert!(last.start > 23.0 && last.end > 26.0, "{}: {:?}", run.mode, (last.start, last.end));
+    }
+}
+
+/// Nothing, silence, a few samples of noise and a cut-off word: with no-speech skipping off the
+/// decoder is made to produce something (often only timestamps); word timestamps never panic
+/// and every segment carries its (maybe empty) word list, in both modes.
+#[test]
+fn odd_inputs_do_not_panic() {
+    let Some(model) = load("tiny.en", WeightType::F32) else { return };
+    let tr = Transcriber::new(&model).unwrap();
+    let mut s = 7u32;
+    let noise: Vec<f32> = (0..4_800)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((s >> 8) as f32 / 16_777_216.0 - 0.5) * 0.2
+        })
+        .collect();
+    let clip = whisper::audio::load_audio(&data().join("audio/human/librivox_0880.wav")).unwrap();
+    let inputs: Vec<(&str, Vec<f32>)> =
+        vec![("empty", Vec::new()), ("silence", vec![0.0; 16_000]), ("noise", noise), ("cut", clip[..6_000].to_vec()), ("tiny", clip[..300].to_vec())];
+    for (name, samples) in &inputs {
+        for no_speech_threshold in [None, Some(0.6)] {
+            let opts = TranscribeOptions { no_speech_threshold, hallucination_silence_threshold: Some(0.5), ..options("tiny.en") };
+            let t = tr.transcribe(samples, &opts, &mut |_| {}).unwrap();
+            assert!(t.segments.iter().all(|s| s.words.is_some()), "{name}");
+            let mut read = |r: std::ops::Range<usize>| Ok(samples[r].to_vec());
+            let input = BatchInput { read: &mut read, timeline: None, duration: samples.len() as f64 / 16_000.0 };
+            let t = tr.transcribe_batched(&fixed_windows(samples.len()), input, &opts, 2, &mut |_| {}).unwrap();
+            assert!(t.segments.iter().all(|s| s.words.is_some()), "{name} batched");
+            for s in &t.segments {
+                for w in s.words.iter().flatten() {
+                    assert!(w.start <= w.end && w.start >= 0.0 && w.probability.is_finite(), "{name}: {w:?}");
+                }
+            }
+        }
     }
 }
