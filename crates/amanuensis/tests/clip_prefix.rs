@@ -2,24 +2,12 @@
 //! server's `/transcribe`: faster-whisper 1.2.1's segments (testdata/clip_prefix/goldens.json,
 //! f32, temperature 0), the batched pipeline's clip windows, and clear errors for bad values.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 mod server_support;
 
 use server_support::{Form, Server};
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_amanuensis")).args(args).env("RUST_LOG", "warn").output().expect("binary runs")
-}
-
-fn tiny() -> Option<String> {
-    whisper::testing::model_dir("tiny.en").map(|d| d.display().to_string())
-}
+use server_support::{run, testdata, tiny};
 
 fn golden(name: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(testdata().join("clip_prefix/goldens.json")).unwrap()).unwrap();

@@ -3,22 +3,12 @@
 //! verbose_json, and clear refusals of options that cannot work. The cutting itself is checked
 //! byte for byte against openai-whisper's writers in `output::subtitles` (unit tests).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
 
 use serde_json::Value;
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_amanuensis")).args(args).env("RUST_LOG", "warn").output().expect("binary runs")
-}
-
-fn tiny() -> Option<String> {
-    whisper::testing::model_dir("tiny.en").map(|d| d.display().to_string())
-}
+mod server_support;
+use server_support::{run, testdata, tiny};
 
 /// Parses `HH:MM:SS,mmm` / `HH:MM:SS.mmm` into seconds.
 fn seconds(ts: &str) -> f64 {

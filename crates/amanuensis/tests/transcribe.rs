@@ -1,20 +1,11 @@
 //! `amanuensis transcribe` and `amanuensis mel` end to end through the real binary: every audio
 //! format, every output format, stdout hygiene, and clear errors for bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_amanuensis")).args(args).env("RUST_LOG", "warn").output().expect("binary runs")
-}
-
-fn tiny() -> Option<String> {
-    whisper::testing::model_dir("tiny.en").map(|d| d.display().to_string())
-}
+mod server_support;
+use server_support::{run, testdata, tiny};
 
 /// faster-whisper's greedy tiny.en text of librivox_0880, from the golden transcripts.
 fn expected_0880() -> String {

@@ -13,6 +13,16 @@ pub fn testdata() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata"))
 }
 
+/// Runs the `amanuensis` binary with `args` (warnings only on stderr).
+pub fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_amanuensis")).args(args).env("RUST_LOG", "warn").output().expect("binary runs")
+}
+
+/// The installed tiny.en model's folder, if any.
+pub fn tiny() -> Option<String> {
+    whisper::testing::model_dir("tiny.en").map(|d| d.display().to_string())
+}
+
 /// A running server; killed when dropped (its stderr is printed if the test failed).
 pub struct Server {
     pub child: Option<Child>,
