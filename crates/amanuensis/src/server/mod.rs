@@ -7,6 +7,7 @@
 
 mod api;
 mod error;
+mod live;
 mod metrics;
 mod openai;
 mod params;

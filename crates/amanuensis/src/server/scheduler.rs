@@ -23,6 +23,7 @@ use whisper::transcribe::{Segment, Session, TranscribeOptions, Transcriber, Tran
 use whisper::window::WindowResult;
 
 use super::error::ApiError;
+use super::live::{LiveConfig, LiveHandle};
 use super::metrics::{Metrics, Outcome, Phase};
 
 /// Most windows encoded in one batch: bounds the encoder's activation memory.
@@ -119,6 +120,15 @@ impl Pool {
                 })
             }
         }
+    }
+}
+
+impl Pool {
+    /// Opens a live stream on the engine (see `live`). Errors when the engine cannot take
+    /// another stream.
+    pub fn open_stream(&self, config: LiveConfig) -> Result<LiveHandle, ApiError> {
+        let _ = config;
+        Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "live streams are not wired to the engine yet"))
     }
 }
 
