@@ -65,8 +65,9 @@ pub enum LiveEvent {
     SpeechStopped { item: u64, audio_end_ms: u64 },
     /// The item's audio is complete (manual commit or end of speech): its `Completed` follows.
     Committed { item: u64, previous_item: Option<u64> },
-    /// Newly confirmed text of an item, appended to what came before (never revised).
-    Delta { item: u64, text: String },
+    /// Newly confirmed text of an item, appended to what came before (never revised), and
+    /// its words with their times in seconds of the stream's audio.
+    Delta { item: u64, text: String, words: Vec<whisper::words::Word> },
     /// The item's current unconfirmed tail (replaces the previous partial; "" clears it).
     Partial { item: u64, text: String },
     /// The item's final text.
