@@ -1,6 +1,7 @@
 //! `amanuensis serve`: an HTTP server (axum on tokio) in front of one shared Whisper model —
 //! `POST /transcribe`, OpenAI's `/v1/audio/transcriptions` and `/v1/audio/translations`,
-//! `/health`, `/v1/models`, `/metrics`, and a small web page at `/`.
+//! OpenAI's realtime transcription WebSocket at `/v1/realtime`, `/health`, `/v1/models`,
+//! `/metrics`, and a small web page at `/`.
 //!
 //! The whisper crate knows nothing of HTTP: this module reads requests, and the scheduler
 //! feeds the engine thread (one continuous batch for every request).
@@ -11,6 +12,7 @@ mod live;
 mod metrics;
 mod openai;
 mod params;
+mod realtime;
 mod render;
 mod scheduler;
 mod vad;
@@ -81,6 +83,22 @@ pub struct ServeArgs {
     /// gpt-4o-transcribe; listed by /v1/models. `whisper-1` is always accepted on OpenAI's routes.
     #[arg(long = "model-alias", value_name = "NAME")]
     pub model_aliases: Vec<String>,
+    /// Realtime WebSocket sessions (/v1/realtime) open at once; further ones get an error
+    /// event and a close.
+    #[arg(long, default_value_t = 8)]
+    pub max_streams: usize,
+    /// Largest audio one realtime `input_audio_buffer.append` may carry, in MB (MiB) of PCM16
+    /// (OpenAI's limit is 15); also bounds the WebSocket message size.
+    #[arg(long, default_value_t = 15)]
+    pub max_append_mb: usize,
+    /// Seconds of audio a realtime session with turn_detection null (manual commits) may
+    /// append without committing; further appends get an error event.
+    #[arg(long, default_value_t = 300.0)]
+    pub max_uncommitted_secs: f64,
+    /// Seconds a realtime client may send nothing (nor read any event) before its session is
+    /// closed with an error event.
+    #[arg(long, default_value_t = 60.0)]
+    pub stream_idle_timeout_secs: f64,
 }
 
 /// Settings every request reads.
@@ -97,6 +115,8 @@ pub struct Config {
     pub beam_size: usize,
     /// `--model-alias` names, checked and without duplicates.
     pub model_aliases: Vec<String>,
+    /// Bounds of the realtime WebSocket sessions.
+    pub realtime: realtime::Limits,
 }
 
 /// The name OpenAI clients send most: accepted on OpenAI's routes whatever model is loaded.
@@ -145,6 +165,8 @@ pub struct AppState {
     pub engine: OnceLock<Engine>,
     /// Bounds the audio decodes running at once (CPU work outside the engine thread).
     pub decode_slots: tokio::sync::Semaphore,
+    /// Realtime sessions open now.
+    pub realtime: realtime::Streams,
 }
 
 impl AppState {
@@ -206,6 +228,13 @@ impl ServeArgs {
         if !(1..=16).contains(&self.beam_size) {
             bail!("--beam-size {}: use a number from 1 to 16", self.beam_size);
         }
+        if !(1..=4096).contains(&self.max_streams) {
+            bail!("--max-streams {}: use a number from 1 to 4096", self.max_streams);
+        }
+        if !(1..=256).contains(&self.max_append_mb) {
+            bail!("--max-append-mb {}: use a number from 1 to 256", self.max_append_mb);
+        }
+        let uncommitted = secs("max-uncommitted-secs", self.max_uncommitted_secs)?;
         Ok(Config {
             model_spec: self.model.clone(),
             model_name: model_name(&self.model),
@@ -217,6 +246,12 @@ impl ServeArgs {
             read_timeout: secs("read-timeout-secs", self.read_timeout_secs)?,
             beam_size: self.beam_size,
             model_aliases: model_aliases(&self.model_aliases)?,
+            realtime: realtime::Limits {
+                max_streams: self.max_streams,
+                max_append_bytes: self.max_append_mb * 1024 * 1024,
+                max_uncommitted: (uncommitted.as_secs_f64() * 16000.0).round().max(1.0) as u64,
+                idle: secs("stream-idle-timeout-secs", self.stream_idle_timeout_secs)?,
+            },
         })
     }
 }
@@ -261,6 +296,7 @@ async fn serve(cfg: Config, host: &str, port: u16) -> anyhow::Result<()> {
         metrics,
         engine: OnceLock::new(),
         decode_slots,
+        realtime: realtime::Streams::default(),
     });
 
     // The server answers (health 503, requests 503) while the model loads.
@@ -287,7 +323,11 @@ async fn serve(cfg: Config, host: &str, port: u16) -> anyhow::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(state.cfg.read_timeout);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Graceful shutdown by hand (hyper-util's `GracefulShutdown` cannot watch connections that
+    // may be upgraded): `stop` tells every connection to finish its requests and close, and
+    // each connection task holds a `done` sender, so `done_rx` ends when the last one has.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     // Resolves only if loading fails (a successful load drops the sender).
@@ -311,9 +351,20 @@ async fn serve(cfg: Config, host: &str, port: u16) -> anyhow::Result<()> {
                     }
                 };
                 let svc = hyper_util::service::TowerToHyperService::new(app.clone());
-                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+                // Upgrades: the realtime WebSocket takes the connection over.
+                let conn = http.serve_connection(TokioIo::new(stream), svc).with_upgrades();
+                let (mut stop, done) = (stop_rx.clone(), done_tx.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let _done = done;
+                    tokio::pin!(conn);
+                    let ended = tokio::select! {
+                        r = conn.as_mut() => r,
+                        _ = stop.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    if let Err(e) = ended {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
                 });
@@ -328,7 +379,9 @@ async fn serve(cfg: Config, host: &str, port: u16) -> anyhow::Result<()> {
     let in_flight = state.metrics.in_flight.load(Ordering::Relaxed)
         + state.metrics.queue_depth.load(Ordering::Relaxed);
     eprintln!("amanuensis serve: shutting down; no new connections, finishing {in_flight} job(s) in flight");
-    graceful.shutdown().await;
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    let _ = done_rx.recv().await;
     eprintln!("amanuensis serve: stopped");
     Ok(())
 }
@@ -405,6 +458,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/transcribe", post(transcribe_native))
         .route("/v1/audio/transcriptions", post(transcribe_openai))
         .route("/v1/audio/translations", post(translate_openai))
+        .route("/v1/realtime", get(realtime::handler))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Multipart reading stops with 413 at this many bytes (chunked uploads included).

@@ -58,21 +58,7 @@ pub(super) fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<
     let cfg = &app.cfg;
     let model = app.model().ok_or_else(super::loading)?;
     if let Some(m) = form.get("model")? {
-        let aliases = cfg.aliases(ep.is_openai());
-        let ok = m == cfg.model_name || m == cfg.model_spec || aliases.contains(&m);
-        if !ok {
-            let also = if aliases.is_empty() {
-                String::new()
-            } else {
-                format!(" (or {})", aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))
-            };
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "model_not_found",
-                format!("model `{m}` is not loaded: this server runs `{}`; send model={}{also} or leave the field out", cfg.model_name, cfg.model_name),
-            )
-            .param("model"));
-        }
+        check_model(cfg, m, ep.is_openai())?;
     }
     let mut opts = TranscribeOptions {
         beam_size: cfg.beam_size,
@@ -263,8 +249,28 @@ fn parse_decoding_controls(form: &Form, opts: &mut TranscribeOptions) -> Result<
     Ok(())
 }
 
+/// The model a client names: the loaded model's name or `--model` value, or an alias
+/// (`whisper-1` on OpenAI's routes); else 400 naming them.
+pub(super) fn check_model(cfg: &super::Config, m: &str, openai: bool) -> Result<(), ApiError> {
+    let aliases = cfg.aliases(openai);
+    if m == cfg.model_name || m == cfg.model_spec || aliases.contains(&m) {
+        return Ok(());
+    }
+    let also = if aliases.is_empty() {
+        String::new()
+    } else {
+        format!(" (or {})", aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))
+    };
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "model_not_found",
+        format!("model `{m}` is not loaded: this server runs `{}`; send model={}{also} or leave the field out", cfg.model_name, cfg.model_name),
+    )
+    .param("model"))
+}
+
 /// `None` for automatic detection; a code the model knows; or 400.
-fn parse_language(
+pub(super) fn parse_language(
     lang: &str,
     model: &whisper::model::Whisper,
     model_name: &str,
