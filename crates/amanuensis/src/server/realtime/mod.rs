@@ -358,6 +358,10 @@ impl Session {
         }
         if self.live.is_none() {
             let opened = match self.state.engine() {
+                // Debug builds only: lets the tests see an engine that refuses a stream.
+                Ok(_) if cfg!(debug_assertions) && std::env::var_os("AMANUENSIS_FAULT_OPEN_STREAM").is_some() => {
+                    Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_busy", "the engine cannot take another stream (fault injected by AMANUENSIS_FAULT_OPEN_STREAM)"))
+                }
                 Ok(engine) => engine.pool.open_stream(self.config.live(self.language.clone())),
                 Err(e) => Err(e),
             };
