@@ -327,6 +327,13 @@ async fn refusals_before_a_session() {
     }
     // No query at all is a transcription session (the only kind here).
     Ws::connect(&s, "").await.expect("session.created").await;
+    // While the model loads: an error event, then the close with 1013 (try again later).
+    let loading = Server::start_with(Options { env: vec![("AMANUENSIS_FAULT_LOAD_DELAY_MS", "4000")], wait_ready: false, ..Options::default() });
+    let mut ws = Ws::connect(&loading, "?intent=transcription").await;
+    let v = ws.expect("error").await;
+    error_message(&v, "model_loading");
+    assert_eq!(v["error"]["type"], "server_error");
+    assert_eq!(ws.expect_close().await.0, Some(1013));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
