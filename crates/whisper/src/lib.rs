@@ -13,6 +13,7 @@ pub mod decode;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod live;
 pub mod mel;
 pub mod model;
 pub mod npy;

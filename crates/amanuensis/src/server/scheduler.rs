@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use tokio::sync::{mpsc as tmpsc, oneshot};
@@ -23,7 +23,7 @@ use whisper::transcribe::{Segment, Session, TranscribeOptions, Transcriber, Tran
 use whisper::window::WindowResult;
 
 use super::error::ApiError;
-use super::live::{LiveConfig, LiveHandle};
+use super::live::{self, LiveConfig, LiveHandle, LiveStream, OpenStream};
 use super::metrics::{Metrics, Outcome, Phase};
 
 /// Most windows encoded in one batch: bounds the encoder's activation memory.
@@ -56,9 +56,15 @@ pub struct Job {
     pub reply: Reply,
 }
 
+/// What the engine thread receives: a request, or a live stream to run.
+enum EngineMsg {
+    Job(Job),
+    Stream(OpenStream),
+}
+
 /// The queue's sending side; cheap to share between request handlers.
 pub struct Pool {
-    tx: SyncSender<Job>,
+    tx: SyncSender<EngineMsg>,
     capacity: usize,
     metrics: Arc<Metrics>,
 }
@@ -72,13 +78,15 @@ impl Pool {
         capacity: usize,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Pool> {
-        let (tx, rx) = mpsc::sync_channel::<Job>(capacity);
+        let (tx, rx) = mpsc::sync_channel::<EngineMsg>(capacity);
         let tr = Transcriber::new(model)?;
         let engine = Engine {
             model,
             tr,
             batch: ContinuousBatch::new(model, concurrent),
             jobs: BTreeMap::new(),
+            requests: 0,
+            streams: BTreeMap::new(),
             next_key: 0,
             max_jobs: concurrent,
             metrics: metrics.clone(),
@@ -105,7 +113,7 @@ impl Pool {
     /// Queues `job`, or answers 503 (with Retry-After) when the queue is full.
     pub fn submit(&self, job: Job) -> Result<(), ApiError> {
         self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(job) {
+        match self.tx.try_send(EngineMsg::Job(job)) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
@@ -127,8 +135,17 @@ impl Pool {
     /// Opens a live stream on the engine (see `live`). Errors when the engine cannot take
     /// another stream.
     pub fn open_stream(&self, config: LiveConfig) -> Result<LiveHandle, ApiError> {
-        let _ = config;
-        Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "live streams are not wired to the engine yet"))
+        let (input_tx, input) = tmpsc::channel(live::INPUT_CAPACITY);
+        let (events, events_rx) = tmpsc::channel(live::EVENT_CAPACITY);
+        match self.tx.try_send(EngineMsg::Stream(OpenStream { config, input, events })) {
+            Ok(()) => Ok(LiveHandle { input: input_tx, events: events_rx }),
+            Err(TrySendError::Full(_)) => Err(queue_full(self.capacity)),
+            Err(TrySendError::Disconnected(_)) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down",
+            )),
+        }
     }
 }
 
@@ -198,11 +215,19 @@ struct Running {
     session: Session<'static>,
     deadline: Instant,
     events: Option<tmpsc::UnboundedSender<SegmentEvent>>,
-    reply: Reply,
+    owner: Owner,
     started: Instant,
     /// Its current window is in the continuous batch.
     in_batch: bool,
 }
+
+/// Who waits for a job: a request's handler, or a live stream (the job is one of its decodings).
+enum Owner {
+    Request(Reply),
+    Stream(StreamKey),
+}
+
+type StreamKey = u64;
 
 /// The engine thread's state: every admitted job's session and the batch decoding their
 /// current windows.
@@ -211,6 +236,9 @@ struct Engine {
     tr: Transcriber<'static>,
     batch: ContinuousBatch<'static, JobKey>,
     jobs: BTreeMap<JobKey, Running>,
+    /// Jobs in `jobs` that are requests (the rest are live streams' decodings).
+    requests: usize,
+    streams: BTreeMap<StreamKey, LiveStream>,
     next_key: JobKey,
     max_jobs: usize,
     metrics: Arc<Metrics>,
@@ -220,22 +248,40 @@ impl Engine {
     /// Admits queued jobs while there is room, encodes the windows that need it, joins them to
     /// the batch, runs one decoder pass, applies the finished windows; blocks on the queue
     /// when there is nothing to do. Returns when the queue is closed and every job is done.
-    fn run(mut self, rx: Receiver<Job>) {
+    fn run(mut self, rx: Receiver<EngineMsg>) {
+        let mut closed = false;
         loop {
-            while self.jobs.len() < self.max_jobs {
-                let job = if self.jobs.is_empty() {
+            while self.requests < self.max_jobs && !closed {
+                let msg = if self.jobs.is_empty() && self.streams.is_empty() {
                     match rx.recv() {
-                        Ok(j) => j,
+                        Ok(m) => m,
                         Err(_) => return,
+                    }
+                } else if self.jobs.is_empty() {
+                    // Only live streams: wait a little for their audio, or a new message.
+                    match rx.recv_timeout(Duration::from_millis(10)) {
+                        Ok(m) => m,
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => {
+                            closed = true;
+                            break;
+                        }
                     }
                 } else {
                     match rx.try_recv() {
-                        Ok(j) => j,
+                        Ok(m) => m,
                         Err(_) => break,
                     }
                 };
-                self.admit(job);
+                match msg {
+                    EngineMsg::Job(job) => self.admit(job),
+                    EngineMsg::Stream(open) => self.open_stream(open),
+                }
             }
+            if closed && self.jobs.is_empty() && self.streams.is_empty() {
+                return;
+            }
+            self.poll_streams();
             self.check_all();
             self.feed();
             self.step();
@@ -255,6 +301,7 @@ impl Engine {
             events,
             reply,
         } = job;
+        self.requests += 1;
         let tr = &self.tr;
         let session = catch_unwind(AssertUnwindSafe(|| {
             check(&reply, deadline)?;
@@ -279,7 +326,7 @@ impl Engine {
                         session,
                         deadline,
                         events,
-                        reply,
+                        owner: Owner::Request(reply),
                         started,
                         in_batch: false,
                     },
@@ -288,7 +335,10 @@ impl Engine {
                     self.finish(key, Ok(()));
                 }
             }
-            Err(f) => self.conclude(&id, started, reply, Err(f)),
+            Err(f) => {
+                self.requests -= 1;
+                self.conclude(&id, started, reply, Err(f))
+            }
         }
     }
 
@@ -303,10 +353,15 @@ impl Engine {
         let Running {
             id,
             session,
-            reply,
+            owner,
             started,
             ..
         } = job;
+        let reply = match owner {
+            Owner::Request(reply) => reply,
+            Owner::Stream(sk) => return self.finish_stream_decode(sk, session, result),
+        };
+        self.requests -= 1;
         // The events sender drops with `job`, before the reply: every segment comes first.
         let result = result.and_then(|()| {
             catch_unwind(AssertUnwindSafe(|| {
@@ -349,7 +404,14 @@ impl Engine {
         let stop: Vec<(JobKey, Failure)> = self
             .jobs
             .iter()
-            .filter_map(|(k, j)| check(&j.reply, j.deadline).err().map(|f| (*k, f)))
+            .filter_map(|(k, j)| match &j.owner {
+                Owner::Request(reply) => check(reply, j.deadline).err().map(|f| (*k, f)),
+                Owner::Stream(sk) => self
+                    .streams
+                    .get(sk)
+                    .is_none_or(|s| s.gone)
+                    .then_some((*k, Failure::Cancelled)),
+            })
             .collect();
         for (k, f) in stop {
             self.finish(k, Err(f));
@@ -442,6 +504,91 @@ impl Engine {
                 .iter()
                 .map(|m| encode(std::slice::from_ref(m)).map(|mut v| v.remove(0)))
                 .collect(),
+        }
+    }
+
+    /// Starts a live stream on the engine.
+    fn open_stream(&mut self, open: OpenStream) {
+        let key = self.next_key;
+        self.next_key += 1;
+        let model = self.model;
+        match catch_unwind(AssertUnwindSafe(|| LiveStream::open(model, open))) {
+            Ok(stream) => {
+                self.streams.insert(key, stream);
+                tracing::info!(stream = key, "live stream opened");
+            }
+            Err(p) => tracing::error!("opening a live stream panicked: {}", panic_text(p.as_ref())),
+        }
+    }
+
+    /// Takes each live stream's audio, drops the streams whose session went away, and starts
+    /// the decodings that are due (they join the batch like any request's window).
+    fn poll_streams(&mut self) {
+        let model = self.model;
+        let keys: Vec<StreamKey> = self.streams.keys().copied().collect();
+        for sk in keys {
+            let Some(stream) = self.streams.get_mut(&sk) else { continue };
+            let polled = catch_unwind(AssertUnwindSafe(|| {
+                stream.poll_input(model);
+                if stream.decoding { None } else { stream.next_decode() }
+            }));
+            let request = match polled {
+                Ok(r) => r,
+                Err(p) => {
+                    tracing::error!(stream = sk, "a live stream panicked: {}", panic_text(p.as_ref()));
+                    stream.fail(format!("the live stream failed unexpectedly ({}); open a new session", panic_text(p.as_ref())));
+                    None
+                }
+            };
+            if stream.gone {
+                self.streams.remove(&sk);
+                tracing::info!(stream = sk, "live stream closed");
+                continue;
+            }
+            let Some(req) = request else { continue };
+            let tr = &self.tr;
+            let session = catch_unwind(AssertUnwindSafe(|| tr.start(&req.samples, &req.options)));
+            match session {
+                Ok(Ok(session)) => {
+                    stream.decoding = true;
+                    let key = self.next_key;
+                    self.next_key += 1;
+                    let now = Instant::now();
+                    self.jobs.insert(
+                        key,
+                        Running {
+                            id: format!("live-{sk}"),
+                            session,
+                            deadline: now + Duration::from_secs(3600),
+                            events: None,
+                            owner: Owner::Stream(sk),
+                            started: now,
+                            in_batch: false,
+                        },
+                    );
+                }
+                Ok(Err(e)) => stream.complete(Err(e.to_string())),
+                Err(p) => stream.complete(Err(format!("decoding failed unexpectedly ({})", panic_text(p.as_ref())))),
+            }
+        }
+    }
+
+    /// A live stream's decoding ended: its transcript (or failure) goes back to the stream.
+    fn finish_stream_decode(&mut self, sk: StreamKey, session: Session<'static>, result: Result<(), Failure>) {
+        let Some(stream) = self.streams.get_mut(&sk) else { return };
+        let outcome = result.and_then(|()| {
+            catch_unwind(AssertUnwindSafe(|| session.finish())).map_err(|p| panicked(p.as_ref()))
+        });
+        let outcome = match outcome {
+            Ok(t) => Ok(t),
+            Err(Failure::Cancelled) => Err("the decoding was cancelled".to_string()),
+            Err(Failure::Error(e)) => Err(e.message),
+        };
+        if catch_unwind(AssertUnwindSafe(|| stream.complete(outcome))).is_err() {
+            stream.fail("the live stream failed unexpectedly; open a new session".into());
+        }
+        if stream.gone {
+            self.streams.remove(&sk);
         }
     }
 

@@ -1,0 +1,185 @@
+//! LocalAgreement-2 (Macháček, Dabre and Bojar 2023, as whisper_streaming runs it): each new
+//! hypothesis of the buffered audio is compared word by word with the previous one, and the
+//! longest common prefix is committed. Words the audio already committed are dropped from a
+//! new hypothesis by time (they end before the last committed word) and by text (a repeated
+//! n-gram of up to five words at the seam).
+
+use crate::words::Word;
+
+/// Words of a new hypothesis that start this much before the last committed word's end are
+/// still taken as new (word times from the alignment are ±tens of milliseconds).
+const TIME_SLACK: f64 = 0.1;
+/// Longest n-gram at the seam compared with the committed words.
+const MAX_SEAM_NGRAM: usize = 5;
+/// A hypothesis that starts within this many seconds of the last committed word is checked
+/// for a repeated n-gram at the seam.
+const SEAM_WINDOW: f64 = 1.0;
+
+/// The text a word is compared by: lower case, letters and digits only (so "Hello," agrees
+/// with "hello"); a word of punctuation only compares by its text.
+pub fn word_key(word: &str) -> String {
+    let k: String = word.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+    if k.is_empty() {
+        word.trim().to_string()
+    } else {
+        k
+    }
+}
+
+/// The state of one utterance's agreement: what is committed, and the previous hypothesis's
+/// uncommitted words. Times are seconds of the stream.
+#[derive(Clone, Debug, Default)]
+pub struct Agreement {
+    committed: Vec<Word>,
+    pending: Vec<Word>,
+}
+
+impl Agreement {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every committed word so far, in order.
+    pub fn committed(&self) -> &[Word] {
+        &self.committed
+    }
+
+    /// The previous hypothesis's words that are not committed yet (the partial text).
+    pub fn pending(&self) -> &[Word] {
+        &self.pending
+    }
+
+    /// End of the last committed word (0 when none).
+    pub fn committed_end(&self) -> f64 {
+        self.committed.last().map_or(0.0, |w| w.end)
+    }
+
+    /// Drops from `hypothesis` what is already committed: words ending before the last
+    /// committed word (by time), then a repeated n-gram at the seam (by text).
+    fn fresh(&self, hypothesis: Vec<Word>) -> Vec<Word> {
+        let Some(last) = self.committed.last() else { return hypothesis };
+        let t = last.end;
+        let mut new: Vec<Word> = hypothesis.into_iter().filter(|w| w.start > t - TIME_SLACK).collect();
+        if let Some(first) = new.first() {
+            if (first.start - t).abs() < SEAM_WINDOW {
+                let most = MAX_SEAM_NGRAM.min(self.committed.len()).min(new.len());
+                for n in (1..=most).rev() {
+                    let tail = &self.committed[self.committed.len() - n..];
+                    if tail.iter().zip(&new[..n]).all(|(a, b)| word_key(&a.word) == word_key(&b.word)) {
+                        new.drain(..n);
+                        break;
+                    }
+                }
+            }
+        }
+        new
+    }
+
+    /// Takes a new hypothesis (stream times) and commits the longest prefix on which it
+    /// agrees with the previous one; returns the words committed now.
+    pub fn insert(&mut self, hypothesis: Vec<Word>) -> Vec<Word> {
+        let new = self.fresh(hypothesis);
+        let agreed = self
+            .pending
+            .iter()
+            .zip(&new)
+            .take_while(|(a, b)| word_key(&a.word) == word_key(&b.word))
+            .count();
+        let mut new = new;
+        let rest = new.split_off(agreed);
+        self.committed.extend(new.iter().cloned());
+        self.pending = rest;
+        new
+    }
+
+    /// Takes the last hypothesis of the utterance and commits all of it; returns the words
+    /// committed now.
+    pub fn finish(&mut self, hypothesis: Vec<Word>) -> Vec<Word> {
+        let new = self.fresh(hypothesis);
+        self.committed.extend(new.iter().cloned());
+        self.pending.clear();
+        new
+    }
+
+    /// Commits the pending words ending at or before `until` (the buffer must be cut and
+    /// nothing agreed there yet); returns them.
+    pub fn force(&mut self, until: f64) -> Vec<Word> {
+        let n = self.pending.iter().take_while(|w| w.end <= until).count();
+        let forced: Vec<Word> = self.pending.drain(..n).collect();
+        self.committed.extend(forced.iter().cloned());
+        forced
+    }
+
+    /// The committed text (words' texts joined, leading space trimmed).
+    pub fn text(&self) -> String {
+        join(&self.committed)
+    }
+}
+
+/// Words' texts concatenated (each carries its leading space), trimmed.
+pub fn join(words: &[Word]) -> String {
+    words.iter().map(|w| w.word.as_str()).collect::<String>().trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(spec: &[(&str, f64, f64)]) -> Vec<Word> {
+        spec.iter().map(|&(w, s, e)| Word { word: format!(" {w}"), start: s, end: e, probability: 0.9 }).collect()
+    }
+
+    #[test]
+    fn commits_the_common_prefix_of_two_hypotheses() {
+        let mut a = Agreement::new();
+        assert!(a.insert(words(&[("the", 0.0, 0.2), ("cat", 0.2, 0.5)])).is_empty());
+        assert_eq!(join(a.pending()), "the cat");
+        let c = a.insert(words(&[("the", 0.0, 0.2), ("cat", 0.2, 0.5), ("sat", 0.6, 0.9)]));
+        assert_eq!(join(&c), "the cat");
+        assert_eq!(join(a.pending()), "sat");
+        // The next hypothesis revises "sat": nothing more agrees.
+        let c = a.insert(words(&[("the", 0.0, 0.2), ("cat", 0.2, 0.5), ("sang", 0.6, 0.9), ("on", 1.0, 1.1)]));
+        assert!(c.is_empty(), "{c:?}");
+        assert_eq!(join(a.pending()), "sang on");
+        let c = a.insert(words(&[("cat", 0.2, 0.5), ("sang,", 0.6, 0.9), ("on", 1.0, 1.1), ("the", 1.1, 1.2)]));
+        assert_eq!(join(&c), "sang, on");
+        assert_eq!(a.text(), "the cat sang, on");
+        assert!((a.committed_end() - 1.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn comparison_ignores_case_and_punctuation() {
+        assert_eq!(word_key(" Hello,"), "hello");
+        assert_eq!(word_key(" ..."), "...");
+        let mut a = Agreement::new();
+        a.insert(words(&[("Hello", 0.0, 0.3)]));
+        let c = a.insert(words(&[("hello,", 0.0, 0.3), ("world", 0.4, 0.8)]));
+        assert_eq!(join(&c), "hello,");
+    }
+
+    #[test]
+    fn drops_words_already_committed_by_time_and_at_the_seam() {
+        let mut a = Agreement::new();
+        a.insert(words(&[("one", 0.0, 0.3), ("two", 0.4, 0.7)]));
+        a.insert(words(&[("one", 0.0, 0.3), ("two", 0.4, 0.7), ("three", 0.8, 1.0)]));
+        assert_eq!(a.text(), "one two");
+        // The buffer was cut: the new hypothesis repeats "two" with a time just after the cut.
+        let c = a.insert(words(&[("two", 0.75, 0.9), ("three", 0.9, 1.1), ("four", 1.2, 1.4)]));
+        assert_eq!(join(&c), "three");
+        assert_eq!(join(a.pending()), "four");
+        // Time alone: words that start before the committed end are not new.
+        let c = a.finish(words(&[("one", 0.0, 0.3), ("three", 0.8, 1.0), ("four", 1.2, 1.4), ("five", 1.5, 1.6)]));
+        assert_eq!(join(&c), "four five");
+        assert_eq!(a.text(), "one two three four five");
+        assert!(a.pending().is_empty());
+    }
+
+    #[test]
+    fn force_commits_pending_words_up_to_a_time() {
+        let mut a = Agreement::new();
+        a.insert(words(&[("a", 0.0, 1.0), ("b", 1.0, 2.0), ("c", 2.0, 3.0)]));
+        let f = a.force(2.0);
+        assert_eq!(join(&f), "a b");
+        assert_eq!(join(a.pending()), "c");
+    }
+}
