@@ -453,7 +453,10 @@ impl Session {
                 json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": self.item_id(item), "content_index": 0, "transcript": transcript, "usage": {"type": "duration", "seconds": seconds}})
             }
             LiveEvent::Error { code, message, fatal } => {
-                out.error(&ProtoError::server(code, message), None).await?;
+                // The engine's refusals of what the client asked (a configuration, an empty
+                // commit) are the client's errors; the rest are the server's.
+                let e = if code.starts_with("invalid_") || code.starts_with("input_audio_buffer_") { ProtoError::invalid(code, None, message) } else { ProtoError::server(code, message) };
+                out.error(&e, None).await?;
                 if fatal {
                     out.close(1011, code).await;
                     return Err(End);
