@@ -482,6 +482,45 @@ fn the_openai_sdk_realtime_clients() {
     }
 }
 
+#[test]
+fn the_replay_tool_reports_text_latency_and_lag() {
+    let py = match sdk_python() {
+        Ok(p) => p,
+        Err(why) => {
+            assert!(!std::env::var("AMANUENSIS_REQUIRE_SDK").is_ok_and(|v| v == "1"), "{why} (AMANUENSIS_REQUIRE_SDK=1)");
+            eprintln!("\n!!! replay tool test NOT RUN: {why} !!!\n");
+            return;
+        }
+    };
+    if !server_support::vad_installed() {
+        return;
+    }
+    let s = Server::start(&["--beam-size", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("ref.txt");
+    std::fs::write(&reference, "He was not an ill disposed young man.").unwrap();
+    let tool = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/realtime/replay.py");
+    let out = std::process::Command::new(&py)
+        .arg(&tool)
+        .arg(testdata().join("audio/human/librivox_0880.wav"))
+        .args(["--url", &format!("ws://{}/v1/realtime?intent=transcription", s.addr()), "--speed", "4", "--streams", "2", "--rate", "24000"])
+        .arg("--reference").arg(&reference)
+        .arg("--amanuensis").arg(env!("CARGO_BIN_EXE_amanuensis"))
+        .arg("--out").arg(dir.path())
+        .output()
+        .expect("run replay.py");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{stdout}{stderr}");
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("committed text (stream 0):\nHe was not an"), "{stdout}");
+    assert!(stdout.contains("WER: whisper's normalizer"), "{stdout}");
+    assert!(stdout.contains("all streams: word latency median"), "{stdout}");
+    let csv = std::fs::read_to_string(dir.path().join("lag.csv")).unwrap();
+    assert!(csv.starts_with("stream,audio_end_s,arrival_s,latency_s,send_lag_s,word"), "{csv}");
+    assert!(csv.lines().filter(|l| l.starts_with("1,")).count() >= 5, "both streams' words: {csv}");
+    assert!(std::fs::read_to_string(dir.path().join("lag.svg")).unwrap().contains("<polyline"));
+}
+
 // ---- end to end: need the streaming engine ----------------------------------------------
 
 /// Events of a session with their arrival times, read by a task while the test sends.
