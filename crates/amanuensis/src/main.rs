@@ -10,6 +10,8 @@ mod store;
 
 // ---- engine subcommands (mel, transcribe): modules ----------------------------------------
 mod engine;
+mod live_cmd;
+mod mic;
 mod output;
 mod tools_cmd;
 mod transcribe_cmd;
@@ -46,6 +48,8 @@ enum Command {
     // ---- engine subcommands (mel, transcribe): variants ------------------------------------
     /// Transcribe (or translate) audio files.
     Transcribe(transcribe_cmd::TranscribeArgs),
+    /// Live transcription of the default microphone (needs the `mic` build feature).
+    Listen(mic::ListenArgs),
     /// Compute a file's log-mel spectrogram into a .npy file.
     Mel(tools_cmd::MelArgs),
     /// Word error rate of a hypothesis text file against a reference (our normalizer).
@@ -90,6 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
         // ---- engine subcommands (mel, transcribe): dispatch ---------------------------------
         Command::Transcribe(args) => transcribe_cmd::run(args),
+        Command::Listen(args) => mic::run(args),
         Command::Mel(args) => tools_cmd::mel(args),
         Command::Wer(args) => tools_cmd::wer(args),
         // ---- end engine subcommands ---------------------------------------------------------

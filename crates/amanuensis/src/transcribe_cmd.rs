@@ -29,6 +29,20 @@ pub struct TranscribeArgs {
     /// Audio files (WAV, FLAC, MP3, Ogg Vorbis, M4A/AAC); `-` reads one from stdin.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Treat the input (one file, or `-`: raw samples with --raw-s16le, or a WAV stream as
+    /// `arecord` writes it) as a live stream: text is printed as it is confirmed (on a
+    /// terminal the unconfirmed rest shows grey and is rewritten in place). Greedy, first
+    /// temperature only; utterances are ended by the VAD unless --no-vad-filter
+    /// (--vad-threshold, --vad-min-silence-ms [700] and --vad-speech-pad-ms [300] apply).
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: how fast the input is fed, times real time; 0 feeds each step as soon as
+    /// the previous one is decoded (reproducible, as fast as the machine goes).
+    #[arg(long, default_value_t = 1.0, requires = "live")]
+    pub live_speed: f64,
+    /// With --live: seconds of new audio after which the buffer is decoded again.
+    #[arg(long, default_value_t = 1.0, requires = "live")]
+    pub live_step: f64,
     /// The inputs are headerless little-endian signed 16-bit mono PCM at RATE Hz (e.g. from
     /// `arecord -t raw` or `ffmpeg -f s16le`).
     #[arg(long, value_name = "RATE", value_parser = clap::value_parser!(u32).range(1000..=384_000))]
@@ -41,9 +55,9 @@ pub struct TranscribeArgs {
     pub language: String,
     #[arg(long, value_enum, default_value = "transcribe")]
     pub task: TaskArg,
-    /// Beam width; 1 is greedy decoding.
-    #[arg(long, default_value_t = 5)]
-    pub beam_size: usize,
+    /// Beam width; 1 is greedy decoding [default: 5; 1 with --live].
+    #[arg(long)]
+    pub beam_size: Option<usize>,
     /// Samples drawn at each non-zero temperature.
     #[arg(long, default_value_t = 5)]
     pub best_of: usize,
@@ -162,7 +176,7 @@ impl TranscribeArgs {
                 TaskArg::Transcribe => Task::Transcribe,
                 TaskArg::Translate => Task::Translate,
             },
-            beam_size: self.beam_size,
+            beam_size: self.beam_size.unwrap_or(5),
             best_of: self.best_of,
             patience: self.patience,
             temperatures: self.temperature.clone(),
@@ -242,6 +256,9 @@ fn task_name(t: TaskArg) -> &'static str {
 
 pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     let opts = args.options()?;
+    if args.live {
+        return run_live(args, opts);
+    }
     let render_opts = args.render_options()?;
     if args.output_format == Format::All && args.output_dir.is_none() {
         bail!("--output-format all writes one file per format: add --output-dir DIR");
@@ -399,4 +416,26 @@ fn transcribe_file(
         b.finish_and_clear();
     }
     Ok(t)
+}
+
+/// `transcribe --live`: one input as a live stream.
+fn run_live(args: TranscribeArgs, opts: TranscribeOptions) -> anyhow::Result<()> {
+    let json = crate::live_cmd::check_format(args.output_format)?;
+    if args.files.len() != 1 {
+        bail!("--live takes one input (a file, or `-` for stdin)");
+    }
+    if args.output_dir.is_some() || args.batch_size > 1 || args.word_timestamps || !opts.clip_timestamps.is_empty() || args.vad.vad_filter && args.vad.no_vad_filter {
+        bail!("--live prints text as it is confirmed: --output-dir, --batch-size, --word-timestamps (live mode always times words; see --output-format json) and --clip-timestamps do not apply");
+    }
+    if !(args.live_speed >= 0.0 && args.live_speed <= 1000.0) {
+        bail!("--live-speed {} is out of range: 0 (as fast as decoding) up to 1000 times real time", args.live_speed);
+    }
+    let live = crate::live_cmd::live_options(opts, args.beam_size.is_some(), &args.vad, args.live_step)?;
+    if let Some(n) = args.threads {
+        crate::engine::set_threads(n)?;
+    }
+    let rx = crate::live_cmd::read_input(&args.files[0], args.raw_s16le)?;
+    let model = load_model(&args.model, args.compute_type)?;
+    let tr = Transcriber::new(&model)?;
+    crate::live_cmd::run(&tr, crate::live_cmd::LiveRun { opts: live, speed: args.live_speed, json }, rx)
 }

@@ -22,7 +22,7 @@ pub(crate) const SUPPORTED: &str = "supported: WAV, FLAC, MP3, Ogg Vorbis, M4A/M
                                     other files with e.g. `ffmpeg -i INPUT -ar 16000 -ac 1 out.wav`";
 
 /// Receives 16 kHz mono samples as they are decoded; an `Err` stops decoding with that reason.
-pub(crate) type Emit<'a> = dyn FnMut(&[f32]) -> std::result::Result<(), String> + 'a;
+pub type Emit<'a> = dyn FnMut(&[f32]) -> std::result::Result<(), String> + 'a;
 
 /// Runs the decoder, turning a panic inside a codec (possible on hostile input) into an error:
 /// bad input must never bring down a server.

@@ -87,7 +87,7 @@ impl AudioInput {
     }
 
     /// Streams 16 kHz mono samples to `emit`; returns how many there were.
-    pub(crate) fn stream(self, emit: &mut Emit<'_>) -> Result<u64> {
+    pub fn stream(self, emit: &mut Emit<'_>) -> Result<u64> {
         let label = self.label();
         match self {
             AudioInput::Path(p) => super::decode_file(&p, emit),
