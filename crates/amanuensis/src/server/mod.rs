@@ -95,8 +95,8 @@ pub struct ServeArgs {
     /// append without committing; further appends get an error event.
     #[arg(long, default_value_t = 300.0)]
     pub max_uncommitted_secs: f64,
-    /// Seconds a realtime client may send nothing (nor read any event) before its session is
-    /// closed with an error event.
+    /// Seconds a realtime session may go without a client message or a transcription event
+    /// (or a client may take to read one) before it is closed with an error event.
     #[arg(long, default_value_t = 60.0)]
     pub stream_idle_timeout_secs: f64,
 }

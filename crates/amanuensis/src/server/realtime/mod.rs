@@ -49,8 +49,9 @@ pub struct Limits {
     /// Audio (16 kHz samples) appended and not yet committed in manual mode
     /// (`--max-uncommitted-secs`).
     pub max_uncommitted: u64,
-    /// A session whose client sends nothing for this long is closed
-    /// (`--stream-idle-timeout-secs`); also the longest wait for the client to take an event.
+    /// A session whose client sends nothing for this long, while the stream sends it nothing
+    /// either, is closed (`--stream-idle-timeout-secs`); also the longest wait for the client
+    /// to take an event.
     pub idle: Duration,
 }
 
@@ -240,7 +241,11 @@ impl Session {
                     }
                 },
                 ev = next_event(&mut self.live) => match ev {
-                    Some(ev) => self.on_live(&mut out, ev).await,
+                    // A session still receiving its transcripts is not idle.
+                    Some(ev) => {
+                        deadline = Instant::now() + idle;
+                        self.on_live(&mut out, ev).await
+                    }
                     None => {
                         let e = ProtoError::server("stream_ended", "the engine ended this stream; reconnect to start a new session");
                         let _ = out.error(&e, None).await;
