@@ -35,6 +35,10 @@ pub const SAMPLE_RATE: usize = 16_000;
 const PROMPT_CHARS: usize = 200;
 /// An utterance shorter than this is not decoded (nothing can be in it).
 const MIN_DECODE_SECONDS: f64 = 0.3;
+/// A detected language is kept for the rest of the stream once it was detected on this much
+/// audio (or on a whole utterance); before, each decoding detects its own (a second of speech
+/// is too little to tell languages apart).
+const LANGUAGE_LOCK_SECONDS: f64 = 6.0;
 
 /// How a stream is transcribed.
 #[derive(Clone, Debug)]
@@ -148,6 +152,7 @@ struct InFlight {
     utterance: u64,
     last: bool,
     buffer_start: u64,
+    seconds: f64,
 }
 
 /// One live stream (see the module's documentation).
@@ -396,7 +401,7 @@ impl StreamingTranscriber {
         options.initial_prompt = Some(self.context.clone()).filter(|c| !c.trim().is_empty());
         options.clip_timestamps.clear();
         options.prefix = None;
-        self.in_flight = Some(InFlight { utterance: u.id, last: u.ended, buffer_start: u.buffer_start });
+        self.in_flight = Some(InFlight { utterance: u.id, last: u.ended, buffer_start: u.buffer_start, seconds: u.seconds() });
         Some(DecodeRequest { samples: u.audio.clone(), options })
     }
 
@@ -417,13 +422,17 @@ impl StreamingTranscriber {
                 return;
             }
         };
-        if self.opts.transcribe.language.is_none() {
-            // Keep the detected language: every step of every utterance decodes the same way.
+        if self.opts.transcribe.language.is_none() && (f.last || f.seconds >= LANGUAGE_LOCK_SECONDS) {
+            // Keep the language detected on enough speech: later steps decode the same way.
             self.opts.transcribe.language = Some(transcript.language.clone());
         }
+        // A segment that repeats itself (the fallback's compression test; live decoding has no
+        // fallback to retry it) is a hallucination: left out of the hypothesis.
+        let cr = self.opts.transcribe.compression_ratio_threshold.unwrap_or(f32::INFINITY);
         let hypothesis: Vec<Word> = transcript
             .segments
             .iter()
+            .filter(|s| s.compression_ratio <= cr)
             .flat_map(|s| s.words.iter().flatten())
             .map(|w| Word { start: w.start + offset, end: w.end + offset, ..w.clone() })
             .collect();
