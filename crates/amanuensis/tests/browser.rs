@@ -253,7 +253,7 @@ fn web_page_transcribes_uploads_and_recordings_in_chromium() {
     assert_eq!(f(&seek["target"]), f(&ws[6]["start"]), "{pretty}");
     let t = f(&seek["time"]);
     assert!(t >= f(&seek["target"]) - 0.01 && t < f(&seek["target"]) + 1.0, "the click did not seek:\n{pretty}");
-    assert_eq!(s(&seek["current"]), " young", "{pretty}");
+    assert_eq!(s(&seek["current"]), "young", "{pretty}");
 
     // Two windows: progress shown, several segments, the first shown well before the end.
     assert_eq!(report["runs"]["long_progress_visible"], true, "{pretty}");

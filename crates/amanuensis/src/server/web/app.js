@@ -32,6 +32,13 @@ export function stamp(seconds, sep) {
   return `${pad(h, 2)}:${pad(m, 2)}:${pad(s, 2)}${sep}${pad(ms % 1000, 3)}`;
 }
 
+/// A short clock for the page: 0:07, 12:34, 1:02:03.
+function clock(seconds) {
+  const s = Math.floor(Math.max(0, seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
 // The same layouts as the server's txt, srt and vtt writers.
 function toTxt(doc) { return doc.text + "\n"; }
 function toSrt(doc) {
@@ -84,7 +91,8 @@ function addSegment(seg) {
   const t = document.createElement("span");
   t.className = "time";
   t.tabIndex = 0;
-  t.textContent = `[${stamp(seg.start, ".")} → ${stamp(seg.end, ".")}]`;
+  t.textContent = clock(seg.start);
+  t.title = `${stamp(seg.start, ".")} → ${stamp(seg.end, ".")}`;
   const text = document.createElement("span");
   text.className = "text";
   li.append(t, text);
@@ -93,9 +101,11 @@ function addSegment(seg) {
     seg.words.forEach((w, i) => {
       const span = document.createElement("span");
       span.className = "w" + (w.probability !== undefined && w.probability < 0.5 ? " unsure" : "");
-      span.textContent = i === 0 ? w.word.trimStart() : w.word;
+      // The space before a word stays outside its highlight.
+      const space = i === 0 ? "" : w.word.match(/^\s*/)[0];
+      span.textContent = w.word.trimStart();
       if (w.probability !== undefined) span.title = `${stamp(w.start, ".")} · p ${w.probability.toFixed(2)}`;
-      text.append(span);
+      text.append(space, span);
       player.mark(w.start, w.end, span, li);
     });
   } else {
