@@ -179,6 +179,7 @@ async function uploadSuite(context) {
   await waitDone(page);
   report.runs.drop = await collect(page, true);
   await page.close();
+  await liveProtocolSuite(context);
 
   // A phone: 375 px wide, nothing wider than the screen, before and after a transcript.
   const phone = await browser.newContext({ viewport: { width: 375, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
@@ -193,6 +194,65 @@ async function uploadSuite(context) {
   widths.transcript = await width();
   report.runs.phone = { widths, status_state: await p.getAttribute("#status", "data-state"), viewport: p.viewportSize() };
   await phone.close();
+}
+
+/// The page's side of the live protocol, against a scripted WebSocket server (the test of the
+/// real one is liveSuite): what it sends, how it shows partial, committed and final text.
+async function liveProtocolSuite(context) {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => report.console.push(`pageerror: ${e.message}`));
+  const got = { first: null, types: [], samples: 0, url: null };
+  await page.routeWebSocket(/\/v1\/realtime/, (ws) => {
+    got.url = ws.url();
+    let n = 0;
+    const send = (o) => ws.send(JSON.stringify(o));
+    const item = "conversation.item.input_audio_transcription";
+    ws.onMessage((m) => {
+      const ev = JSON.parse(m);
+      if (!got.first) got.first = ev;
+      if (!got.types.includes(ev.type)) got.types.push(ev.type);
+      if (ev.type === "session.update") { send({ type: "session.created" }); send({ type: "session.updated" }); }
+      if (ev.type === "input_audio_buffer.append") {
+        got.samples += Buffer.from(ev.audio, "base64").length / 2;
+        n++;
+        if (n === 2) send({ type: "input_audio_buffer.speech_started", item_id: "i1", audio_start_ms: 300 });
+        if (n === 4) send({ type: `${item}.partial`, item_id: "i1", text: " And Mr. John" });
+        if (n === 6) { send({ type: `${item}.delta`, item_id: "i1", delta: " And Mr. John" }); send({ type: `${item}.partial`, item_id: "i1", text: "Dashwood had" }); }
+        if (n === 8) { send({ type: "input_audio_buffer.speech_stopped", item_id: "i1", audio_end_ms: 1800 }); send({ type: "input_audio_buffer.committed", item_id: "i1", previous_item_id: null }); }
+        if (n === 10) send({ type: `${item}.completed`, item_id: "i1", transcript: " And Mr. John Dashwood had then leisure." });
+        if (n === 12) { send({ type: "input_audio_buffer.speech_started", item_id: "i2", audio_start_ms: 2100 }); send({ type: `${item}.partial`, item_id: "i2", text: " to consider" }); }
+      }
+      if (ev.type === "input_audio_buffer.commit") {
+        send({ type: "input_audio_buffer.committed", item_id: "i2", previous_item_id: "i1" });
+        setTimeout(() => send({ type: `${item}.completed`, item_id: "i2", transcript: " To consider how much." }), 500);
+      }
+    });
+  });
+  await page.goto(cfg.base + "/");
+  await page.waitForFunction(() => /ok$/.test(document.getElementById("server-status").textContent), null, { timeout: 30000 });
+  await clear(page);
+  await page.click("#record");
+  const snap = () => page.evaluate(() => Array.from(document.querySelectorAll("#live .item"), (p) => ({
+    committed: p.querySelector(".committed").textContent,
+    partial: p.querySelector(".partial").textContent,
+    committed_color: getComputedStyle(p.querySelector(".committed")).color,
+    partial_color: getComputedStyle(p.querySelector(".partial")).color,
+  })));
+  const seen = {};
+  await page.waitForFunction(() => /Dashwood had/.test(document.querySelector("#live .partial")?.textContent || ""), null, { timeout: 20000 });
+  seen.partial = await snap();
+  await page.waitForFunction(() => document.querySelectorAll("#live .item").length === 2, null, { timeout: 20000 });
+  seen.second = await snap();
+  const t0 = Date.now();
+  await page.click("#record");
+  await waitDone(page);
+  const out = await collect(page, true);
+  out.stop_to_done_ms = Date.now() - t0;
+  out.seen = seen;
+  out.sent = got;
+  out.seek = await clickSeek(page, "#live .item:first-child");
+  report.runs.live_protocol = out;
+  await page.close();
 }
 
 async function liveSuite(context) {

@@ -315,6 +315,44 @@ fn web_page_transcribes_uploads_and_recordings_in_chromium() {
     assert_eq!(s(&drop["transcript"]), want, "{pretty}");
     assert_eq!(s(&drop["txt_name"]), "dropped.txt", "{pretty}");
 
+    // The page's side of the live protocol, against a scripted WebSocket server: the session
+    // it asks for, PCM16 at 16 kHz, unconfirmed text grey after black committed text, one
+    // paragraph per utterance, the last words flushed by a commit at Stop.
+    let lp = &report["runs"]["live_protocol"];
+    let sent = &lp["sent"];
+    assert!(s(&sent["url"]).ends_with("/v1/realtime?intent=transcription"), "{pretty}");
+    let session = &sent["first"]["session"];
+    assert_eq!(s(&sent["first"]["type"]), "session.update", "{pretty}");
+    assert_eq!(s(&session["type"]), "transcription", "{pretty}");
+    assert_eq!(session["audio"]["input"]["format"], serde_json::json!({ "type": "audio/pcm", "rate": 16000 }), "{pretty}");
+    assert_eq!(s(&session["audio"]["input"]["turn_detection"]["type"]), "server_vad", "{pretty}");
+    assert_eq!(session["include"], serde_json::json!(["item.input_audio_transcription.partial"]), "{pretty}");
+    assert_eq!(sent["types"], serde_json::json!(["session.update", "input_audio_buffer.append", "input_audio_buffer.commit"]), "{pretty}");
+    // Every sample recorded was sent, and the player holds exactly that recording.
+    let samples = f(&sent["samples"]);
+    assert!(samples > 16000.0 * 0.5, "{pretty}");
+    assert!((f(&lp["player"]["duration"]) - samples / 16000.0).abs() < 0.01, "{pretty}");
+    let partial = &lp["seen"]["partial"][0];
+    assert_eq!(s(&partial["committed"]), "And Mr. John", "{pretty}");
+    assert_eq!(s(&partial["partial"]), " Dashwood had", "{pretty}");
+    assert_eq!(s(&partial["committed_color"]), "rgb(17, 17, 17)", "{pretty}");
+    assert_eq!(s(&partial["partial_color"]), "rgb(153, 153, 153)", "{pretty}");
+    let second = &lp["seen"]["second"];
+    assert_eq!(s(&second[0]["committed"]), "And Mr. John Dashwood had then leisure.", "{pretty}");
+    assert_eq!(s(&second[0]["partial"]), "", "{pretty}");
+    assert_eq!(s(&second[1]["partial"]), "to consider", "{pretty}");
+    assert_eq!(s(&lp["status_state"]), "done", "{pretty}");
+    assert_eq!(lp["live_items"], serde_json::json!(["And Mr. John Dashwood had then leisure.", "To consider how much."]), "{pretty}");
+    let final_text = "And Mr. John Dashwood had then leisure. To consider how much.";
+    assert_eq!(s(&lp["transcript"]), final_text, "{pretty}");
+    assert_eq!(s(&lp["txt"]), format!("{final_text}\n"), "{pretty}");
+    assert!(s(&lp["srt"]).starts_with("1\n00:00:00,300 --> 00:00:01,800\nAnd Mr. John Dashwood had then leisure.\n\n2\n00:00:02,100 --> "), "{pretty}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(s(&lp["json"])).unwrap()["segments"][1]["item_id"], "i2", "{pretty}");
+    // Clicking the first paragraph plays the recording from its utterance's start.
+    assert_eq!(f(&lp["seek"]["target"]), 0.3, "{pretty}");
+    assert!(f(&lp["seek"]["time"]) >= 0.29, "{pretty}");
+    assert_eq!(s(&lp["seek"]["current"]), "And Mr. John Dashwood had then leisure.", "{pretty}");
+
     // A phone, 375 px wide: no horizontal scrolling, empty, with the options open, and with
     // a transcript.
     let phone = &report["runs"]["phone"];

@@ -263,6 +263,8 @@ const mic = new Microphone({
   transcribe: (wav) => transcribe(wav, "recording.wav"),
 });
 $("record").addEventListener("click", () => (mic.active ? mic.stop() : mic.start($("mic-mode").value)));
+const micLabel = () => { if (!mic.active) $("record").textContent = $("mic-mode").value === "live" ? "● Live microphone" : "● Record"; };
+$("mic-mode").addEventListener("change", micLabel);
 
 fetch("/health").then((r) => r.json()).then((h) => {
   $("server-status").textContent = `model ${h.model} (${h.compute_type}) — ${h.status}`;

@@ -279,7 +279,7 @@ export class Microphone {
     this.stream = this.ctx = this.node = null;
     clearInterval(this.timer);
     const btn = this.ui.$("record");
-    btn.textContent = "● Live microphone";
+    btn.textContent = this.ui.$("mic-mode").value === "live" ? "● Live microphone" : "● Record";
     btn.classList.remove("recording");
     btn.style.removeProperty("--level");
     this.ui.$("rec-time").textContent = "";
@@ -316,17 +316,20 @@ export class Microphone {
     const items = [...$("live").children].map((p) => [...this.items.values()].find((it) => it.p === p)).filter(Boolean);
     player.load(wav);
     const segments = [];
+    const duration = this.pcm.reduce((n, c) => n + c.byteLength, 0) / 2 / RATE;
     let t = 0;
-    for (const it of items) {
+    items.forEach((it, i) => {
       const text = (it.final !== null ? it.final : it.text + it.partial).trim();
       if (it.final === null) { it.final = text; this.render(it); }
       const start = it.start !== null ? it.start : t;
-      const end = it.end !== null ? Math.max(it.end, start) : start;
+      // An utterance cut by Stop ends where the next begins, or with the recording.
+      const next = items[i + 1] && items[i + 1].start;
+      const end = Math.max(start, it.end !== null ? it.end : next !== null && next !== undefined ? next : duration);
       t = end;
-      if (!text) { it.p.remove(); continue; }
+      if (!text) { it.p.remove(); return; }
       player.mark(start, end, it.p, null);
       segments.push({ id: segments.length, item_id: it.id, start, end, text });
-    }
+    });
     const text = segments.map((s) => s.text).join(" ");
     const doc = { text, segments };
     log.done = doc;
