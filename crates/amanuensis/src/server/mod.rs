@@ -451,6 +451,18 @@ fn router(state: Arc<AppState>) -> Router {
             "/style.css",
             get(|| static_file("text/css; charset=utf-8", include_str!("web/style.css"))),
         )
+        .route(
+            "/player.js",
+            get(|| static_file("text/javascript; charset=utf-8", include_str!("web/player.js"))),
+        )
+        .route(
+            "/live.js",
+            get(|| static_file("text/javascript; charset=utf-8", include_str!("web/live.js"))),
+        )
+        .route(
+            "/pcm-worklet.js",
+            get(|| static_file("text/javascript; charset=utf-8", include_str!("web/pcm-worklet.js"))),
+        )
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/v1/models", get(list_models))

@@ -1,11 +1,15 @@
-// amanuensis web page: sends a file (or a microphone recording, converted to 16 kHz WAV) to
-// the OpenAI-style endpoint with stream=true, shows each segment as its event arrives, and
-// offers the finished transcript as txt, srt and vtt.
+// amanuensis web page: the main module. Uploads a file (XMLHttpRequest: upload progress, and
+// the server-sent events read as they arrive) to /transcribe with stream=true and word
+// timestamps, shows each segment as its event arrives, plays the file in a player synced with
+// the words, and offers the transcript as txt, srt, vtt and json. The microphone is live.js.
 "use strict";
+
+import { Player } from "/player.js";
+import { Microphone } from "/live.js";
 
 const $ = (id) => document.getElementById(id);
 // What happened, with times: read by the browser test, handy when debugging.
-const log = (window.__amanuensis = { events: [], done: null, error: null });
+const log = (window.__amanuensis = { events: [], done: null, error: null, upload: [], live: null });
 
 function setStatus(state, text) {
   const s = $("status");
@@ -13,7 +17,14 @@ function setStatus(state, text) {
   s.textContent = text;
 }
 
-function stamp(seconds, sep) {
+/// Shows the progress bar at `fraction` (0..1), or hides it with null.
+function setProgress(fraction) {
+  const p = $("progress");
+  p.hidden = fraction === null;
+  if (fraction !== null) p.value = Math.max(0, Math.min(1, fraction));
+}
+
+export function stamp(seconds, sep) {
   const ms = Math.round(Math.max(0, seconds) * 1000);
   const pad = (n, w) => String(n).padStart(w, "0");
   const h = Math.floor(ms / 3600000), m = Math.floor((ms % 3600000) / 60000);
@@ -21,193 +32,239 @@ function stamp(seconds, sep) {
   return `${pad(h, 2)}:${pad(m, 2)}:${pad(s, 2)}${sep}${pad(ms % 1000, 3)}`;
 }
 
+/// A short clock for the page: 0:07, 12:34, 1:02:03.
+function clock(seconds) {
+  const s = Math.floor(Math.max(0, seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
 // The same layouts as the server's txt, srt and vtt writers.
-function toTxt(done) { return done.text + "\n"; }
-function toSrt(done) {
-  return done.segments.map((s, i) =>
+function toTxt(doc) { return doc.text + "\n"; }
+function toSrt(doc) {
+  return doc.segments.map((s, i) =>
     `${i + 1}\n${stamp(s.start, ",")} --> ${stamp(s.end, ",")}\n${s.text.trim()}\n\n`).join("");
 }
-function toVtt(done) {
-  return "WEBVTT\n\n" + done.segments.map((s) =>
+function toVtt(doc) {
+  return "WEBVTT\n\n" + doc.segments.map((s) =>
     `${stamp(s.start, ".")} --> ${stamp(s.end, ".")}\n${s.text.trim()}\n\n`).join("");
 }
 
-function offerDownloads(done) {
-  for (const [id, body, type] of [["dl-txt", toTxt(done), "text/plain"], ["dl-srt", toSrt(done), "application/x-subrip"], ["dl-vtt", toVtt(done), "text/vtt"]]) {
+/// `doc` = {text, segments: [{start, end, text}]}; `json` = what the server sent.
+function offerDownloads(doc, json, basename) {
+  const files = [
+    ["dl-txt", toTxt(doc), "text/plain", "txt"],
+    ["dl-srt", toSrt(doc), "application/x-subrip", "srt"],
+    ["dl-vtt", toVtt(doc), "text/vtt", "vtt"],
+    ["dl-json", JSON.stringify(json, null, 2) + "\n", "application/json", "json"],
+  ];
+  for (const [id, body, type, ext] of files) {
     const a = $(id);
     if (a.href) URL.revokeObjectURL(a.href);
     a.href = URL.createObjectURL(new Blob([body], { type }));
+    a.download = `${basename}.${ext}`;
   }
   $("downloads").hidden = false;
+  $("transcript").textContent = doc.text;
 }
+
+const player = new Player($("player"), [$("segments"), $("live")]);
 
 function reset() {
   $("segments").replaceChildren();
+  $("live").replaceChildren();
+  $("live").hidden = true;
   $("transcript").textContent = "";
   $("stats").textContent = "";
   $("downloads").hidden = true;
+  setProgress(null);
+  player.clear();
   log.events = [];
   log.done = null;
   log.error = null;
 }
 
+/// One segment: a clickable time, then its words (each clickable and highlighted while it
+/// plays) or its text.
 function addSegment(seg) {
   const li = document.createElement("li");
   const t = document.createElement("span");
   t.className = "time";
-  t.textContent = `[${stamp(seg.start, ".")} → ${stamp(seg.end, ".")}]`;
-  li.append(t, document.createTextNode(seg.text.trim()));
+  t.tabIndex = 0;
+  t.textContent = clock(seg.start);
+  t.title = `${stamp(seg.start, ".")} → ${stamp(seg.end, ".")}`;
+  const text = document.createElement("span");
+  text.className = "text";
+  li.append(t, text);
+  t.dataset.t = String(seg.start);
+  if (seg.words && seg.words.length) {
+    seg.words.forEach((w, i) => {
+      const span = document.createElement("span");
+      span.className = "w" + (w.probability !== undefined && w.probability < 0.5 ? " unsure" : "");
+      // The space before a word stays outside its highlight.
+      const space = i === 0 ? "" : w.word.match(/^\s*/)[0];
+      span.textContent = w.word.trimStart();
+      if (w.probability !== undefined) span.title = `${stamp(w.start, ".")} · p ${w.probability.toFixed(2)}`;
+      text.append(space, span);
+      player.mark(w.start, w.end, span, li);
+    });
+  } else {
+    text.textContent = seg.text.trim();
+    player.mark(seg.start, seg.end, text, li);
+  }
   $("segments").append(li);
   $("transcript").textContent = ($("transcript").textContent + seg.text).trimStart();
 }
+
+let job = null; // the upload in flight: {xhr, name, duration}
 
 function handleEvent(ev) {
   log.events.push({ type: ev.type, at: performance.now() });
   if (ev.type === "transcript.text.delta") {
     addSegment(ev.segment);
-    setStatus("working", `Transcribing… ${stamp(ev.segment.end, ".")} done`);
+    const d = job && job.duration;
+    if (d) setProgress(ev.segment.end / d);
+    setStatus("working", `Transcribing… ${stamp(ev.segment.end, ".")} done` + (d ? ` of ${stamp(d, ".")}` : ""));
   } else if (ev.type === "transcript.text.done") {
     log.done = ev;
-    $("transcript").textContent = ev.text;
     $("stats").textContent = `${ev.duration.toFixed(2)} s of audio in ${ev.processing_time.toFixed(2)} s ` +
       `(real-time factor ${ev.realtime_factor.toFixed(3)}), language ${ev.language}, job ${ev.job_id}`;
-    offerDownloads(ev);
-    setStatus("done", "Done.");
+    const base = (job ? job.name : "transcript").replace(/\.[^.]*$/, "") || "transcript";
+    offerDownloads(ev, ev, base);
+    setProgress(null);
+    setStatus("done", "Done. Click a word or a time to play from there.");
   } else if (ev.type === "error") {
-    log.error = ev.error;
-    setStatus("error", "Error: " + ev.error.message);
+    fail(ev.error);
   }
 }
 
-async function transcribe(blob, filename) {
+function fail(error) {
+  log.error = error;
+  setProgress(null);
+  setStatus("error", "Error: " + error.message);
+}
+
+/// Reads the complete `data:` events in `text` from `from` on; returns where the unread rest begins.
+function readEvents(text, from) {
+  for (;;) {
+    const end = text.indexOf("\n\n", from);
+    if (end < 0) return from;
+    const block = text.slice(from, end);
+    from = end + 2;
+    const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
+    if (data) handleEvent(JSON.parse(data));
+  }
+}
+
+let lastFile = null;
+
+/// Uploads `blob`, plays it in the player and shows the transcript as it arrives.
+export function transcribe(blob, filename) {
+  if (job) job.xhr.abort();
   reset();
+  lastFile = { blob, filename };
+  $("go").disabled = false;
+  player.load(blob);
   const task = $("task").value;
   const fd = new FormData();
   fd.append("file", blob, filename);
   fd.append("stream", "true");
+  fd.append("task", task);
+  if ($("words").checked) fd.append("word_timestamps", "true");
   const lang = $("language").value.trim();
   if (lang && task === "transcribe") fd.append("language", lang);
   if ($("beam").value) fd.append("beam_size", $("beam").value);
-  const url = task === "translate" ? "/v1/audio/translations" : "/v1/audio/transcriptions";
+  const xhr = new XMLHttpRequest();
+  const me = (job = { xhr, name: filename, duration: 0 });
+  $("player").addEventListener("loadedmetadata", () => { me.duration = $("player").duration || 0; }, { once: true });
+  xhr.open("POST", "/transcribe");
   setStatus("working", `Uploading ${filename}…`);
-  $("go").disabled = true;
-  try {
-    const resp = await fetch(url, { method: "POST", body: fd });
-    if (!resp.ok) {
-      let msg = `${resp.status} ${resp.statusText}`;
-      try { msg = (await resp.json()).error.message; } catch (_) { /* not JSON */ }
-      log.error = { message: msg, status: resp.status };
-      setStatus("error", "Error: " + msg);
-      return;
-    }
-    setStatus("working", "Transcribing…");
-    // Server-sent events over a POST: read the body stream and split it into events.
-    const reader = resp.body.getReader();
-    const decoder = new TextDecoder();
-    let buf = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
-      let end;
-      while ((end = buf.indexOf("\n\n")) >= 0) {
-        const block = buf.slice(0, end);
-        buf = buf.slice(end + 2);
-        const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
-        if (data) handleEvent(JSON.parse(data));
-      }
-    }
-    if (!log.done && !log.error) setStatus("error", "Error: the connection closed before the transcript was complete");
-  } catch (e) {
-    log.error = { message: String(e) };
-    setStatus("error", "Error: " + e);
-  } finally {
-    $("go").disabled = false;
-  }
-}
-
-// ---- microphone: MediaRecorder, then decode and resample to 16 kHz mono WAV -------------
-// Browsers record Opus in WebM, which the server does not read; the page converts it.
-
-function wavBytes(samples, rate) {
-  const buf = new ArrayBuffer(44 + samples.length * 2);
-  const v = new DataView(buf);
-  const text = (o, s) => { for (let i = 0; i < s.length; i++) v.setUint8(o + i, s.charCodeAt(i)); };
-  text(0, "RIFF"); v.setUint32(4, 36 + samples.length * 2, true); text(8, "WAVE");
-  text(12, "fmt "); v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true);
-  v.setUint32(24, rate, true); v.setUint32(28, rate * 2, true); v.setUint16(32, 2, true); v.setUint16(34, 16, true);
-  text(36, "data"); v.setUint32(40, samples.length * 2, true);
-  for (let i = 0; i < samples.length; i++) {
-    const x = Math.max(-1, Math.min(1, samples[i]));
-    v.setInt16(44 + i * 2, x < 0 ? x * 32768 : x * 32767, true);
-  }
-  return new Blob([buf], { type: "audio/wav" });
-}
-
-async function toWav16k(blob) {
-  const ctx = new AudioContext();
-  let decoded;
-  try { decoded = await ctx.decodeAudioData(await blob.arrayBuffer()); } finally { ctx.close(); }
-  const frames = Math.max(1, Math.ceil(decoded.duration * 16000));
-  const off = new OfflineAudioContext(1, frames, 16000);
-  const src = off.createBufferSource();
-  src.buffer = decoded;
-  src.connect(off.destination);
-  src.start();
-  const rendered = await off.startRendering();
-  return wavBytes(rendered.getChannelData(0), 16000);
-}
-
-let recorder = null;
-let recTimer = null;
-
-async function toggleRecording() {
-  const btn = $("record");
-  if (recorder) {
-    recorder.stop();
-    return;
-  }
-  let stream;
-  try {
-    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-  } catch (e) {
-    setStatus("error", "Error: no microphone (" + e.message + ")");
-    return;
-  }
-  reset();
-  const chunks = [];
-  recorder = new MediaRecorder(stream);
-  recorder.ondataavailable = (e) => { if (e.data.size) chunks.push(e.data); };
-  recorder.onstop = async () => {
-    stream.getTracks().forEach((t) => t.stop());
-    clearInterval(recTimer);
-    recorder = null;
-    btn.textContent = "● Record";
-    btn.classList.remove("recording");
-    $("rec-time").textContent = "";
-    try {
-      const wav = await toWav16k(new Blob(chunks, { type: chunks[0] ? chunks[0].type : "audio/webm" }));
-      await transcribe(wav, "recording.wav");
-    } catch (e) {
-      log.error = { message: String(e) };
-      setStatus("error", "Error: could not convert the recording (" + e + ")");
-    }
+  setProgress(0);
+  xhr.upload.onprogress = (e) => {
+    if (!e.lengthComputable) return;
+    log.upload.push({ loaded: e.loaded, total: e.total, at: performance.now() });
+    setProgress(e.loaded / e.total);
+    setStatus("working", `Uploading ${filename}… ${Math.round((100 * e.loaded) / e.total)} %`);
   };
-  recorder.start(250);
-  const t0 = Date.now();
-  recTimer = setInterval(() => { $("rec-time").textContent = ((Date.now() - t0) / 1000).toFixed(1) + " s"; }, 200);
-  btn.textContent = "■ Stop";
-  btn.classList.add("recording");
-  setStatus("working", "Recording… press Stop to transcribe.");
+  xhr.upload.onload = () => {
+    setProgress(0);
+    setStatus("working", "Uploaded; decoding the audio…");
+  };
+  let read = 0;
+  xhr.onprogress = () => {
+    if (xhr.status === 200) read = readEvents(xhr.responseText.replace(/\r\n/g, "\n"), read);
+  };
+  xhr.onload = () => {
+    if (job !== me) return;
+    job = null;
+    if (xhr.status !== 200) {
+      let msg = `${xhr.status} ${xhr.statusText}`;
+      try { msg = JSON.parse(xhr.responseText).error.message; } catch (_) { /* not JSON */ }
+      return fail({ message: msg, status: xhr.status });
+    }
+    readEvents(xhr.responseText.replace(/\r\n/g, "\n") + "\n\n", read);
+    if (!log.done && !log.error) fail({ message: "the connection closed before the transcript was complete" });
+  };
+  xhr.onerror = () => { if (job === me) { job = null; fail({ message: "the upload failed (network error or server gone)" }); } };
+  xhr.send(fd);
 }
 
-$("form").addEventListener("submit", (e) => {
-  e.preventDefault();
+// ---- file choice, drag and drop ---------------------------------------------------------
+
+function takeFile(f) {
+  if (mic.active) mic.stop();
+  if (f) transcribe(f, f.name || "audio");
+}
+
+$("file").addEventListener("change", () => {
   const f = $("file").files[0];
-  if (!f) { setStatus("error", "Error: choose an audio file first"); return; }
-  transcribe(f, f.name);
+  $("file").value = "";
+  takeFile(f);
 });
-$("record").addEventListener("click", toggleRecording);
+$("go").addEventListener("click", () => { if (lastFile) transcribe(lastFile.blob, lastFile.filename); });
+$("go").disabled = true;
+
+let dragDepth = 0;
+const hasFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types || []).includes("Files");
+document.addEventListener("dragenter", (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  dragDepth++;
+  $("drop").hidden = false;
+});
+document.addEventListener("dragleave", () => {
+  if (--dragDepth <= 0) { dragDepth = 0; $("drop").hidden = true; }
+});
+document.addEventListener("dragover", (e) => { if (hasFiles(e)) e.preventDefault(); });
+document.addEventListener("drop", (e) => {
+  e.preventDefault();
+  dragDepth = 0;
+  $("drop").hidden = true;
+  const f = e.dataTransfer && e.dataTransfer.files[0];
+  if (f) takeFile(f);
+  else setStatus("error", "Error: drop an audio file (the drop held no file)");
+});
+
+$("copy").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText($("transcript").textContent);
+    $("copy").textContent = "Copied ✓";
+  } catch (_) {
+    $("copy").textContent = "Copy failed";
+  }
+  setTimeout(() => { $("copy").textContent = "Copy text"; }, 1500);
+});
+
+// ---- the microphone ----------------------------------------------------------------------
+
+const mic = new Microphone({
+  $, log, player, setStatus, setProgress, offerDownloads, stamp,
+  reset: () => { if (job) { job.xhr.abort(); job = null; } reset(); },
+  transcribe: (wav) => transcribe(wav, "recording.wav"),
+});
+$("record").addEventListener("click", () => (mic.active ? mic.stop() : mic.start($("mic-mode").value)));
+const micLabel = () => { if (!mic.active) $("record").textContent = $("mic-mode").value === "live" ? "● Live microphone" : "● Record"; };
+$("mic-mode").addEventListener("change", micLabel);
 
 fetch("/health").then((r) => r.json()).then((h) => {
   $("server-status").textContent = `model ${h.model} (${h.compute_type}) — ${h.status}`;
