@@ -271,6 +271,9 @@ async function liveSuite(context) {
       partial_color: (() => { const e = document.querySelector("#live .partial"); return e ? getComputedStyle(e).color : null; })(),
       status_state: document.getElementById("status").dataset.state,
     })));
+    // Stop once the sentence has shown up live (after at least 3 s), as a user would.
+    const last = seen[seen.length - 1];
+    if (Date.now() - t0 > 3000 && /dashwood/i.test(last.committed + " " + last.partial)) break;
     await page.waitForTimeout(250);
   }
   report.runs.live_seen = seen;

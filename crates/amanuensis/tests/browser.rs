@@ -122,7 +122,7 @@ struct PageRun {
 
 /// Starts the server and runs `suite` of page_test.mjs; the fake microphone plays
 /// librivox_0870 (7.1 s) then 4 s of silence, looped.
-fn run_page(suite: &str, mic_seconds: f64) -> Option<PageRun> {
+fn run_page(suite: &str, mic_seconds: f64, server_args: &[&str]) -> Option<PageRun> {
     let chromium = match chromium() {
         Ok(p) => p,
         Err(e) => {
@@ -134,7 +134,7 @@ fn run_page(suite: &str, mic_seconds: f64) -> Option<PageRun> {
         skip(&e);
         return None;
     }
-    let server = Server::start(&[]);
+    let server = Server::start(server_args);
     let tmp = tempfile::tempdir().unwrap();
     let long = tmp.path().join("two_windows.wav");
     std::fs::write(&long, concatenated(&["s11", "s08"])).unwrap();
@@ -196,7 +196,7 @@ fn web_page_transcribes_uploads_and_recordings_in_chromium() {
         report,
         pretty,
         server,
-    }) = run_page("upload", 8.5)
+    }) = run_page("upload", 8.5, &[])
     else {
         return;
     };
@@ -366,8 +366,10 @@ fn web_page_transcribes_uploads_and_recordings_in_chromium() {
 /// appear while it plays. Needs the server's `/v1/realtime` endpoint.
 #[test]
 fn web_page_live_microphone_in_chromium() {
-    // The sentence (7.1 s), the silence that ends the utterance, and the start of the loop.
-    let Some(PageRun { report, pretty, .. }) = run_page("live", 13.0) else {
+    // The microphone stays on until the sentence shows up live (at most 40 s: the fake device
+    // loops the sentence and 4 s of silence). The engine the page talks to is the default
+    // int8 one, as a user would run it.
+    let Some(PageRun { report, pretty, .. }) = run_page("live", 40.0, &["--compute-type", "int8"]) else {
         return;
     };
     let live = &report["runs"]["live"];
@@ -426,7 +428,7 @@ fn web_page_live_microphone_in_chromium() {
     assert!(s(&live["srt"]).starts_with("1\n00:00:0"), "{pretty}");
     let json: serde_json::Value = serde_json::from_str(s(&live["json"])).unwrap();
     assert_eq!(json["segments"].as_array().unwrap().len(), items.len(), "{pretty}");
-    assert!(f(&live["player"]["duration"]) > 12.0, "{pretty}");
+    assert!(f(&live["player"]["duration"]) > 3.0, "{pretty}");
     let seek = &live["seek"];
     assert!(f(&seek["time"]) >= f(&seek["target"]) - 0.01, "{pretty}");
     assert!(seek["current"].is_string(), "the clicked paragraph is not highlighted:\n{pretty}");
