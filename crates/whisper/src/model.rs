@@ -348,25 +348,32 @@ impl Whisper {
 
         let n_head = self.dims.n_audio_head;
         let mut h = vec![0f32; rows * d];
-        let mut qkv = vec![0f32; rows * 3 * d];
         let mut attn = vec![0f32; rows * d];
-        let mut ff = vec![0f32; rows * 4 * d];
+        // The fused QKV rows and the MLP's hidden rows of one window at a time (every product is
+        // row-independent, so this changes no value): the two largest activations do not grow
+        // with the number of windows encoded together.
+        let mut qkv = vec![0f32; n_ctx * 3 * d];
+        let mut ff = vec![0f32; n_ctx * 4 * d];
         for (i, layer) in self.enc_layers.iter().enumerate() {
             let _s = debug_span!("encoder_block", i).entered();
             layer.attn_ln.forward(&x, &mut h);
-            c.linear(&h, rows, &layer.qkv, &mut qkv);
             let shape = AttentionShape { n_q: n_ctx, n_kv: n_ctx, n_heads: n_head, head_dim: d / n_head, causal: false };
             for w in 0..n_win {
-                let rows_w = &qkv[w * n_ctx * 3 * d..(w + 1) * n_ctx * 3 * d];
-                c.attention_qkv(rows_w, shape, &mut attn[w * n_ctx * d..(w + 1) * n_ctx * d]);
+                let span = w * n_ctx * d..(w + 1) * n_ctx * d;
+                c.linear(&h[span.clone()], n_ctx, &layer.qkv, &mut qkv);
+                c.attention_qkv(&qkv, shape, &mut attn[span]);
             }
             c.linear(&attn, rows, &layer.out, &mut h);
             add_in_place(&mut x, &h);
             layer.ffn_ln.forward(&x, &mut h);
-            c.linear(&h, rows, &layer.fc1, &mut ff);
-            gelu_in_place(&mut ff);
-            c.linear(&ff, rows, &layer.fc2, &mut h);
-            add_in_place(&mut x, &h);
+            // The MLP's output goes to `attn`, free until the next block.
+            for w in 0..n_win {
+                let span = w * n_ctx * d..(w + 1) * n_ctx * d;
+                c.linear(&h[span.clone()], n_ctx, &layer.fc1, &mut ff);
+                gelu_in_place(&mut ff);
+                c.linear(&ff, n_ctx, &layer.fc2, &mut attn[span]);
+            }
+            add_in_place(&mut x, &attn);
         }
         self.enc_ln.forward(&x, &mut h);
         Ok(h.chunks_exact(n_ctx * d).map(<[f32]>::to_vec).collect())
@@ -409,8 +416,15 @@ impl Whisper {
 
     /// A KV cache for up to `n_beams` beams over the whole text context.
     pub fn new_kv_cache(&self, n_beams: usize) -> KvCache {
+        self.new_kv_cache_for(n_beams, self.dims.n_text_ctx)
+    }
+
+    /// A KV cache for up to `n_beams` beams and `positions` positions (capped at the text
+    /// context): a window that cannot grow past its prompt plus its longest generation needs
+    /// no more (about half the memory of a whole-context cache in the batched pipeline).
+    pub fn new_kv_cache_for(&self, n_beams: usize, positions: usize) -> KvCache {
         let (n_layer, d) = (self.dims.n_text_layer, self.dims.n_text_state);
-        let stride = KtShape::min_stride(self.dims.n_text_ctx);
+        let stride = KtShape::min_stride(positions.clamp(1, self.dims.n_text_ctx));
         let ty = self.compute.kv_type();
         KvCache {
             k: KvBuf::zeros(ty, n_layer * n_beams * d * stride),
@@ -450,11 +464,12 @@ impl Whisper {
         if n_beams == 0 || t == 0 || t * n_beams != tokens.len() || n_beams > item.cache.n_beams {
             return Err(Error::InvalidArgument(format!("decode: {} tokens for {n_beams} beams", tokens.len())));
         }
-        if item.cache.len + t > self.dims.n_text_ctx {
+        if item.cache.len + t > self.dims.n_text_ctx.min(item.cache.capacity_positions()) {
             return Err(Error::InvalidArgument(format!(
-                "decode: position {} exceeds the text context {}",
+                "decode: position {} exceeds the text context {} (or the cache's {} positions)",
                 item.cache.len + t,
-                self.dims.n_text_ctx
+                self.dims.n_text_ctx,
+                item.cache.capacity_positions()
             )));
         }
         if let Some(&bad) = tokens.iter().find(|&&tok| tok as usize >= self.dims.n_vocab) {

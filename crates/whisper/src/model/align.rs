@@ -86,7 +86,7 @@ impl Whisper {
         }
         let rows: usize = tokens.iter().map(Vec::len).sum();
         let _span = debug_span!("align", sequences = tokens.len(), rows).entered();
-        let mut caches: Vec<KvCache> = tokens.iter().map(|_| self.new_kv_cache(1)).collect();
+        let mut caches: Vec<KvCache> = tokens.iter().map(|t| self.new_kv_cache_for(1, t.len())).collect();
         let mut work = DecoderWork::default();
         let (d, n_head) = (self.dims.n_text_state, self.dims.n_text_head);
         let compute = self.compute.as_ref();

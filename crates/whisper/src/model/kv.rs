@@ -14,7 +14,10 @@ impl KvBuf {
         match ty {
             KvType::F32 => KvBuf::F32(vec![0.0; n]),
             // int8 is for cross-attention caches only (see `KvType::I8`).
-            KvType::F16 | KvType::I8 => KvBuf::F16(vec![half::f16::ZERO; n]),
+            // Zeroed pages from the allocator (`vec![0u16; n]` is calloc; `vec![f16::ZERO; n]`
+            // writes every element): the positions and beam regions a sequence never reaches
+            // are never touched, so they cost no resident memory.
+            KvType::F16 | KvType::I8 => KvBuf::F16(half::vec::HalfBitsVecExt::reinterpret_into(vec![0u16; n])),
         }
     }
 
@@ -167,6 +170,12 @@ impl KvCache {
 
     pub fn capacity_beams(&self) -> usize {
         self.n_beams
+    }
+
+    /// Positions this cache can hold (at least what it was made for; the model's text
+    /// context bounds them too).
+    pub fn capacity_positions(&self) -> usize {
+        self.stride
     }
 
     pub fn clear(&mut self) {
