@@ -359,7 +359,38 @@ fn criterion_benches(c: &mut Criterion) {
     g.bench_function("attention_bf16 8x1500x1500x64", |b| b.iter(|| kernels::attention_bf16(&q, &q, &q, nq, nq, h, hd, false, &mut out)));
     let shape = kernels::StridedAttention { n_q: nq, n_kv: nq, n_heads: h, head_dim: hd, ld: h * hd };
     g.bench_function("attention_i8qk 8x1500x1500x64", |b| b.iter(|| kernels::attention_i8qk(&q, &q, &q, shape, &mut out)));
+    decoder_cross_benches(&mut g);
     g.finish();
+}
+
+/// Decoder cross-attention of one step: f16 caches (`attention_kt`) against int8 caches
+/// (`attention_kv_i8`). "1 cache" re-reads one layer's cache (it stays in L3); "48 caches" is a
+/// batched step of Whisper base (8 windows × 6 layers, each its own cache: read from memory,
+/// as in `transcribe --batch-size 8`).
+fn decoder_cross_benches(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let (n_kv, h, hd) = (1500, 8, 64);
+    let d = h * hd;
+    let stride = kernels::KtShape::min_stride(n_kv);
+    let kv = seeded(n_kv * 2 * d, 7);
+    let n_caches = 48;
+    let f16: Vec<(Vec<half::f16>, Vec<half::f16>)> = (0..n_caches)
+        .map(|i| {
+            let x: Vec<half::f16> = kv.iter().take(d * stride).map(|&x| half::f16::from_f32(x + i as f32 * 1e-3)).collect();
+            (x.clone(), x)
+        })
+        .collect();
+    let i8s: Vec<kernels::CrossKvI8> = (0..n_caches).map(|_| kernels::CrossKvI8::new(&kv, &kv[d..], 2 * d, n_kv, h, hd)).collect();
+    for n_q in [1, 5] {
+        let q = seeded(n_q * d, 8);
+        let mut out = vec![0.0f32; n_q * d];
+        let s = kernels::KtShape { n_q, n_kv, n_heads: h, head_dim: hd, stride, causal: false };
+        g.bench_function(format!("dec_cross f16 {n_q}q x1500 8x64, 1 cache"), |b| b.iter(|| kernels::attention_kt(&q, &f16[0].0, &f16[0].1, s, &mut out)));
+        g.bench_function(format!("dec_cross i8 {n_q}q x1500 8x64, 1 cache"), |b| b.iter(|| kernels::attention_kv_i8(&q, &i8s[0], n_q, &mut out)));
+        g.bench_function(format!("dec_cross f16 {n_q}q x1500 8x64, 48 caches"), |b| {
+            b.iter(|| f16.iter().for_each(|(k, v)| kernels::attention_kt(&q, k, v, s, &mut out)))
+        });
+        g.bench_function(format!("dec_cross i8 {n_q}q x1500 8x64, 48 caches"), |b| b.iter(|| i8s.iter().for_each(|c| kernels::attention_kv_i8(&q, c, n_q, &mut out))));
+    }
 }
 
 fn main() {

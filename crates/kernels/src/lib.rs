@@ -12,6 +12,7 @@ mod attention_i8;
 mod bf16;
 mod conv;
 mod dec_attention;
+mod dec_attention_i8;
 mod gemm_f32;
 mod int8;
 mod isa;
@@ -27,6 +28,7 @@ pub use attention_bf16::{attention_bf16, attention_bf16_with};
 pub use attention_i8::{attention_i8qk, attention_i8qk_with, StridedAttention};
 pub use bf16::{linear_bf16, linear_bf16_with, PackedBf16};
 pub use dec_attention::{attention_kt, attention_kt_with, f32_to_f16_slice, KtShape, KvElem};
+pub use dec_attention_i8::{attention_kv_i8, attention_kv_i8_with, CrossKvI8};
 pub use conv::{conv1d, conv1d_out_len, conv1d_with, ConvInput};
 pub use gemm_f32::{linear_f32, linear_f32_with, sgemm, sgemm_with, PackedF32};
 pub use int8::{

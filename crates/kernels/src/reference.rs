@@ -325,3 +325,32 @@ pub fn conv1d(
         }
     }
 }
+
+/// f64 reference of [`crate::attention_kv_i8`]: the same quantized queries, exact dequantized scores,
+/// f64 softmax and `P·V` over the dequantized values.
+pub fn attention_kv_i8(q: &[f32], kv: &crate::CrossKvI8, n_q: usize, out: &mut [f32]) {
+    let (hd, n) = (kv.head_dim, kv.n_kv);
+    let d = kv.n_heads * hd;
+    let mut qu = vec![0u8; hd];
+    let mut s = vec![0f64; n];
+    for h in 0..kv.n_heads {
+        for i in 0..n_q {
+            let (sq, zp) = crate::dec_attention_i8::quantize_query(&q[i * d + h * hd..i * d + (h + 1) * hd], &mut qu);
+            for (j, sj) in s.iter_mut().enumerate() {
+                // Dequantized smoothed key times the dequantized query.
+                let mut acc = 0f64;
+                for c in 0..hd {
+                    let code = kv.k[h * hd * kv.stride + (c / 4) * kv.stride * 4 + j * 4 + c % 4] as f64;
+                    acc += (qu[c] as f64 - zp as f64) * sq as f64 * code * kv.k_scale[h * kv.stride + j] as f64;
+                }
+                *sj = acc / (hd as f64).sqrt();
+            }
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = s.iter().map(|&x| (x - m).exp()).sum();
+            for c in 0..hd {
+                let acc: f64 = s.iter().enumerate().map(|(j, &sj)| (sj - m).exp() / sum * kv.value(h, c, j) as f64).sum();
+                out[i * d + h * hd + c] = if n == 0 { 0.0 } else { acc as f32 };
+            }
+        }
+    }
+}

@@ -70,10 +70,14 @@ impl<'m, T> ContinuousBatch<'m, T> {
     /// On error (bad prompt or options) the window is handed back with the error and the
     /// batch is unchanged.
     pub fn join(&mut self, tag: T, audio: &[f32], prompt: Vec<u32>, opts: Arc<WindowOptions>) -> std::result::Result<(), (T, crate::Error)> {
-        let beams = opts.first_cache_beams();
-        let mut cache = match self.spare.iter().position(|c| c.capacity_beams() >= beams) {
+        let (beams, positions) = (opts.first_cache_beams(), opts.cache_positions(prompt.len()));
+        // The smallest spare cache that fits, so a cache grown for sampling (several beams)
+        // is not spent on a greedy window while a smaller one waits.
+        let fits = |c: &KvCache| c.capacity_beams() >= beams && c.capacity_positions() >= positions;
+        let pick = (0..self.spare.len()).filter(|&i| fits(&self.spare[i])).min_by_key(|&i| self.spare[i].bytes());
+        let mut cache = match pick {
             Some(i) => self.spare.swap_remove(i),
-            None => self.model.new_kv_cache(beams),
+            None => self.model.new_kv_cache_for(beams, positions),
         };
         match Fallback::new(self.model, prompt, opts, &mut cache) {
             Ok(fallback) => {

@@ -104,6 +104,10 @@ pub enum KvType {
     /// f16: half the memory and half the bytes read per decoding step (the cross-attention
     /// cache of Whisper base is 37 MB in f32); relative rounding error 2⁻¹¹ per stored value.
     F16,
+    /// int8 codes with per-(head, position) scales, keys smoothed ([`kernels::CrossKvI8`]):
+    /// a quarter of f32. Cross-attention caches only (written once per window); a backend
+    /// asking for it for the self-attention cache gets f16.
+    I8,
 }
 
 /// Borrowed keys (transposed per head, `[n_heads][head_dim][stride]`) and values (head-major,
@@ -112,6 +116,8 @@ pub enum KvType {
 pub enum KvView<'a> {
     F32 { kt: &'a [f32], v: &'a [f32] },
     F16 { kt: &'a [half::f16], v: &'a [half::f16] },
+    /// An int8 cross-attention cache (its own layout and scales; never causal).
+    I8(&'a kernels::CrossKvI8),
 }
 
 /// The operations the model graph needs from a backend.
@@ -135,6 +141,11 @@ pub trait Compute: Send + Sync {
     fn kv_type(&self) -> KvType {
         KvType::F32
     }
+    /// Element type for the cross-attention caches (one per window, read by every step): the
+    /// self-attention type by default.
+    fn cross_kv_type(&self) -> KvType {
+        self.kv_type()
+    }
     /// Attention of a few queries (a decoding step: one per beam, or a prompt) against a
     /// decoder cache: keys transposed and values head-major, one block per head (see
     /// [`kernels::attention_kt`] for the layout and causality).
@@ -142,6 +153,10 @@ pub trait Compute: Send + Sync {
         match kv {
             KvView::F32 { kt, v } => kernels::attention_kt(q, kt, v, shape, out),
             KvView::F16 { kt, v } => kernels::attention_kt(q, kt, v, shape, out),
+            KvView::I8(kv) => {
+                assert!(!shape.causal && shape.n_kv == kv.n_kv, "attention_cached: an int8 cache is read whole, not causally");
+                kernels::attention_kv_i8(q, kv, shape.n_q, out)
+            }
         }
     }
     /// The scores `q·kᵀ/√head_dim` (before the softmax) of head `head` of `shape.n_q` queries
@@ -152,6 +167,13 @@ pub trait Compute: Send + Sync {
         match kv {
             KvView::F32 { kt, .. } => head_scores(q, kt, shape, head, out, |src, dst| dst.copy_from_slice(src)),
             KvView::F16 { kt, .. } => head_scores(q, kt, shape, head, out, half::slice::HalfFloatSliceExt::convert_to_f32_slice),
+            // The dequantized keys (smoothing undone), one channel row at a time: the same loop
+            // over a key "row" of channel c at offset c·stride.
+            KvView::I8(kv) => {
+                let hd = shape.head_dim;
+                let key = |c: usize, dst: &mut [f32]| kv.key_channel(c / hd, c % hd, dst);
+                head_scores_by(q, shape, head, out, key)
+            }
         }
     }
 }
@@ -159,12 +181,18 @@ pub trait Compute: Send + Sync {
 /// [`Compute::attention_scores`] on the CPU: one transposed key row at a time (converted to
 /// f32), accumulated into every query's scores, then scaled.
 fn head_scores<T>(q: &[f32], kt: &[T], s: kernels::KtShape, head: usize, out: &mut [f32], to_f32: impl Fn(&[T], &mut [f32])) {
+    head_scores_by(q, s, head, out, |c, key| to_f32(&kt[c * s.stride..c * s.stride + key.len()], key))
+}
+
+/// [`head_scores`] with `key(c, dst)` writing channel `c` (of `d`) of the first `dst.len()`
+/// keys as f32.
+fn head_scores_by(q: &[f32], s: kernels::KtShape, head: usize, out: &mut [f32], key_row: impl Fn(usize, &mut [f32])) {
     let (d, hd, n) = (s.n_heads * s.head_dim, s.head_dim, s.n_kv);
     let out = &mut out[..s.n_q * n];
     out.fill(0.0);
     let mut key = vec![0f32; n];
     for c in head * hd..(head + 1) * hd {
-        to_f32(&kt[c * s.stride..c * s.stride + n], &mut key);
+        key_row(c, &mut key);
         for (row, qr) in out.chunks_exact_mut(n).zip(q.chunks_exact(d)) {
             let qc = qr[c];
             row.iter_mut().zip(&key).for_each(|(o, k)| *o += qc * k);
@@ -262,6 +290,15 @@ impl Compute for Cpu {
             WeightType::Int8 | WeightType::Bf16 => KvType::F16,
         }
     }
+
+    /// int8 weights keep their cross-attention K/V in int8 (half the bytes every step reads,
+    /// half the memory of a window in flight); f32 stays f32 (bit-exact), bf16 stays f16.
+    fn cross_kv_type(&self) -> KvType {
+        match self.weights {
+            WeightType::Int8 => KvType::I8,
+            _ => self.kv_type(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -337,6 +374,47 @@ mod tests {
         Cpu::new(WeightType::Int8).attention_qkv(&qkv, shape, &mut got);
         let err = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(err < 0.02, "int8 scores: max error {err}");
+    }
+
+    /// An int8 cross cache through the trait: attention close to the exact one, and the
+    /// pre-softmax scores (word alignment) close to f32 scores of the unquantized keys —
+    /// smoothing undone, so the scores themselves, not just their softmax, agree.
+    #[test]
+    fn int8_cross_cache() {
+        let (n_q, n_kv, h, hd) = (3, 200, 4, 16);
+        let d = h * hd;
+        let (q, mut kv) = (lcg(n_q * d, 11), lcg(n_kv * 2 * d, 12));
+        // Channel offsets on the keys, as Whisper's carry.
+        kv.chunks_exact_mut(2 * d).for_each(|r| r[..d].iter_mut().enumerate().for_each(|(c, x)| *x += (c % 7) as f32 * 0.3));
+        let k: Vec<f32> = kv.chunks_exact(2 * d).flat_map(|r| r[..d].to_vec()).collect();
+        let v: Vec<f32> = kv.chunks_exact(2 * d).flat_map(|r| r[d..].to_vec()).collect();
+        let cache = kernels::CrossKvI8::new(&kv, &kv[d..], 2 * d, n_kv, h, hd);
+        let shape = kernels::KtShape { n_q, n_kv, n_heads: h, head_dim: hd, stride: cache.stride, causal: false };
+        let cpu = Cpu::new(WeightType::Int8);
+        assert_eq!(cpu.cross_kv_type(), KvType::I8);
+        assert_eq!(Cpu::new(WeightType::F32).cross_kv_type(), KvType::F32);
+        let mut want = vec![0f32; n_q * d];
+        kernels::reference::attention(&q, &k, &v, n_q, n_kv, h, hd, false, &mut want);
+        let mut got = vec![0f32; n_q * d];
+        cpu.attention_cached(&q, KvView::I8(&cache), shape, &mut got);
+        let err = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(err < 5e-3, "int8 cross attention: max error {err}");
+        // f32 scores of the original keys through a transposed f32 cache.
+        let stride = shape.stride;
+        let mut kt = vec![0f32; d * stride];
+        for j in 0..n_kv {
+            for c in 0..d {
+                kt[c * stride + j] = k[j * d + c];
+            }
+        }
+        let zeros = vec![0f32; d * stride];
+        for head in 0..h {
+            let (mut a, mut b) = (vec![0f32; n_q * n_kv], vec![0f32; n_q * n_kv]);
+            cpu.attention_scores(&q, KvView::F32 { kt: &kt, v: &zeros }, shape, head, &mut a);
+            cpu.attention_scores(&q, KvView::I8(&cache), shape, head, &mut b);
+            let err = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(err < 2e-3, "head {head}: score error {err}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tracing::{debug_span, info_span};
 
-use crate::compute::{AttentionShape, Compute, KvType, KvView, LayerRole, Linear};
+use crate::compute::{AttentionShape, Compute, KvType, LayerRole, Linear};
 use kernels::KtShape;
 use crate::config::{model_files, Dims, GenerationConfig};
 use crate::ct2::Ct2File;
@@ -14,7 +14,10 @@ use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
 mod align;
+mod kv;
 pub use align::{AlignItem, TokenAlignment};
+pub use kv::{CrossKv, DecodeItem, DecoderWork, KvCache};
+use kv::{kv_view, CrossLayer, KvBuf};
 /// `(layer, item, queries)`: what [`Whisper::decode_batch_with`] hands out.
 type CrossQueries<'a> = dyn FnMut(usize, usize, &[f32]) + 'a;
 
@@ -149,228 +152,6 @@ pub struct Whisper {
     dec_ln: LayerNorm,
 }
 
-/// A key or value buffer in the cache's element type ([`KvType`]).
-enum KvBuf {
-    F32(Vec<f32>),
-    F16(Vec<half::f16>),
-}
-
-impl KvBuf {
-    fn zeros(ty: KvType, n: usize) -> KvBuf {
-        match ty {
-            KvType::F32 => KvBuf::F32(vec![0.0; n]),
-            KvType::F16 => KvBuf::F16(vec![half::f16::ZERO; n]),
-        }
-    }
-
-    /// Converts an f32 buffer (taking it over when the type is f32).
-    fn from_f32(ty: KvType, x: Vec<f32>) -> KvBuf {
-        match ty {
-            KvType::F32 => KvBuf::F32(x),
-            KvType::F16 => {
-                let mut h = vec![half::f16::ZERO; x.len()];
-                kernels::f32_to_f16_slice(&x, &mut h);
-                KvBuf::F16(h)
-            }
-        }
-    }
-
-    /// Stores `src` at `at..at + src.len()`.
-    fn write(&mut self, at: usize, src: &[f32]) {
-        match self {
-            KvBuf::F32(b) => b[at..at + src.len()].copy_from_slice(src),
-            KvBuf::F16(b) => kernels::f32_to_f16_slice(src, &mut b[at..at + src.len()]),
-        }
-    }
-
-    /// Stores `src[c]` at `at + c·stride` (a key into the transposed layout).
-    fn write_strided(&mut self, at: usize, stride: usize, src: &[f32]) {
-        match self {
-            KvBuf::F32(b) => src.iter().enumerate().for_each(|(c, &x)| b[at + c * stride] = x),
-            KvBuf::F16(b) => src.iter().enumerate().for_each(|(c, &x)| b[at + c * stride] = half::f16::from_f32(x)),
-        }
-    }
-
-    fn bytes(&self) -> usize {
-        match self {
-            KvBuf::F32(b) => b.len() * 4,
-            KvBuf::F16(b) => b.len() * 2,
-        }
-    }
-}
-
-/// Keys (transposed) and values of one cache region as a [`KvView`].
-fn kv_view<'a>(kt: &'a KvBuf, k_range: std::ops::Range<usize>, v: &'a KvBuf, v_range: std::ops::Range<usize>) -> KvView<'a> {
-    match (kt, v) {
-        (KvBuf::F32(k), KvBuf::F32(v)) => KvView::F32 { kt: &k[k_range], v: &v[v_range] },
-        (KvBuf::F16(k), KvBuf::F16(v)) => KvView::F16 { kt: &k[k_range], v: &v[v_range] },
-        _ => unreachable!("a cache's keys and values share one element type"),
-    }
-}
-
-/// Cross-attention keys and values of one 30 s window, computed once and shared by every
-/// decoding step and every beam, in the backend's [`KvType`].
-pub struct CrossKv {
-    /// Per layer: keys transposed per head `[n_heads][head_dim][stride]` and values head-major
-    /// `[n_heads][stride][head_dim]` (zero padding past `n_ctx`).
-    kv: Vec<(KvBuf, KvBuf)>,
-    n_ctx: usize,
-    stride: usize,
-}
-
-impl CrossKv {
-    /// Bytes held (all layers).
-    pub fn bytes(&self) -> usize {
-        self.kv.iter().map(|(k, v)| k.bytes() + v.bytes()).sum()
-    }
-}
-
-/// Self-attention keys and values, preallocated for the whole text context and all beams, in
-/// the backend's [`KvType`]. Per (layer, beam) region: keys transposed per head
-/// `[n_heads][head_dim][stride]` and values head-major `[n_heads][stride][head_dim]`
-/// (`stride` = text context rounded up to 16; see [`kernels::attention_kt`]). Appending a step writes in place; nothing is concatenated.
-pub struct KvCache {
-    k: KvBuf,
-    v: KvBuf,
-    n_layer: usize,
-    n_beams: usize,
-    stride: usize,
-    d: usize,
-    head_dim: usize,
-    /// Positions filled (the same for every beam).
-    pub len: usize,
-    /// Which beam regions hold which beam: `slot[b]` is the region of beam `b`. Reordering
-    /// beams permutes this map and copies only regions that must be duplicated.
-    slot: Vec<usize>,
-    /// Scratch of `reorder`.
-    old_slot: Vec<usize>,
-    taken: Vec<bool>,
-    /// Activation buffers of the decoder, grown to the largest step seen and then reused, so
-    /// that decoding allocates nothing per token.
-    work: DecoderWork,
-}
-
-/// One sequence of a [`Whisper::decode_batch`] call.
-pub struct DecodeItem<'a> {
-    /// `[n_beams][t]` new tokens.
-    pub tokens: &'a [u32],
-    pub n_beams: usize,
-    pub cache: &'a mut KvCache,
-    pub cross: &'a CrossKv,
-}
-
-/// Activation buffers of the decoder, grown to the largest step seen and then reused, so that
-/// decoding allocates nothing per token.
-#[derive(Default)]
-pub struct DecoderWork {
-    x: Vec<f32>,
-    h: Vec<f32>,
-    qkv: Vec<f32>,
-    q: Vec<f32>,
-    attn: Vec<f32>,
-    ff: Vec<f32>,
-}
-
-impl DecoderWork {
-    fn fit(&mut self, rows: usize, d: usize) {
-        for (buf, width) in [(&mut self.x, d), (&mut self.h, d), (&mut self.qkv, 3 * d), (&mut self.q, d), (&mut self.attn, d), (&mut self.ff, 4 * d)] {
-            if buf.len() < rows * width {
-                buf.resize(rows * width, 0.0);
-            }
-        }
-    }
-}
-
-impl KvCache {
-    /// Start of a (layer, region) block, the same for keys and values.
-    fn offset(&self, layer: usize, region: usize) -> usize {
-        (layer * self.n_beams + region) * self.d * self.stride
-    }
-
-    pub fn capacity_beams(&self) -> usize {
-        self.n_beams
-    }
-
-    pub fn clear(&mut self) {
-        self.len = 0;
-    }
-
-    /// Bytes held by the keys and values.
-    pub fn bytes(&self) -> usize {
-        self.k.bytes() + self.v.bytes()
-    }
-
-    /// Beam `b` continues from old beam `src[b]`. Beams are a map onto storage regions: a
-    /// surviving beam keeps its region, a beam continued by one successor moves its region
-    /// to it without copying, and only a beam with several successors is copied (the filled
-    /// part only) into the regions nobody continues.
-    pub fn reorder(&mut self, src: &[usize]) {
-        let n = src.len();
-        if src.iter().enumerate().all(|(b, &s)| b == s) {
-            return;
-        }
-        // Scratch maps live in the cache (sized to the beam count once): no allocation here.
-        let mut old = std::mem::take(&mut self.old_slot);
-        old.clear();
-        old.extend_from_slice(&self.slot);
-        let mut taken = std::mem::take(&mut self.taken);
-        taken.clear();
-        taken.resize(self.n_beams, false);
-        const FREE: usize = usize::MAX;
-        self.slot.iter_mut().for_each(|r| *r = FREE);
-        // The first successor of each old beam inherits its region.
-        for (b, &s) in src.iter().enumerate() {
-            if !taken[old[s]] {
-                taken[old[s]] = true;
-                self.slot[b] = old[s];
-            }
-        }
-        // Other successors get a copy in a region nobody continues.
-        let mut free = 0;
-        for b in 0..n {
-            if self.slot[b] == FREE {
-                while taken[free] {
-                    free += 1;
-                }
-                taken[free] = true;
-                self.copy_region(old[src[b]], free);
-                self.slot[b] = free;
-            }
-        }
-        // Regions left over go to the beams beyond n, in order.
-        for b in n..self.n_beams {
-            while taken[free] {
-                free += 1;
-            }
-            taken[free] = true;
-            self.slot[b] = free;
-        }
-        self.old_slot = old;
-        self.taken = taken;
-    }
-
-    /// Copies the filled positions of region `from` into region `to`, every layer.
-    fn copy_region(&mut self, from: usize, to: usize) {
-        fn copy<T: Copy>(buf: &mut [T], from: usize, to: usize, len: usize) {
-            buf.copy_within(from..from + len, to);
-        }
-        let (len, d, stride, hd) = (self.len, self.d, self.stride, self.head_dim);
-        for layer in 0..self.n_layer {
-            let (f, t) = (self.offset(layer, from), self.offset(layer, to));
-            match (&mut self.k, &mut self.v) {
-                (KvBuf::F32(k), KvBuf::F32(v)) => {
-                    (0..d / hd).for_each(|h| copy(v, f + h * stride * hd, t + h * stride * hd, len * hd));
-                    (0..d).for_each(|c| copy(k, f + c * stride, t + c * stride, len));
-                }
-                (KvBuf::F16(k), KvBuf::F16(v)) => {
-                    (0..d / hd).for_each(|h| copy(v, f + h * stride * hd, t + h * stride * hd, len * hd));
-                    (0..d).for_each(|c| copy(k, f + c * stride, t + c * stride, len));
-                }
-                _ => unreachable!("a cache's keys and values share one element type"),
-            }
-        }
-    }
-}
 
 impl Whisper {
     /// Loads a model directory in the faster-whisper layout (config.json, model.bin,
@@ -567,25 +348,32 @@ impl Whisper {
 
         let n_head = self.dims.n_audio_head;
         let mut h = vec![0f32; rows * d];
-        let mut qkv = vec![0f32; rows * 3 * d];
         let mut attn = vec![0f32; rows * d];
-        let mut ff = vec![0f32; rows * 4 * d];
+        // The fused QKV rows and the MLP's hidden rows of one window at a time (every product is
+        // row-independent, so this changes no value): the two largest activations do not grow
+        // with the number of windows encoded together.
+        let mut qkv = vec![0f32; n_ctx * 3 * d];
+        let mut ff = vec![0f32; n_ctx * 4 * d];
         for (i, layer) in self.enc_layers.iter().enumerate() {
             let _s = debug_span!("encoder_block", i).entered();
             layer.attn_ln.forward(&x, &mut h);
-            c.linear(&h, rows, &layer.qkv, &mut qkv);
             let shape = AttentionShape { n_q: n_ctx, n_kv: n_ctx, n_heads: n_head, head_dim: d / n_head, causal: false };
             for w in 0..n_win {
-                let rows_w = &qkv[w * n_ctx * 3 * d..(w + 1) * n_ctx * 3 * d];
-                c.attention_qkv(rows_w, shape, &mut attn[w * n_ctx * d..(w + 1) * n_ctx * d]);
+                let span = w * n_ctx * d..(w + 1) * n_ctx * d;
+                c.linear(&h[span.clone()], n_ctx, &layer.qkv, &mut qkv);
+                c.attention_qkv(&qkv, shape, &mut attn[span]);
             }
             c.linear(&attn, rows, &layer.out, &mut h);
             add_in_place(&mut x, &h);
             layer.ffn_ln.forward(&x, &mut h);
-            c.linear(&h, rows, &layer.fc1, &mut ff);
-            gelu_in_place(&mut ff);
-            c.linear(&ff, rows, &layer.fc2, &mut h);
-            add_in_place(&mut x, &h);
+            // The MLP's output goes to `attn`, free until the next block.
+            for w in 0..n_win {
+                let span = w * n_ctx * d..(w + 1) * n_ctx * d;
+                c.linear(&h[span.clone()], n_ctx, &layer.fc1, &mut ff);
+                gelu_in_place(&mut ff);
+                c.linear(&ff, n_ctx, &layer.fc2, &mut attn[span]);
+            }
+            add_in_place(&mut x, &attn);
         }
         self.enc_ln.forward(&x, &mut h);
         Ok(h.chunks_exact(n_ctx * d).map(<[f32]>::to_vec).collect())
@@ -596,15 +384,20 @@ impl Whisper {
         let _span = info_span!("cross_kv").entered();
         let n_ctx = audio.len() / self.dims.n_audio_state;
         let stride = KtShape::min_stride(n_ctx);
-        let ty = self.compute.kv_type();
+        let ty = self.compute.cross_kv_type();
         let d = self.dims.n_text_state;
-        let hd = d / self.dims.n_text_head;
+        let n_head = self.dims.n_text_head;
+        let hd = d / n_head;
         let mut kv = vec![0f32; n_ctx * 2 * d];
         let layers = self
             .dec_layers
             .iter()
             .map(|layer| {
                 self.compute.linear(audio, n_ctx, &layer.cross_kv, &mut kv);
+                if ty == KvType::I8 {
+                    // Quantized straight from the fused K/V rows (no f32 copies).
+                    return CrossLayer::I8(kernels::CrossKvI8::new(&kv, &kv[d.min(kv.len())..], 2 * d, n_ctx, n_head, hd));
+                }
                 // Keys go transposed so each decoding step streams them (kernels::attention_kt).
                 let (mut kt, mut v) = (vec![0f32; d * stride], vec![0f32; d * stride]);
                 for (j, row) in kv.chunks_exact(2 * d).enumerate() {
@@ -615,7 +408,7 @@ impl Whisper {
                         v[(h * stride + j) * hd..(h * stride + j + 1) * hd].copy_from_slice(vals);
                     }
                 }
-                (KvBuf::from_f32(ty, kt), KvBuf::from_f32(ty, v))
+                CrossLayer::Float(KvBuf::from_f32(ty, kt), KvBuf::from_f32(ty, v))
             })
             .collect();
         CrossKv { kv: layers, n_ctx, stride }
@@ -623,8 +416,15 @@ impl Whisper {
 
     /// A KV cache for up to `n_beams` beams over the whole text context.
     pub fn new_kv_cache(&self, n_beams: usize) -> KvCache {
+        self.new_kv_cache_for(n_beams, self.dims.n_text_ctx)
+    }
+
+    /// A KV cache for up to `n_beams` beams and `positions` positions (capped at the text
+    /// context): a window that cannot grow past its prompt plus its longest generation needs
+    /// no more (about half the memory of a whole-context cache in the batched pipeline).
+    pub fn new_kv_cache_for(&self, n_beams: usize, positions: usize) -> KvCache {
         let (n_layer, d) = (self.dims.n_text_layer, self.dims.n_text_state);
-        let stride = KtShape::min_stride(self.dims.n_text_ctx);
+        let stride = KtShape::min_stride(positions.clamp(1, self.dims.n_text_ctx));
         let ty = self.compute.kv_type();
         KvCache {
             k: KvBuf::zeros(ty, n_layer * n_beams * d * stride),
@@ -664,11 +464,12 @@ impl Whisper {
         if n_beams == 0 || t == 0 || t * n_beams != tokens.len() || n_beams > item.cache.n_beams {
             return Err(Error::InvalidArgument(format!("decode: {} tokens for {n_beams} beams", tokens.len())));
         }
-        if item.cache.len + t > self.dims.n_text_ctx {
+        if item.cache.len + t > self.dims.n_text_ctx.min(item.cache.capacity_positions()) {
             return Err(Error::InvalidArgument(format!(
-                "decode: position {} exceeds the text context {}",
+                "decode: position {} exceeds the text context {} (or the cache's {} positions)",
                 item.cache.len + t,
-                self.dims.n_text_ctx
+                self.dims.n_text_ctx,
+                item.cache.capacity_positions()
             )));
         }
         if let Some(&bad) = tokens.iter().find(|&&tok| tok as usize >= self.dims.n_vocab) {
@@ -755,10 +556,9 @@ impl Whisper {
             let mut r0 = 0;
             for (ii, item) in items.iter().enumerate() {
                 let (n, cross) = (item.tokens.len(), item.cross);
-                let (ck, cv) = &cross.kv[li];
                 let shape = KtShape { n_q: n, n_kv: cross.n_ctx, n_heads: n_head, head_dim, stride: cross.stride, causal: false };
                 let span = r0 * d..(r0 + n) * d;
-                c.attention_cached(&q[span.clone()], kv_view(ck, 0..d * cross.stride, cv, 0..d * cross.stride), shape, &mut attn[span.clone()]);
+                c.attention_cached(&q[span.clone()], cross.view(li, d), shape, &mut attn[span.clone()]);
                 if let Some(f) = cross_q.as_mut() {
                     f(li, ii, &q[span]);
                 }

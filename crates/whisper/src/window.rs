@@ -23,6 +23,12 @@ pub struct WindowOptions {
 }
 
 impl WindowOptions {
+    /// Positions a KV cache must hold to decode after `prompt_len` prompt tokens: the prompt
+    /// and the longest generation (half of `max_length`, as the generator caps it).
+    pub fn cache_positions(&self, prompt_len: usize) -> usize {
+        prompt_len + self.generate.max_length / 2 + 1
+    }
+
     /// Beams a KV cache must hold for every temperature of these options.
     pub fn cache_beams(&self) -> usize {
         self.temperatures.iter().map(|&t| Self::beams_at(&self.at_temperature(t))).max().unwrap_or(1)
@@ -120,7 +126,7 @@ impl Fallback {
             let next = self.opts.at_temperature(self.opts.temperatures[self.index]);
             let beams = WindowOptions::beams_at(&next);
             if cache.capacity_beams() < beams {
-                *cache = model.new_kv_cache(beams);
+                *cache = model.new_kv_cache_for(beams, cache.capacity_positions());
             }
             self.generator = Generator::new(model, &self.prompt, &next, cache.capacity_beams())?;
             self.generator.start(cache);

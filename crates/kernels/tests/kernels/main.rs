@@ -4,6 +4,7 @@
 mod common;
 
 mod attention;
+mod cross_i8;
 mod dispatch;
 mod gemm_bf16;
 mod gemm_f32;

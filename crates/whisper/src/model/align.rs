@@ -7,7 +7,7 @@
 
 use tracing::{debug_span, warn};
 
-use super::{kv_view, CrossKv, DecodeItem, DecoderWork, KvCache, Whisper};
+use super::{CrossKv, DecodeItem, DecoderWork, KvCache, Whisper};
 use crate::timing;
 use crate::Result;
 use kernels::KtShape;
@@ -86,15 +86,14 @@ impl Whisper {
         }
         let rows: usize = tokens.iter().map(Vec::len).sum();
         let _span = debug_span!("align", sequences = tokens.len(), rows).entered();
-        let mut caches: Vec<KvCache> = tokens.iter().map(|_| self.new_kv_cache(1)).collect();
+        let mut caches: Vec<KvCache> = tokens.iter().map(|t| self.new_kv_cache_for(1, t.len())).collect();
         let mut work = DecoderWork::default();
         let (d, n_head) = (self.dims.n_text_state, self.dims.n_text_head);
         let compute = self.compute.as_ref();
         let mut keep = |layer: usize, s: usize, q: &[f32]| {
             let (cross, positions) = (items[meta[s].0].cross, meta[s].1);
-            let (ck, cv) = &cross.kv[layer];
             for (k, &(_, h)) in heads.iter().enumerate().filter(|(_, &(l, _))| l == layer) {
-                let kv = kv_view(ck, 0..d * cross.stride, cv, 0..d * cross.stride);
+                let kv = cross.view(layer, d);
                 let shape = KtShape { n_q: tokens[s].len(), n_kv: positions, n_heads: n_head, head_dim: d / n_head, stride: cross.stride, causal: false };
                 compute.attention_scores(q, kv, shape, h, &mut scores[s][k]);
             }

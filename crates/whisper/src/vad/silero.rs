@@ -24,8 +24,10 @@ use crate::error::{Error, Result};
 
 /// Size of the LSTM state.
 const STATE: usize = 128;
-/// Most windows per model run: bounds the input buffer (about 2.4 MB) on long calls.
-const MAX_BATCH: usize = 1024;
+/// Most windows per model run: bounds the input buffer (about 0.6 MB) on long calls, and the
+/// runtime's memory arena, which grows to the largest run and is kept as long as the session
+/// (1024 windows held about 40 MB through a whole batched transcription; 256 about a quarter).
+const MAX_BATCH: usize = 256;
 /// The command that installs the model and the runtime.
 const INSTALL: &str = "amanuensis models pull silero-vad";
 
