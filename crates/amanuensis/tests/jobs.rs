@@ -179,8 +179,22 @@ fn cancel_queued_and_running_jobs() {
     let r = delete(&s.url(&format!("/v1/jobs/{}", ids[0]))).json();
     assert_eq!(r["status"], "cancelled", "{r}");
     assert_eq!(r["error"]["code"], "cancelled");
-    // The second runs to the end; the cancelled ones stay cancelled, without results.
-    assert_eq!(wait_done(&s, &ids[1])["status"], "done");
+    // The second runs to the end, its progress rising on the way; the cancelled ones stay
+    // cancelled, without results.
+    let mut seen = Vec::new();
+    let t0 = Instant::now();
+    loop {
+        let v = get(&s.url(&format!("/v1/jobs/{}", ids[1]))).json();
+        if v["status"] == "done" {
+            assert_eq!(v["progress"], 1.0);
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(180), "{v}");
+        seen.push(v["progress"].as_f64().unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert!(seen.iter().any(|&p| p > 0.0 && p < 1.0), "no progress between 0 and 1 seen: {seen:?}");
     for id in [&ids[0], &ids[2]] {
         assert_eq!(get(&s.url(&format!("/v1/jobs/{id}"))).json()["status"], "cancelled");
         let r = get(&s.url(&format!("/v1/jobs/{id}/result")));
@@ -267,6 +281,19 @@ fn webhook_is_retried_until_accepted() {
         assert_eq!(v["job"]["status"], "done");
         assert_eq!(v["text"].as_str().unwrap(), want.trim());
     }
+    // A job that fails is reported too, with its error.
+    let (url, bodies) = webhook_listener(vec![200]);
+    let id = submit(&s, Form::new().text("webhook_url", &url).file("file", "bad.wav", b"not audio"));
+    assert_eq!(wait_done(&s, &id)["status"], "failed");
+    let t0 = Instant::now();
+    while bodies.lock().unwrap().is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no webhook for the failed job");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let v: serde_json::Value = serde_json::from_str(&bodies.lock().unwrap()[0]).unwrap();
+    assert_eq!(v["type"], "job.failed");
+    assert_eq!(v["job"]["error"]["code"], "invalid_audio");
+    assert!(v.get("text").is_none());
 }
 
 #[test]
