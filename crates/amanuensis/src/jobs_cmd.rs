@@ -96,7 +96,7 @@ impl Client {
 }
 
 /// A multipart/form-data body with text fields and one file.
-fn multipart(fields: &[(&str, &str)], file: &PathBuf, bytes: &[u8]) -> (String, Vec<u8>) {
+fn multipart(fields: &[(&str, &str)], file: &std::path::Path, bytes: &[u8]) -> (String, Vec<u8>) {
     let boundary = format!("amanuensis-{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
     let mut body = Vec::new();
     for (n, v) in fields {
