@@ -106,13 +106,16 @@ pub async fn run(app: Arc<AppState>, jobs: Arc<Jobs>) {
             match blocking(move || store.queued(free)).await {
                 Ok(rows) => {
                     for row in rows {
+                        // Registered before it is marked running, so that a DELETE in between
+                        // finds it to cancel.
+                        let (cancel_tx, cancel_rx) = oneshot::channel();
+                        jobs.running.lock().unwrap().insert(row.id.clone(), cancel_tx);
                         let store = jobs.store.clone();
                         let id = row.id.clone();
                         if !matches!(blocking(move || store.start(&id)).await, Ok(true)) {
+                            jobs.running.lock().unwrap().remove(&row.id);
                             continue;
                         }
-                        let (cancel_tx, cancel_rx) = oneshot::channel();
-                        jobs.running.lock().unwrap().insert(row.id.clone(), cancel_tx);
                         tokio::spawn(run_one(app.clone(), jobs.clone(), row, cancel_rx));
                     }
                 }
