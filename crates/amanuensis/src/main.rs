@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod jobs_cmd;
 mod server;
 mod store;
 
@@ -42,6 +43,8 @@ enum Command {
     Inspect(cli::InspectArgs),
     /// Serve transcription over HTTP: OpenAI-compatible API, web page, metrics.
     Serve(server::ServeArgs),
+    /// Durable jobs on a server (`/v1/jobs`): submit files, wait, status, results, list.
+    Jobs(jobs_cmd::JobsArgs),
     /// CPU features, XRT, NPU devices, kernels (xclbins) and whether the NPU would be used.
     Doctor,
 
@@ -91,6 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(cmd) => cli::models(cmd),
         Command::Inspect(args) => cli::inspect(args),
         Command::Serve(args) => server::run(args),
+        Command::Jobs(args) => jobs_cmd::run(args),
 
         // ---- engine subcommands (mel, transcribe): dispatch ---------------------------------
         Command::Transcribe(args) => transcribe_cmd::run(args),

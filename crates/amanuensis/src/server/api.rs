@@ -169,7 +169,8 @@ fn multipart_error(e: MultipartError, limit: usize) -> ApiError {
     )
 }
 
-async fn read_form(mut mp: Multipart, ep: Endpoint, limit: usize) -> Result<Form, ApiError> {
+/// Reads the form; fields outside `allowed` are refused with 400.
+pub(super) async fn read_form(mut mp: Multipart, allowed: &[&str], limit: usize) -> Result<Form, ApiError> {
     let mut form = Form {
         file: None,
         fields: Vec::new(),
@@ -180,13 +181,13 @@ async fn read_form(mut mp: Multipart, ep: Endpoint, limit: usize) -> Result<Form
         .map_err(|e| multipart_error(e, limit))?
     {
         let name = field.name().unwrap_or("").to_string();
-        if !ep.fields().contains(&name.as_str()) {
+        if !allowed.contains(&name.as_str()) {
             let err = ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unknown_field",
                 format!(
                     "unknown form field `{name}`; this endpoint accepts: {}",
-                    ep.fields().join(", ")
+                    allowed.join(", ")
                 ),
             )
             .param(&name);
@@ -340,7 +341,7 @@ async fn handle_inner(
         )
     })?;
     let limit = app.cfg.max_upload_bytes;
-    let form = match tokio::time::timeout(app.cfg.read_timeout, read_form(mp, ep, limit)).await {
+    let form = match tokio::time::timeout(app.cfg.read_timeout, read_form(mp, ep.fields(), limit)).await {
         Ok(f) => f?,
         Err(_) => {
             return Err(ApiError::new(

@@ -8,6 +8,8 @@
 
 mod api;
 mod error;
+#[path = "../jobs/mod.rs"]
+mod jobs;
 mod live;
 mod metrics;
 mod openai;
@@ -99,6 +101,13 @@ pub struct ServeArgs {
     /// (or a client may take to read one) before it is closed with an error event.
     #[arg(long, default_value_t = 60.0)]
     pub stream_idle_timeout_secs: f64,
+    /// Folder of the jobs API's store (SQLite database and spooled audio); default
+    /// $XDG_DATA_HOME/amanuensis, else ~/.local/share/amanuensis.
+    #[arg(long, value_name = "DIR", env = "AMANUENSIS_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// How long finished jobs (results, rows) are kept: seconds, or with a unit (90m, 12h, 7d).
+    #[arg(long, default_value = "7d", value_name = "DURATION")]
+    pub job_retention: String,
 }
 
 /// Settings every request reads.
@@ -117,6 +126,9 @@ pub struct Config {
     pub model_aliases: Vec<String>,
     /// Bounds of the realtime WebSocket sessions.
     pub realtime: realtime::Limits,
+    /// The jobs store's folder, and how long finished jobs are kept.
+    pub data_dir: std::path::PathBuf,
+    pub job_retention: Duration,
 }
 
 /// The name OpenAI clients send most: accepted on OpenAI's routes whatever model is loaded.
@@ -167,6 +179,8 @@ pub struct AppState {
     pub decode_slots: tokio::sync::Semaphore,
     /// Realtime sessions open now.
     pub realtime: realtime::Streams,
+    /// The jobs API (`None` if its store could not be opened).
+    pub jobs: Option<Arc<jobs::runner::Jobs>>,
 }
 
 impl AppState {
@@ -252,7 +266,29 @@ impl ServeArgs {
                 max_uncommitted: (uncommitted.as_secs_f64() * 16000.0).round().max(1.0) as u64,
                 idle: secs("stream-idle-timeout-secs", self.stream_idle_timeout_secs)?,
             },
+            data_dir: self.data_dir.clone().unwrap_or_else(jobs::store::default_data_dir),
+            job_retention: retention(&self.job_retention)?,
         })
+    }
+}
+
+/// `--job-retention`: seconds, or a number with s, m, h or d.
+fn retention(v: &str) -> anyhow::Result<Duration> {
+    let v = v.trim();
+    let (num, unit) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&v[..i], c),
+        _ => (v, 's'),
+    };
+    let scale = match unit {
+        's' => 1.0,
+        'm' => 60.0,
+        'h' => 3600.0,
+        'd' => 86400.0,
+        _ => bail!("--job-retention {v}: use seconds or a number with s, m, h or d (e.g. 7d)"),
+    };
+    match num.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 && n * scale < 1e10 => Ok(Duration::from_secs_f64(n * scale)),
+        _ => bail!("--job-retention {v}: use seconds or a number with s, m, h or d (e.g. 7d)"),
     }
 }
 
@@ -291,13 +327,25 @@ async fn serve(cfg: Config, host: &str, port: u16) -> anyhow::Result<()> {
             .map_or(2, |n| n.get())
             .max(2),
     );
+    let jobs = match jobs::runner::Jobs::open(&cfg.data_dir, cfg.job_retention, cfg.workers) {
+        Ok(j) => Some(Arc::new(j)),
+        Err(e) => {
+            // The rest of the server works without it; /v1/jobs answers 503 with the reason.
+            eprintln!("amanuensis serve: the jobs API is off: {e:#}");
+            None
+        }
+    };
     let state = Arc::new(AppState {
         cfg,
         metrics,
         engine: OnceLock::new(),
         decode_slots,
         realtime: realtime::Streams::default(),
+        jobs: jobs.clone(),
     });
+    if let Some(j) = jobs {
+        tokio::spawn(jobs::runner::run(state.clone(), j));
+    }
 
     // The server answers (health 503, requests 503) while the model loads.
     let (load_failed_tx, load_failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
@@ -471,6 +519,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/audio/transcriptions", post(transcribe_openai))
         .route("/v1/audio/translations", post(translate_openai))
         .route("/v1/realtime", get(realtime::handler))
+        .route("/v1/jobs", post(jobs::api::submit).get(jobs::api::list))
+        .route("/v1/jobs/{id}", get(jobs::api::status).delete(jobs::api::delete))
+        .route("/v1/jobs/{id}/result", get(jobs::api::result))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Multipart reading stops with 413 at this many bytes (chunked uploads included).
@@ -626,5 +677,13 @@ mod tests {
         assert_eq!(model_name("tiny.en"), "tiny.en");
         assert_eq!(model_name("/root/models/tiny.en/"), "tiny.en");
         assert_eq!(model_name("base"), "base");
+    }
+
+    #[test]
+    fn retentions() {
+        assert_eq!(retention("7d").unwrap(), Duration::from_secs(7 * 86400));
+        assert_eq!(retention("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(retention("30").unwrap(), Duration::from_secs(30));
+        assert!(retention("7w").is_err() && retention("-1h").is_err() && retention("").is_err());
     }
 }

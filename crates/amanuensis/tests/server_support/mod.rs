@@ -28,6 +28,8 @@ pub struct Server {
     pub child: Option<Child>,
     pub base: String,
     stderr: Arc<Mutex<String>>,
+    /// The jobs store's folder when the test gave no --data-dir (removed with the server).
+    _data: Option<tempfile::TempDir>,
 }
 
 pub struct Options<'a> {
@@ -79,6 +81,11 @@ impl Server {
         if !o.args.contains(&"--compute-type") {
             cmd.args(["--compute-type", "f32"]);
         }
+        // Every server gets its own jobs store (--data-dir) unless the test picks one.
+        let data = (!o.args.contains(&"--data-dir")).then(|| tempfile::tempdir().expect("temp dir"));
+        if let Some(d) = &data {
+            cmd.arg("--data-dir").arg(d.path());
+        }
         for (k, v) in &o.env {
             cmd.env(k, v);
         }
@@ -126,6 +133,7 @@ impl Server {
             child: Some(child),
             base,
             stderr,
+            _data: data,
         };
         if o.wait_ready {
             server.wait_ready();
