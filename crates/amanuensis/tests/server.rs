@@ -67,7 +67,13 @@ fn health_models_metrics_and_web_page() {
     }
     let js = get(&s.url("/app.js"));
     assert_eq!(js.status, 200);
-    assert!(js.body.contains("MediaRecorder") && js.body.contains("transcript.text.delta"));
+    assert!(js.body.contains("transcript.text.delta"));
+    // The live microphone script and its audio worklet are served too.
+    let live = get(&s.url("/live.js"));
+    assert_eq!(live.status, 200);
+    assert!(live.body.contains("getUserMedia") && live.body.contains("/v1/realtime"));
+    assert_eq!(get(&s.url("/pcm-worklet.js")).status, 200);
+    assert_eq!(get(&s.url("/player.js")).status, 200);
     assert_eq!(get(&s.url("/style.css")).status, 200);
 
     let nf = get(&s.url("/nope"));
