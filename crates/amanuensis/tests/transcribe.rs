@@ -251,3 +251,16 @@ fn an_ogg_page_with_a_bad_crc_is_skipped_with_a_warning() {
     // "he was not an ...": the sentence up to the lost page.
     assert!(got.len() >= 5 && got[..4] == want[..4], "{got:?} vs {want:?}");
 }
+
+#[test]
+fn max_audio_secs_refuses_longer_inputs_while_decoding() {
+    let Some(model) = tiny() else { return };
+    let clip = testdata().join("audio/human/librivox_0880.wav");
+    let o = run(&["transcribe", clip.to_str().unwrap(), "--model", &model, "--beam-size", "1", "--max-audio-secs", "2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a 3 s clip passed a 2 s limit: {err}");
+    assert!(err.contains("longer than the limit of 2 s") && err.contains("cut the recording"), "{err}");
+    assert_eq!(err.matches("librivox_0880.wav").count(), 1, "the file is named once: {err}");
+    let o = run(&["transcribe", clip.to_str().unwrap(), "--model", &model, "--beam-size", "1", "--max-audio-secs", "4"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
