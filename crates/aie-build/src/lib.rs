@@ -12,7 +12,7 @@
 //! Nothing here needs the AIE toolchain to compile or test: the toolchain is only run by
 //! [`build`] when present.
 
-// `%` rather than `is_multiple_of`: the workspace's MSRV (1.80) predates it.
+// `%` rather than `is_multiple_of`: a style choice, kept (the toolchain has both).
 #![allow(clippy::manual_is_multiple_of)]
 
 pub mod build;

@@ -5,7 +5,7 @@
 //! layout, index or rounding shows up here. This is the only proof of the NPU numerics until
 //! the kernels run on hardware.
 
-// `%` rather than `is_multiple_of`: the workspace's MSRV (1.80) predates it.
+// `%` rather than `is_multiple_of`: a style choice, kept (the toolchain has both).
 #![allow(clippy::manual_is_multiple_of)]
 
 use aie_build::device::NpuDevice;

@@ -160,6 +160,10 @@ pub struct TranscribeArgs {
     /// What to write (json and verbose_json name the language and its probability).
     #[arg(long, value_enum, default_value = "txt")]
     pub output_format: Format,
+    /// Refuse an input that decodes to more than SECONDS of audio (checked while decoding, so a
+    /// small file that decodes to hours stops early). Unbounded by default.
+    #[arg(long, value_name = "SECONDS")]
+    pub max_audio_secs: Option<f64>,
     /// Write DIR/NAME.<format> per input instead of printing to stdout.
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
@@ -263,6 +267,11 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     if args.output_format == Format::All && args.output_dir.is_none() {
         bail!("--output-format all writes one file per format: add --output-dir DIR");
     }
+    if let Some(m) = args.max_audio_secs {
+        if !(m.is_finite() && m > 0.0) {
+            bail!("--max-audio-secs {m}: use a number of seconds above 0");
+        }
+    }
     let stdin_inputs = args.files.iter().filter(|f| f.as_os_str() == "-").count();
     if stdin_inputs > 1 {
         bail!("`-` (stdin) can be given once");
@@ -279,6 +288,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         crate::engine::set_threads(n)?;
     }
     if let Some(dir) = &args.output_dir {
+        check_distinct_outputs(dir, &args.files)?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating output directory {}", dir.display()))?;
     }
     // Clips choose what to transcribe in place of the VAD (faster-whisper ignores vad_filter
@@ -303,7 +313,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     for file in &args.files {
         let t0 = Instant::now();
         let vad = vad.as_mut().zip(vad_opts.as_ref());
-        let result = transcribe_file(&transcriber, file, args.raw_s16le, &opts, args.batch_size as usize, vad);
+        let result = transcribe_file(&transcriber, file, (args.raw_s16le, args.max_audio_secs), &opts, args.batch_size as usize, vad);
         let wall = t0.elapsed().as_secs_f64();
         match result {
             Ok(t) => {
@@ -327,7 +337,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
             }
             Err(e) => {
                 failures += 1;
-                eprintln!("error: {}: {e:#}", file.display());
+                eprintln!("error: {}", error_line(file, &e));
             }
         }
     }
@@ -336,6 +346,40 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     }
     if failures > 0 {
         bail!("{failures} of {} file(s) failed", args.files.len());
+    }
+    Ok(())
+}
+
+/// What a failed input prints: the error, prefixed with the file's name unless the error
+/// already starts with it (audio errors name their file).
+fn error_line(file: &Path, e: &anyhow::Error) -> String {
+    let msg = format!("{e:#}");
+    let name = if file.as_os_str() == "-" { "<stdin>".to_string() } else { file.display().to_string() };
+    if msg.starts_with(&format!("{name}: ")) {
+        msg
+    } else {
+        format!("{}: {msg}", file.display())
+    }
+}
+
+/// Refuses inputs that would write the same files in the output directory (`a.wav` and
+/// `a.flac`, or `x/a.wav` and `y/a.wav`): the second would silently overwrite the first's
+/// transcripts. Refused rather than renamed, so that every output name stays predictable
+/// from its input's name (scripts look for DIR/NAME.txt).
+fn check_distinct_outputs(dir: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
+    for f in files {
+        let out = output_path(dir, f, Format::Txt);
+        if let Some((_, first)) = seen.iter().find(|(o, _)| *o == out) {
+            let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            bail!(
+                "{} and {} would both write {}/{stem}.* in --output-dir (the second would overwrite the first's transcripts): rename one, or transcribe them into different --output-dir folders",
+                first.display(),
+                f.display(),
+                dir.display()
+            );
+        }
+        seen.push((out, f));
     }
     Ok(())
 }
@@ -353,7 +397,7 @@ pub fn output_path(dir: &Path, input: &Path, fmt: Format) -> PathBuf {
 fn transcribe_file(
     tr: &Transcriber,
     file: &Path,
-    raw_rate: Option<u32>,
+    (raw_rate, max_secs): (Option<u32>, Option<f64>),
     opts: &TranscribeOptions,
     batch_size: usize,
     vad: Option<(&mut SileroVad, &VadOptions)>,
@@ -364,7 +408,7 @@ fn transcribe_file(
     if let Some(rate) = raw_rate {
         input = input.raw_s16le(rate);
     }
-    let source = SpooledSource::from_input(input)?;
+    let source = SpooledSource::from_input_limited(input, max_secs)?;
     let duration = source.len() as f64 / whisper::audio::SAMPLE_RATE as f64;
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new((duration * 100.0) as u64);
@@ -424,8 +468,8 @@ fn run_live(args: TranscribeArgs, opts: TranscribeOptions) -> anyhow::Result<()>
     if args.files.len() != 1 {
         bail!("--live takes one input (a file, or `-` for stdin)");
     }
-    if args.output_dir.is_some() || args.batch_size > 1 || args.word_timestamps || !opts.clip_timestamps.is_empty() || args.vad.vad_filter && args.vad.no_vad_filter {
-        bail!("--live prints text as it is confirmed: --output-dir, --batch-size, --word-timestamps (live mode always times words; see --output-format json) and --clip-timestamps do not apply");
+    if args.output_dir.is_some() || args.batch_size > 1 || args.word_timestamps || !opts.clip_timestamps.is_empty() || args.max_audio_secs.is_some() || args.vad.vad_filter && args.vad.no_vad_filter {
+        bail!("--live prints text as it is confirmed: --output-dir, --batch-size, --word-timestamps (live mode always times words; see --output-format json) --clip-timestamps and --max-audio-secs do not apply");
     }
     if !(args.live_speed >= 0.0 && args.live_speed <= 1000.0) {
         bail!("--live-speed {} is out of range: 0 (as fast as decoding) up to 1000 times real time", args.live_speed);

@@ -18,7 +18,7 @@
 //! per output slot and allocates slots lazily, up to [`MAX_CHAIN_RUNS`], then reuses them for
 //! every later call (every layer and every window).
 
-// `%` rather than `is_multiple_of`: the workspace's MSRV (1.80) predates it.
+// `%` rather than `is_multiple_of`: a style choice, kept (the toolchain has both).
 #![allow(clippy::manual_is_multiple_of)]
 
 /// Most runs in one run list. Bounds the buffers a chained call needs: per (k, n) shape,

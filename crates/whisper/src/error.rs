@@ -18,6 +18,9 @@ pub enum Error {
     Tokenizer(String),
     #[error("{path}: {reason}")]
     Audio { path: PathBuf, reason: String },
+    /// The audio decodes to more than the caller's limit; decoding stopped there.
+    #[error("{path}: the audio is longer than the limit of {limit_secs} s; decoding stopped there (cut the recording into parts, or raise the limit)")]
+    AudioTooLong { path: PathBuf, limit_secs: f64 },
     #[error("{path}: not a valid .npy file: {reason}")]
     Npy { path: PathBuf, reason: String },
     /// Voice activity detection: the Silero model or the ONNX Runtime library.

@@ -493,3 +493,36 @@ fn garbage_inside_a_file_is_skipped_or_reported() {
         }
     }
 }
+
+/// Byte offsets of the Ogg pages of `bytes` (each starts with the capture pattern `OggS`).
+fn ogg_pages(bytes: &[u8]) -> Vec<usize> {
+    let mut pages = Vec::new();
+    let mut at = 0;
+    while at + 27 <= bytes.len() {
+        assert_eq!(&bytes[at..at + 4], b"OggS", "page at {at}");
+        pages.push(at);
+        let n_segments = bytes[at + 26] as usize;
+        let body: usize = bytes[at + 27..at + 27 + n_segments].iter().map(|&l| l as usize).sum();
+        at += 27 + n_segments + body;
+    }
+    pages
+}
+
+#[test]
+fn an_ogg_page_with_a_bad_crc_is_skipped() {
+    // FFmpeg skips a page whose checksum is wrong and goes on; so do we, with a warning.
+    let bytes = std::fs::read(data("audio/formats/librivox_0880.ogg")).unwrap();
+    let whole = decode_audio_bytes(bytes.clone(), Some("ogg")).unwrap();
+    let pages = ogg_pages(&bytes);
+    eprintln!("{} pages at {pages:?}", pages.len());
+    assert!(pages.len() >= 4, "{pages:?}");
+    // Every audio page in turn (the first pages hold the Vorbis headers).
+    for (i, &p) in pages.iter().enumerate().skip(2) {
+        let mut b = bytes.clone();
+        b[p + 22] ^= 0x5A;
+        let got = decode_audio_bytes(b, Some("ogg")).unwrap_or_else(|e| panic!("page {i} with a bad CRC: {e}"));
+        let share = got.len() as f64 / whole.len() as f64;
+        eprintln!("page {i}: {share:.3} of the samples");
+        assert!(share > 0.3 && share <= 1.0, "page {i}: {share}");
+    }
+}

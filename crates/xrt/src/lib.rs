@@ -12,7 +12,7 @@
 //! instruction buffer (group 1, cacheable) and data buffers (groups 3.., host-only), then
 //! per call: `Run` with args `(3, instr, n_words, data...)`, start, wait.
 
-// `%` rather than `is_multiple_of`: the workspace's MSRV (1.80) predates it.
+// `%` rather than `is_multiple_of`: a style choice, kept (the toolchain has both).
 #![allow(clippy::manual_is_multiple_of)]
 
 mod error;

@@ -21,6 +21,7 @@ use whisper::vad::SpeechTimeline;
 
 use super::params::{parse_params, Ask};
 
+use super::budget::{self, Reservation};
 use super::error::ApiError;
 use super::render::{self, segment_json, summary_json, task_name, Timing};
 use super::scheduler::{queue_full, Finished, Job, SegmentEvent};
@@ -330,6 +331,10 @@ async fn handle_inner(
         drain(mp, app.cfg.read_timeout).await;
         return Err(queue_full(app.cfg.queue));
     }
+    if app.cfg.audio.is_spent(&app.metrics) {
+        drain(mp, app.cfg.read_timeout).await;
+        return Err(budget::budget_spent(&app.cfg.audio));
+    }
     let mp = mp.map_err(|r| {
         ApiError::new(
             r.status(),
@@ -374,22 +379,7 @@ async fn handle_inner(
         .and_then(|f| f.rsplit_once('.'))
         .map(|(_, e)| e.to_ascii_lowercase())
         .filter(|e| !e.is_empty() && e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()));
-    // Decoding is CPU work: bounded, and off the async threads.
-    let samples = {
-        let _permit = app
-            .decode_slots
-            .acquire()
-            .await
-            .map_err(|_| ApiError::internal("decoder closed"))?;
-        tokio::task::spawn_blocking(move || {
-            whisper::audio::decode_audio_bytes(bytes, ext.as_deref())
-        })
-        .await
-        .map_err(|_| {
-            ApiError::internal("the audio decoder failed unexpectedly; the file may be corrupt")
-        })?
-        .map_err(|e| ApiError::from_whisper(&e))?
-    };
+    let (samples, audio) = decode_upload(&app, bytes, ext).await?;
     if samples.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -432,6 +422,7 @@ async fn handle_inner(
         deadline,
         events: events_tx,
         reply: reply_tx,
+        audio,
         })?;
         tracing::debug!(job = %job_id, "queued");
     }
@@ -465,6 +456,46 @@ async fn handle_inner(
         }
     };
     Ok(with_job_id(resp, &job_id))
+}
+
+/// Decodes an upload on a blocking thread (at most one per core at a time), refusing it while
+/// decoding when it passes `--max-audio-secs` (413) or when the audio already held leaves no
+/// room for it (`--max-queued-audio-secs`, 503): every sample is reserved before it is stored.
+/// The reservation goes with the job and is given back when it ends.
+pub(super) async fn decode_upload(
+    app: &Arc<AppState>,
+    bytes: Vec<u8>,
+    ext: Option<String>,
+) -> Result<(Vec<f32>, Reservation), ApiError> {
+    let _permit = app
+        .decode_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("decoder closed"))?;
+    let limits = app.cfg.audio;
+    let mut held = Reservation::new(app.metrics.clone());
+    let (result, spent, held) = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        let mut spent = false;
+        let input = whisper::audio::AudioInput::Bytes { data: bytes, ext };
+        let result = input.stream_limited(Some(limits.max_audio_secs), &mut |s| {
+            if !held.grow(s.len(), &limits) {
+                spent = true;
+                return Err("the audio budget is spent".into());
+            }
+            out.extend_from_slice(s);
+            Ok(())
+        });
+        (result.map(|_| out), spent, held)
+    })
+    .await
+    .map_err(|_| ApiError::internal("the audio decoder failed unexpectedly; the file may be corrupt"))?;
+    match result {
+        Ok(samples) => Ok((samples, held)),
+        Err(whisper::Error::AudioTooLong { .. }) => Err(budget::too_long(&limits)),
+        Err(_) if spent => Err(budget::budget_spent(&limits)),
+        Err(e) => Err(ApiError::from_whisper(&e)),
+    }
 }
 
 /// Maps what was decoded from the speech only (with the VAD) back to the upload's timeline.

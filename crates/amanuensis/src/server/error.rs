@@ -72,6 +72,12 @@ impl ApiError {
                 format!("the uploaded file could not be decoded as audio: {reason}"),
             )
             .param("file"),
+            whisper::Error::AudioTooLong { limit_secs, .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "audio_too_long",
+                format!("the uploaded audio is longer than the limit of {limit_secs} s; cut it into parts"),
+            )
+            .param("file"),
             whisper::Error::InvalidArgument(m) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", m.clone())
             }

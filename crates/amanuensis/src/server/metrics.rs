@@ -62,6 +62,8 @@ pub struct Metrics {
     seconds: Mutex<(f64, f64)>,
     pub queue_depth: AtomicI64,
     pub in_flight: AtomicI64,
+    /// Decoded audio held by requests (decoding, queued, running), in 16 kHz samples (`budget`).
+    pub audio_held_samples: AtomicU64,
     pub encoder_batches: AtomicU64,
     pub encoder_windows: AtomicU64,
     /// Decoder passes of the continuous batch, and the windows (sequences) and hypothesis rows
@@ -157,7 +159,8 @@ impl Metrics {
         let (audio, processing) = *lock(&self.seconds);
         let load = |a: &AtomicI64| a.load(Ordering::Relaxed).max(0).to_string();
         let load_u = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
-        let singles: [(&str, &str, &str, String); 12] = [
+        let held = self.audio_held_samples.load(Ordering::Relaxed) as f64 / 16_000.0;
+        let singles: [(&str, &str, &str, String); 13] = [
             ("amanuensis_audio_seconds_total", "counter", "Seconds of audio transcribed successfully.", format!("{audio:.6}")),
             (
                 "amanuensis_processing_seconds_total",
@@ -167,6 +170,12 @@ impl Metrics {
             ),
             ("amanuensis_queue_depth", "gauge", "Jobs waiting to be admitted to the engine.", load(&self.queue_depth)),
             ("amanuensis_jobs_in_flight", "gauge", "Jobs being transcribed now.", load(&self.in_flight)),
+            (
+                "amanuensis_audio_held_seconds",
+                "gauge",
+                "Seconds of decoded audio held by requests (decoding, queued or running); bounded by --max-queued-audio-secs.",
+                format!("{held:.3}"),
+            ),
             ("amanuensis_queue_capacity", "gauge", "Jobs that may wait before requests get 503.", load_u(&self.queue_capacity)),
             ("amanuensis_workers", "gauge", "Jobs decoded at the same time (the continuous batch's bound, --workers).", load_u(&self.workers)),
             (

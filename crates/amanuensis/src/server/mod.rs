@@ -7,6 +7,7 @@
 //! feeds the engine thread (one continuous batch for every request).
 
 mod api;
+mod budget;
 mod error;
 #[path = "../jobs/mod.rs"]
 mod jobs;
@@ -69,6 +70,15 @@ pub struct ServeArgs {
     /// Largest accepted upload in MB (MiB); larger ones get 413.
     #[arg(long, default_value_t = 25)]
     pub max_upload_mb: usize,
+    /// Longest audio one upload may decode to, in seconds (default 4 h); longer uploads get 413,
+    /// refused while decoding (a small file that decodes to hours is never held whole).
+    #[arg(long, default_value_t = 14400.0)]
+    pub max_audio_secs: f64,
+    /// Seconds of decoded audio all requests together may hold (decoding, queued, running;
+    /// default 8 h, about 1.8 GB of samples); beyond it uploads get 503 with Retry-After. At
+    /// least --max-audio-secs.
+    #[arg(long, default_value_t = 28800.0)]
+    pub max_queued_audio_secs: f64,
     /// Seconds a job may take from upload to transcript before it is abandoned with 504.
     #[arg(long, default_value_t = 600.0)]
     pub job_timeout_secs: f64,
@@ -119,6 +129,8 @@ pub struct Config {
     pub workers: usize,
     pub queue: usize,
     pub max_upload_bytes: usize,
+    /// `--max-audio-secs`, `--max-queued-audio-secs`.
+    pub audio: budget::AudioLimits,
     pub job_timeout: Duration,
     pub read_timeout: Duration,
     pub beam_size: usize,
@@ -249,6 +261,11 @@ impl ServeArgs {
             bail!("--max-append-mb {}: use a number from 1 to 256", self.max_append_mb);
         }
         let uncommitted = secs("max-uncommitted-secs", self.max_uncommitted_secs)?;
+        let max_audio = secs("max-audio-secs", self.max_audio_secs)?.as_secs_f64();
+        let max_queued = secs("max-queued-audio-secs", self.max_queued_audio_secs)?.as_secs_f64();
+        if max_queued < max_audio {
+            bail!("--max-queued-audio-secs {max_queued} is below --max-audio-secs {max_audio}: one upload of the longest accepted length would never fit; raise it");
+        }
         Ok(Config {
             model_spec: self.model.clone(),
             model_name: model_name(&self.model),
@@ -256,6 +273,7 @@ impl ServeArgs {
             workers: self.workers,
             queue: self.queue,
             max_upload_bytes: self.max_upload_mb * 1024 * 1024,
+            audio: budget::AudioLimits { max_audio_secs: max_audio, max_queued_audio_secs: max_queued },
             job_timeout: secs("job-timeout-secs", self.job_timeout_secs)?,
             read_timeout: secs("read-timeout-secs", self.read_timeout_secs)?,
             beam_size: self.beam_size,

@@ -22,6 +22,7 @@ use whisper::model::{CrossKv, Whisper};
 use whisper::transcribe::{Segment, Session, TranscribeOptions, Transcriber, Transcript};
 use whisper::window::WindowResult;
 
+use super::budget::Reservation;
 use super::error::ApiError;
 use super::live::{self, LiveConfig, LiveHandle, LiveStream, OpenStream};
 use super::metrics::{Metrics, Outcome, Phase};
@@ -54,6 +55,8 @@ pub struct Job {
     /// Segments are sent here as they are decoded (streaming requests only).
     pub events: Option<tmpsc::UnboundedSender<SegmentEvent>>,
     pub reply: Reply,
+    /// Its audio counted against `--max-queued-audio-secs` until the job ends.
+    pub audio: Reservation,
 }
 
 /// What the engine thread receives: a request, or a live stream to run.
@@ -219,6 +222,8 @@ struct Running {
     started: Instant,
     /// Its current window is in the continuous batch.
     in_batch: bool,
+    /// A request's audio budget, given back when the job ends (none for live streams).
+    _audio: Option<Reservation>,
 }
 
 /// Who waits for a job: a request's handler, or a live stream (the job is one of its decodings).
@@ -300,6 +305,7 @@ impl Engine {
             deadline,
             events,
             reply,
+            audio,
         } = job;
         self.requests += 1;
         let tr = &self.tr;
@@ -329,6 +335,7 @@ impl Engine {
                         owner: Owner::Request(reply),
                         started,
                         in_batch: false,
+                        _audio: Some(audio),
                     },
                 );
                 if done {
@@ -564,6 +571,7 @@ impl Engine {
                             owner: Owner::Stream(sk),
                             started: now,
                             in_batch: false,
+                            _audio: None,
                         },
                     );
                 }

@@ -86,6 +86,44 @@ impl AudioInput {
         Ok(out)
     }
 
+    /// As [`AudioInput::stream`], but decoding stops with [`Error::AudioTooLong`] as soon as
+    /// the samples would pass `max_secs` seconds (before `emit` sees the sample past the
+    /// limit): a small file that decodes to hours is refused without holding the hours.
+    pub fn stream_limited(self, max_secs: Option<f64>, emit: &mut Emit<'_>) -> Result<u64> {
+        let Some(max_secs) = max_secs else {
+            return self.stream(emit);
+        };
+        let label = self.label();
+        let max_samples = (max_secs.max(0.0) * super::SAMPLE_RATE as f64) as u64;
+        let mut seen = 0u64;
+        let mut over = false;
+        let result = self.stream(&mut |s| {
+            seen += s.len() as u64;
+            if seen > max_samples {
+                over = true;
+                return Err("over the length limit".into());
+            }
+            emit(s)
+        });
+        match result {
+            Err(_) if over => Err(Error::AudioTooLong {
+                path: label,
+                limit_secs: max_secs,
+            }),
+            r => r,
+        }
+    }
+
+    /// Decodes the whole input into memory, refusing more than `max_secs` seconds of audio.
+    pub fn decode_limited(self, max_secs: Option<f64>) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        self.stream_limited(max_secs, &mut |s| {
+            out.extend_from_slice(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// Streams 16 kHz mono samples to `emit`; returns how many there were.
     pub fn stream(self, emit: &mut Emit<'_>) -> Result<u64> {
         let label = self.label();
@@ -101,6 +139,9 @@ impl AudioInput {
                     });
                 }
                 let mut file = file;
+                if let Some(repaired) = super::repaired_ogg(&mut file, &label)? {
+                    return super::decode_bytes_labelled(repaired, None, &label, emit);
+                }
                 let priming = super::mp4::mp4_priming(&mut file);
                 file.seek(SeekFrom::Start(0))
                     .map_err(|e| Error::io(&label, e))?;

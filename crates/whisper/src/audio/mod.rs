@@ -17,12 +17,13 @@ mod container;
 mod input;
 mod kernels;
 mod mp4;
+mod ogg;
 pub(crate) mod resample;
 mod source;
 pub(crate) mod swr;
 
 use std::fs::File;
-use std::io::{Cursor, Seek, SeekFrom};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 pub use input::{AudioInput, DEFAULT_STDIN_LIMIT};
@@ -81,6 +82,10 @@ pub(crate) fn decode_file(path: &Path, emit: &mut container::Emit<'_>) -> Result
         ));
     }
     let mut file = File::open(path).map_err(|e| fail(format!("cannot open file: {e}")))?;
+    if let Some(repaired) = repaired_ogg(&mut file, path)? {
+        let ext = path.extension().and_then(|e| e.to_str());
+        return decode_bytes_labelled(repaired, ext, path, emit);
+    }
     let priming = mp4::mp4_priming(&mut file);
     file.seek(SeekFrom::Start(0))
         .map_err(|e| fail(format!("cannot read file: {e}")))?;
@@ -113,11 +118,44 @@ pub(crate) fn decode_bytes_labelled(
             reason: "no data (0 bytes); no audio to transcribe".into(),
         });
     }
+    let mut cursor = Cursor::new(bytes);
+    let bytes = match repaired_ogg(&mut cursor, label)? {
+        Some(repaired) => repaired,
+        None => cursor.into_inner(),
+    };
     let total_len = bytes.len() as u64;
     let mut cursor = Cursor::new(bytes);
     let priming = mp4::mp4_priming(&mut cursor);
     cursor.set_position(0);
     container::decode_guarded(Box::new(cursor), total_len, hint_ext, priming, label, emit)
+}
+
+/// An Ogg stream holding pages with a wrong checksum: its bytes without those pages (with a
+/// warning), as FFmpeg skips them; `None` for anything else. Only a damaged file is read into
+/// memory. `src` is left at its start.
+pub(crate) fn repaired_ogg<R: Read + Seek>(src: &mut R, label: &Path) -> Result<Option<Vec<u8>>> {
+    let io = |e| Error::io(label, e);
+    let mut magic = [0u8; 4];
+    src.seek(SeekFrom::Start(0)).map_err(io)?;
+    let is_ogg = src.read_exact(&mut magic).is_ok() && &magic == b"OggS";
+    src.seek(SeekFrom::Start(0)).map_err(io)?;
+    if !is_ogg {
+        return Ok(None);
+    }
+    let bad = ogg::bad_pages(&mut *src).map_err(io)?;
+    src.seek(SeekFrom::Start(0)).map_err(io)?;
+    if bad.is_empty() {
+        return Ok(None);
+    }
+    tracing::warn!(
+        "{}: skipped {} Ogg page(s) with a wrong checksum (damaged data; first at byte {})",
+        label.display(),
+        bad.len(),
+        bad[0].start
+    );
+    let repaired = ogg::without(&mut *src, &bad).map_err(io)?;
+    src.seek(SeekFrom::Start(0)).map_err(io)?;
+    Ok(Some(repaired))
 }
 
 #[cfg(test)]

@@ -100,9 +100,15 @@ pub struct SpooledSource {
 impl SpooledSource {
     /// Decodes `input` as a stream into a new spool file in the system temp directory.
     pub fn from_input(input: AudioInput) -> Result<SpooledSource> {
+        Self::from_input_limited(input, None)
+    }
+
+    /// As [`SpooledSource::from_input`], refusing audio longer than `max_secs` seconds
+    /// ([`crate::Error::AudioTooLong`], raised while decoding).
+    pub fn from_input_limited(input: AudioInput, max_secs: Option<f64>) -> Result<SpooledSource> {
         let label = input.label();
         let mut spool = Spooler::new(label)?;
-        input.stream(&mut |s| spool.write(s))?;
+        input.stream_limited(max_secs, &mut |s| spool.write(s))?;
         spool.finish()
     }
 
