@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use whisper::transcribe::Transcript;
 
 use super::store::{now, JobRow, Status, Store};
-use crate::server::api::{Endpoint, Form};
+use crate::server::api::{decode_upload, Endpoint, Form};
 use crate::server::error::ApiError;
 use crate::server::params::parse_params;
 use crate::server::render::task_name;
@@ -188,13 +188,9 @@ async fn transcribe(app: &Arc<AppState>, jobs: &Jobs, row: &JobRow) -> Result<Va
         .and_then(|f| f.rsplit_once('.'))
         .map(|(_, e)| e.to_ascii_lowercase())
         .filter(|e| !e.is_empty() && e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()));
-    let samples = {
-        let _permit = app.decode_slots.acquire().await.map_err(|_| Stop::Failed(ApiError::internal("decoder closed")))?;
-        tokio::task::spawn_blocking(move || whisper::audio::decode_audio_bytes(bytes, ext.as_deref()))
-            .await
-            .map_err(|_| Stop::Failed(ApiError::internal("the audio decoder failed unexpectedly; the file may be corrupt")))?
-            .map_err(|e| Stop::Failed(ApiError::from_whisper(&e)))?
-    };
+    // Decoded within --max-audio-secs and against the server's audio budget, as uploads are;
+    // a spent budget puts the job back in the queue.
+    let (samples, audio) = decode_upload(app, bytes, ext).await.map_err(|e| if e.code == "audio_queue_full" { Stop::Requeue } else { Stop::Failed(e) })?;
     if samples.is_empty() {
         return Err(Stop::Failed(ApiError::new(StatusCode::BAD_REQUEST, "invalid_audio", "the uploaded file could not be decoded as audio: it holds no audio samples").param("file")));
     }
@@ -226,7 +222,7 @@ async fn transcribe(app: &Arc<AppState>, jobs: &Jobs, row: &JobRow) -> Result<Va
         let (events_tx, mut events_rx) = mpsc::unbounded_channel::<SegmentEvent>();
         engine
             .pool
-            .submit(Job { id: row.id.clone(), samples, opts: params.opts, deadline: Instant::now() + JOB_DEADLINE, events: Some(events_tx), reply: reply_tx })
+            .submit(Job { id: row.id.clone(), samples, opts: params.opts, deadline: Instant::now() + JOB_DEADLINE, events: Some(events_tx), reply: reply_tx, audio })
             .map_err(|e| if e.code == "queue_full" { Stop::Requeue } else { Stop::Failed(e) })?;
         let mut written = Instant::now();
         // Every segment comes before the reply (the engine drops the events sender first).
