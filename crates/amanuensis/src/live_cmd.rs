@@ -76,7 +76,6 @@ fn vad_for(opts: &LiveOptions) -> anyhow::Result<Option<Box<dyn Vad + Send>>> {
 
 /// Starts the thread that decodes `input` into 16 kHz chunks.
 pub fn read_input(input: &Path, raw_rate: Option<u32>) -> anyhow::Result<Receiver<Chunk>> {
-    let (tx, rx) = sync_channel(CHANNEL_CHUNKS);
     let input: AudioInput = if input.as_os_str() == "-" {
         if std::io::stdin().is_terminal() {
             bail!("`-` reads audio from stdin, but stdin is a terminal: pipe audio in (`arecord -f S16_LE -r 16000 -c 1 | amanuensis transcribe --live -`)");
@@ -95,7 +94,13 @@ pub fn read_input(input: &Path, raw_rate: Option<u32>) -> anyhow::Result<Receive
             None => a,
         }
     };
-    std::thread::Builder::new().name("audio-in".into()).spawn(move || {
+    spawn_decoder("audio-in", input)
+}
+
+/// Decodes `input` to 16 kHz on its own thread, into a bounded channel of chunks.
+pub fn spawn_decoder(name: &str, input: AudioInput) -> anyhow::Result<Receiver<Chunk>> {
+    let (tx, rx) = sync_channel(CHANNEL_CHUNKS);
+    std::thread::Builder::new().name(name.into()).spawn(move || {
         let sender = tx.clone();
         let r = input.stream(&mut |s: &[f32]| sender.send(Chunk::Audio(s.to_vec())).map_err(|_| "the transcriber stopped".to_string()));
         let _ = tx.send(match r {

@@ -148,17 +148,10 @@ fn capture(duration: Option<f64>) -> anyhow::Result<(Receiver<Chunk>, Guard)> {
     .map_err(|e| no_mic(&e.to_string()))?;
     stream.play().map_err(|e| anyhow::anyhow!("the microphone does not start ({e})"))?;
 
-    let (tx, rx) = sync_channel(64);
     let reader = ChannelReader { rx: brx, pending: Vec::new(), at: 0 };
-    std::thread::Builder::new().name("mic".into()).spawn(move || {
-        // Ends after --duration, or with the process.
-        let input = whisper::audio::AudioInput::Reader { reader: Box::new(reader.take(duration.map_or(u64::MAX, |d| (d * rate as f64) as u64 * 2))), label: "<microphone>".into(), limit: u64::MAX }.raw_s16le(rate);
-        let sender = tx.clone();
-        let r = input.stream(&mut |s: &[f32]| sender.send(Chunk::Audio(s.to_vec())).map_err(|_| "the transcriber stopped".to_string()));
-        let _ = tx.send(match r {
-            Ok(_) => Chunk::End,
-            Err(e) => Chunk::Failed(e.to_string()),
-        });
-    })?;
+    // Ends after --duration, or with the process.
+    let bytes = duration.map_or(u64::MAX, |d| (d * rate as f64) as u64 * 2);
+    let input = whisper::audio::AudioInput::Reader { reader: Box::new(reader.take(bytes)), label: "<microphone>".into(), limit: u64::MAX }.raw_s16le(rate);
+    let rx = crate::live_cmd::spawn_decoder("mic", input)?;
     Ok((rx, Box::new(stream)))
 }

@@ -9,6 +9,7 @@
 //! the [`LiveHandle`] (the connection went away) frees the stream at the engine's next turn.
 
 use tokio::sync::mpsc;
+use whisper::live::TurnOptions;
 
 /// Audio chunks (or commands) that may wait for the engine per stream; with 100-250 ms
 /// chunks this is a few seconds of audio.
@@ -16,22 +17,9 @@ pub const INPUT_CAPACITY: usize = 32;
 /// Events that may wait for the client; a client that reads none loses its stream.
 pub const EVENT_CAPACITY: usize = 1024;
 
-/// Server-side voice activity detection that ends utterances (OpenAI's `server_vad`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct TurnDetection {
-    /// Speech probability at or above which audio is speech (0..1).
-    pub threshold: f32,
-    /// Audio kept before the detected start of speech.
-    pub prefix_padding_ms: u32,
-    /// Silence that ends an utterance.
-    pub silence_duration_ms: u32,
-}
-
-impl Default for TurnDetection {
-    fn default() -> Self {
-        TurnDetection { threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: 500 }
-    }
-}
+/// Server-side voice activity detection that ends utterances (OpenAI's `server_vad`: speech
+/// threshold, prefix padding, silence duration; the same defaults, 0.5 / 300 ms / 500 ms).
+pub type TurnDetection = TurnOptions;
 
 /// How a stream transcribes; sent at open and again on every `session.update`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -87,7 +75,7 @@ pub struct LiveHandle {
 use std::collections::HashSet;
 
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
-use whisper::live::{join, DecodeRequest, LiveOptions, StreamEvent, StreamingTranscriber, TurnOptions};
+use whisper::live::{join, DecodeRequest, LiveOptions, StreamEvent, StreamingTranscriber};
 use whisper::model::Whisper;
 use whisper::tokenizer::Task;
 use whisper::transcribe::Transcript;
@@ -134,7 +122,7 @@ fn options(model: &Whisper, config: &LiveConfig, has_vad: bool) -> Result<(LiveO
     opts.transcribe.initial_prompt = config.prompt.clone().filter(|p| !p.trim().is_empty());
     let mut vad = None;
     if let Some(t) = &config.turn_detection {
-        let turns = TurnOptions { threshold: t.threshold, prefix_padding_ms: t.prefix_padding_ms, silence_duration_ms: t.silence_duration_ms };
+        let turns = t.clone();
         turns.validate().map_err(|e| e.to_string())?;
         if !has_vad {
             match crate::vad_args::load_vad() {
