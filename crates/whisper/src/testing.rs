@@ -58,3 +58,42 @@ pub fn model_dir(name: &str) -> Option<PathBuf> {
         looked.join(", ")
     );
 }
+
+/// Places Silero VAD is looked for, in order: `$AMANUENSIS_VAD_DIR`,
+/// `$AMANUENSIS_MODELS/silero-vad`, `~/.cache/amanuensis/models/silero-vad`.
+pub fn vad_dir_candidates() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("AMANUENSIS_VAD_DIR").filter(|v| !v.is_empty()) {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("AMANUENSIS_MODELS").filter(|v| !v.is_empty()) {
+        dirs.push(PathBuf::from(d).join("silero-vad"));
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        dirs.push(PathBuf::from(h).join(".cache/amanuensis/models/silero-vad"));
+    }
+    dirs
+}
+
+/// The installed Silero VAD for a test: (model, ONNX Runtime library), or `None` (after saying
+/// so on stderr) when absent and the test may be skipped. Under CI (`CI` set) a missing VAD
+/// fails the test, since `.ci/run` installs it.
+pub fn vad_files() -> Option<(PathBuf, PathBuf)> {
+    const MODEL_FILE: &str = "silero_vad_v6.onnx";
+    const RUNTIME_FILE: &str = "libonnxruntime.so";
+    let dirs = vad_dir_candidates();
+    if let Some(d) = dirs.iter().find(|d| d.join(MODEL_FILE).is_file() && d.join(RUNTIME_FILE).is_file()) {
+        return Some((d.join(MODEL_FILE), d.join(RUNTIME_FILE)));
+    }
+    let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    let msg = format!(
+        "Silero VAD is not installed (looked in {}); run `cargo run -p amanuensis -- models pull silero-vad` \
+         or set AMANUENSIS_VAD_DIR to a directory holding {MODEL_FILE} and {RUNTIME_FILE}",
+        looked.join(", ")
+    );
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{msg} (CI is set, so this test may not be skipped)");
+    }
+    eprintln!("skipping: {msg}");
+    None
+}

@@ -4,7 +4,7 @@
 //! when installed; required under CI) each sentence between pauses is one utterance and
 //! silence gives nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use whisper::compute::{Cpu, WeightType};
 use whisper::eval::{normalize, word_errors};
@@ -180,25 +180,10 @@ fn commit_ends_an_utterance_and_clear_drops_one() {
     assert!(third.contains("forward") && !third.contains("canoe"), "{third}");
 }
 
-/// Silero VAD and ONNX Runtime from the model store, or None (skipped) outside CI.
+/// Silero VAD from the model store, or None (skipped) outside CI.
 fn vad() -> Option<Box<dyn Vad + Send>> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for var in ["AMANUENSIS_VAD_DIR", "AMANUENSIS_MODELS"] {
-        if let Some(d) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            dirs.push(if var == "AMANUENSIS_MODELS" { PathBuf::from(d).join("silero-vad") } else { PathBuf::from(d) });
-        }
-    }
-    if let Some(h) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(h).join(".cache/amanuensis/models/silero-vad"));
-    }
-    match dirs.iter().find(|d| d.join("silero_vad_v6.onnx").is_file() && d.join("libonnxruntime.so").is_file()) {
-        Some(d) => Some(Box::new(SileroVad::load(&d.join("silero_vad_v6.onnx"), &d.join("libonnxruntime.so")).unwrap())),
-        None if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) => panic!("Silero VAD is not installed (CI): run `amanuensis models pull silero-vad`"),
-        None => {
-            eprintln!("skipping: Silero VAD is not installed (`amanuensis models pull silero-vad`)");
-            None
-        }
-    }
+    let (model, runtime) = whisper::testing::vad_files()?;
+    Some(Box::new(SileroVad::load(&model, &runtime).unwrap()))
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! `$AMANUENSIS_MODELS/silero-vad`, else `~/.cache/amanuensis/models/silero-vad`. Without them
 //! they are skipped, except under CI (`CI` set), where they fail.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use whisper::vad::{
@@ -15,8 +15,6 @@ use whisper::vad::{
 };
 
 const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata");
-const MODEL_FILE: &str = "silero_vad_v6.onnx";
-const RUNTIME_FILE: &str = "libonnxruntime.so";
 
 fn goldens() -> Value {
     let path = Path::new(TESTDATA).join("vad/goldens.json");
@@ -381,44 +379,8 @@ fn feeder_pads_like_faster_whisper_and_blocks_do_not_matter() {
 // The model
 // ---------------------------------------------------------------------------------------------
 
-fn vad_dir_candidates() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(d) = std::env::var_os("AMANUENSIS_VAD_DIR").filter(|v| !v.is_empty()) {
-        dirs.push(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("AMANUENSIS_MODELS").filter(|v| !v.is_empty()) {
-        dirs.push(PathBuf::from(d).join("silero-vad"));
-    }
-    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        dirs.push(PathBuf::from(h).join(".cache/amanuensis/models/silero-vad"));
-    }
-    dirs
-}
-
-/// (model, runtime), or None (test skipped) when not installed outside CI.
-fn installed() -> Option<(PathBuf, PathBuf)> {
-    let dirs = vad_dir_candidates();
-    if let Some(d) = dirs
-        .iter()
-        .find(|d| d.join(MODEL_FILE).is_file() && d.join(RUNTIME_FILE).is_file())
-    {
-        return Some((d.join(MODEL_FILE), d.join(RUNTIME_FILE)));
-    }
-    let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    let msg = format!(
-        "Silero VAD is not installed (looked in {}); run `cargo run -p amanuensis -- models pull silero-vad` \
-         or set AMANUENSIS_VAD_DIR to a directory holding {MODEL_FILE} and {RUNTIME_FILE}",
-        looked.join(", ")
-    );
-    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-        panic!("{msg} (CI is set, so this test may not be skipped)");
-    }
-    eprintln!("skipping: {msg}");
-    None
-}
-
 fn load() -> Option<SileroVad> {
-    let (model, runtime) = installed()?;
+    let (model, runtime) = whisper::testing::vad_files()?;
     Some(SileroVad::load(&model, &runtime).unwrap())
 }
 
@@ -555,7 +517,7 @@ fn block_fed_equals_one_call() {
 
 #[test]
 fn bad_files_give_errors_not_panics() {
-    let Some((model, runtime)) = installed() else {
+    let Some((model, runtime)) = whisper::testing::vad_files() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

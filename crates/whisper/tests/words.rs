@@ -406,25 +406,8 @@ fn alignment_pass_batches_and_skips_odd_items() {
 /// The Silero VAD (`amanuensis models pull silero-vad`), or `None` (skipped) when it is not
 /// installed outside CI.
 fn silero() -> Option<whisper::vad::SileroVad> {
-    let mut dirs = Vec::new();
-    if let Some(d) = std::env::var_os("AMANUENSIS_VAD_DIR").filter(|v| !v.is_empty()) {
-        dirs.push(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("AMANUENSIS_MODELS").filter(|v| !v.is_empty()) {
-        dirs.push(PathBuf::from(d).join("silero-vad"));
-    }
-    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        dirs.push(PathBuf::from(h).join(".cache/amanuensis/models/silero-vad"));
-    }
-    let (model, runtime) = ("silero_vad_v6.onnx", "libonnxruntime.so");
-    match dirs.iter().find(|d| d.join(model).is_file() && d.join(runtime).is_file()) {
-        Some(d) => Some(whisper::vad::SileroVad::load(&d.join(model), &d.join(runtime)).unwrap()),
-        None if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) => panic!("Silero VAD is not installed (CI)"),
-        None => {
-            eprintln!("skipping: Silero VAD is not installed; run `cargo run -p amanuensis -- models pull silero-vad`");
-            None
-        }
-    }
+    let (model, runtime) = whisper::testing::vad_files()?;
+    Some(whisper::vad::SileroVad::load(&model, &runtime).unwrap())
 }
 
 #[derive(Deserialize)]

@@ -471,7 +471,7 @@ impl StreamingTranscriber {
             if !forced.is_empty() {
                 self.events.push(StreamEvent::Committed { utterance: u.id, words: forced });
             }
-            cut = Some(until.max(u.agreement.committed_end().min(until)));
+            cut = Some(until);
         }
         let Some(c) = cut else { return };
         let u = &mut self.utterances[idx];
