@@ -26,8 +26,9 @@ pub fn word_key(word: &str) -> String {
     }
 }
 
-/// The state of one utterance's agreement: what is committed, and the previous hypothesis's
-/// uncommitted words. Times are seconds of the stream.
+/// The state of a stream's agreement: what is committed (the last words, see
+/// [`Agreement::forget`]), and the previous hypothesis's uncommitted words. Times are seconds
+/// of the decoded buffer's timeline.
 #[derive(Clone, Debug, Default)]
 pub struct Agreement {
     committed: Vec<Word>,
@@ -101,13 +102,32 @@ impl Agreement {
         new
     }
 
-    /// Commits the pending words ending at or before `until` (the buffer must be cut and
-    /// nothing agreed there yet); returns them.
+    /// Commits the pending words whose middle is at or before `until` (the buffer is cut
+    /// there, or an utterance ended there, and nothing agreed yet); returns them.
     pub fn force(&mut self, until: f64) -> Vec<Word> {
-        let n = self.pending.iter().take_while(|w| w.end <= until).count();
+        let n = self.pending.iter().take_while(|w| (w.start + w.end) / 2.0 <= until).count();
         let forced: Vec<Word> = self.pending.drain(..n).collect();
         self.committed.extend(forced.iter().cloned());
         forced
+    }
+
+    /// Forgets the pending words whose middle is at or before `until` (heard where nothing
+    /// is to be committed: after an utterance's speech ended).
+    pub fn drop_pending(&mut self, until: f64) {
+        let n = self.pending.iter().take_while(|w| (w.start + w.end) / 2.0 <= until).count();
+        self.pending.drain(..n);
+    }
+
+    /// Forgets the pending words (their audio was dropped).
+    pub fn clear_pending(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Keeps only the last `keep` committed words: enough for the seam and the committed
+    /// end, so a stream of any length holds a bounded history.
+    pub fn forget(&mut self, keep: usize) {
+        let n = self.committed.len().saturating_sub(keep);
+        self.committed.drain(..n);
     }
 
     /// The committed text (words' texts joined, leading space trimmed).

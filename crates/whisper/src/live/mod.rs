@@ -2,13 +2,17 @@
 //! partial text (may still change) and committed text (final), with word times.
 //!
 //! The policy is LocalAgreement-2 as in whisper_streaming (Macháček, Dabre and Bojar 2023):
-//! the buffered audio of the current utterance (at most 30 s) is decoded again whenever a step
-//! of new audio (1 s by default) has arrived, with word timestamps; the longest common prefix
-//! of the last two hypotheses is committed ([`agreement`]); the buffer is cut at the end of a
-//! segment that is wholly committed once it is longer than `trim_seconds`; each decoding is
-//! prompted with the committed text the buffer no longer holds. With turn detection
-//! ([`turns`]) a VAD skips the silence between utterances and ends each utterance, whose audio
-//! is then decoded once more and committed whole.
+//! the buffered audio (at most 30 s) is decoded again whenever a step of new audio (1 s by
+//! default) has arrived, with word timestamps; the longest common prefix of the last two
+//! hypotheses is committed ([`agreement`]); the buffer is cut at the end of a segment or an
+//! utterance that is wholly committed once it is longer than `trim_seconds`; each decoding is
+//! prompted with the committed text the buffer no longer holds.
+//!
+//! With turn detection ([`turns`]) a VAD ends utterances: the silence between them is left out
+//! of the buffer, but the buffer goes on across them ([`buffer`] maps its timeline back to the
+//! stream's), so an utterance's first words are decoded after the speech before it, as an
+//! offline pass hears them. When an utterance ends, the buffer is decoded once more and what
+//! was heard up to its end is committed; its `Completed` follows.
 //!
 //! The transcriber does not decode by itself: [`StreamingTranscriber::next_decode`] hands out
 //! the audio and options of the next decoding, and [`StreamingTranscriber::complete`] takes
@@ -17,6 +21,7 @@
 //! itself.
 
 pub mod agreement;
+mod buffer;
 pub mod turns;
 
 use std::collections::VecDeque;
@@ -25,6 +30,7 @@ use crate::transcribe::{TranscribeOptions, Transcriber, Transcript};
 use crate::vad::Vad;
 use crate::words::Word;
 use crate::{Error, Result};
+use buffer::Buffer;
 
 pub use agreement::{join, word_key, Agreement};
 pub use turns::{Turn, TurnDetector, TurnOptions};
@@ -39,6 +45,13 @@ const MIN_DECODE_SECONDS: f64 = 0.3;
 /// audio (or on a whole utterance); before, each decoding detects its own (a second of speech
 /// is too little to tell languages apart).
 const LANGUAGE_LOCK_SECONDS: f64 = 6.0;
+/// When an utterance ends, words that begin this long after the VAD heard its speech end are
+/// not committed: the decoder invents them in the trailing silence (seen: the previous
+/// utterance's sentence again, squeezed into the last half second).
+const SPEECH_END_SLACK: f64 = 0.15;
+/// Words this short at the end of a hypothesis are the alignment's collapse onto the end of
+/// the audio, not speech: left out.
+const COLLAPSED_WORD: f64 = 0.02;
 
 /// How a stream is transcribed.
 #[derive(Clone, Debug)]
@@ -119,40 +132,26 @@ pub struct DecodeRequest {
     pub options: TranscribeOptions,
 }
 
+/// An utterance (a turn between the VAD's start and stop, or between manual commits) that has
+/// not completed yet: its words so far (stream times) and where it lies in the buffer.
 struct Utterance {
     id: u64,
-    /// Buffered audio, from `buffer_start` (samples of the stream).
-    audio: Vec<f32>,
-    buffer_start: u64,
-    /// Samples added since the last decoding started.
-    new_samples: usize,
-    agreement: Agreement,
-    /// Committed words that have left the buffer (prompt context) are counted here.
-    words_out_of_buffer: usize,
-    ended: bool,
+    /// Stream sample at which it began.
     started_at: u64,
+    /// Buffer sample at which its audio begins.
+    start: u64,
+    /// Buffer sample at which its audio ends, once it ended.
+    end: Option<u64>,
+    /// Buffer sample at which the VAD heard its speech end (turn detection only).
+    speech_end: Option<u64>,
+    words: Vec<Word>,
 }
 
-impl Utterance {
-    fn new(id: u64, start: u64) -> Self {
-        Utterance { id, audio: Vec::new(), buffer_start: start, new_samples: 0, agreement: Agreement::new(), words_out_of_buffer: 0, ended: false, started_at: start }
-    }
-
-    fn seconds(&self) -> f64 {
-        self.audio.len() as f64 / SAMPLE_RATE as f64
-    }
-
-    fn start_seconds(&self) -> f64 {
-        self.buffer_start as f64 / SAMPLE_RATE as f64
-    }
-}
-
-/// The decoding in flight: which utterance, whether it is the last, the buffer it covered.
+/// The decoding in flight: the buffer it covered and the buffer's generation then.
 struct InFlight {
-    utterance: u64,
-    last: bool,
-    buffer_start: u64,
-    seconds: f64,
+    generation: u64,
+    start: u64,
+    end: u64,
 }
 
 /// One live stream (see the module's documentation).
@@ -164,10 +163,19 @@ pub struct StreamingTranscriber {
     /// Audio before speech, kept for the prefix padding (turn detection only).
     preroll: VecDeque<f32>,
     preroll_start: u64,
+    /// The audio decoded, across utterances.
+    buffer: Buffer,
+    /// Bumped when the buffer is dropped by a clear: a decoding of the old audio is ignored.
+    generation: u64,
+    agreement: Agreement,
+    /// Committed words (buffer times) whose audio is still buffered: they become prompt
+    /// context when it leaves.
+    unprompted: Vec<Word>,
+    /// Utterances not completed yet, oldest first; only the last may be open.
     utterances: VecDeque<Utterance>,
     next_id: u64,
     in_flight: Option<InFlight>,
-    /// Committed text of the stream (last PROMPT_CHARS characters), for prompts.
+    /// Committed text of the stream whose audio left the buffer (last PROMPT_CHARS characters).
     context: String,
     events: Vec<StreamEvent>,
 }
@@ -188,6 +196,10 @@ impl StreamingTranscriber {
             received: 0,
             preroll: VecDeque::new(),
             preroll_start: 0,
+            buffer: Buffer::default(),
+            generation: 0,
+            agreement: Agreement::new(),
+            unprompted: Vec::new(),
             utterances: VecDeque::new(),
             next_id: 0,
             in_flight: None,
@@ -208,7 +220,7 @@ impl StreamingTranscriber {
     /// Seconds of audio buffered and not yet covered by a decoding: a scheduler feeds more
     /// only while this is small (backpressure).
     pub fn backlog_seconds(&self) -> f64 {
-        self.utterances.iter().map(|u| u.new_samples).sum::<usize>() as f64 / SAMPLE_RATE as f64
+        self.buffer.new_samples() as f64 / SAMPLE_RATE as f64
     }
 
     /// Whether a decoding is out.
@@ -216,7 +228,7 @@ impl StreamingTranscriber {
         self.in_flight.is_some()
     }
 
-    /// Nothing buffered, nothing to decode, nothing out.
+    /// Nothing to decode, nothing out, every utterance completed.
     pub fn is_idle(&self) -> bool {
         self.in_flight.is_none() && self.utterances.is_empty()
     }
@@ -243,19 +255,23 @@ impl StreamingTranscriber {
         Ok(())
     }
 
+    fn speaking(&self) -> bool {
+        self.utterances.back().is_some_and(|u| u.end.is_none())
+    }
+
     /// Adds audio (16 kHz mono, [-1, 1]).
     pub fn push(&mut self, samples: &[f32]) -> Result<()> {
         let at = self.received;
         self.received += samples.len() as u64;
         let Some(det) = self.turns.as_mut() else {
-            let id = self.open_utterance(at);
-            self.append(id, samples);
+            self.open_utterance(at);
+            self.buffer.append(at, samples);
             return Ok(());
         };
         let turns = det.feed(samples)?;
-        // Route the chunk: pieces between turn changes go to the utterance or the preroll.
+        // Route the chunk: pieces between turn changes go to the buffer or the preroll.
         let mut pos = at;
-        let mut speaking = self.utterances.back().is_some_and(|u| !u.ended);
+        let mut speaking = self.speaking();
         let end = self.received;
         let mut cuts: Vec<(u64, Turn)> = turns
             .into_iter()
@@ -267,8 +283,7 @@ impl StreamingTranscriber {
         for (p, turn) in cuts {
             let piece = &samples[(pos - at) as usize..(p - at) as usize];
             if speaking {
-                let id = self.utterances.back().expect("speaking").id;
-                self.append(id, piece);
+                self.buffer.append(pos, piece);
             } else {
                 self.keep_preroll(pos, piece);
             }
@@ -283,11 +298,13 @@ impl StreamingTranscriber {
                     self.preroll_start = p;
                     let id = self.open_utterance(from);
                     self.events.push(StreamEvent::SpeechStarted { utterance: id, at: s as f64 / SAMPLE_RATE as f64 });
-                    self.append(id, &pre);
+                    self.buffer.append(from, &pre);
                     speaking = true;
                 }
                 Turn::Stopped(s) if s != u64::MAX => {
-                    if let Some(u) = self.utterances.back() {
+                    let speech_end = self.buffer.end().saturating_sub(p.saturating_sub(s));
+                    if let Some(u) = self.utterances.back_mut().filter(|u| u.end.is_none()) {
+                        u.speech_end = Some(speech_end.max(u.start));
                         let id = u.id;
                         self.events.push(StreamEvent::SpeechStopped { utterance: id, at: s as f64 / SAMPLE_RATE as f64 });
                         self.end_current();
@@ -301,10 +318,10 @@ impl StreamingTranscriber {
         Ok(())
     }
 
-    /// Ends the current utterance (a manual commit): its audio is decoded once more and
-    /// committed whole. Returns its number, or `None` when no audio is buffered.
+    /// Ends the current utterance (a manual commit): its audio is decoded once more and what
+    /// it holds committed. Returns its number, or `None` when no audio is buffered.
     pub fn commit(&mut self) -> Option<u64> {
-        let u = self.utterances.back().filter(|u| !u.ended && !u.audio.is_empty())?;
+        let u = self.utterances.back().filter(|u| u.end.is_none() && self.buffer.end() > u.start)?;
         let id = u.id;
         self.end_current();
         if let Some(d) = self.turns.as_mut() {
@@ -313,11 +330,25 @@ impl StreamingTranscriber {
         Some(id)
     }
 
-    /// Drops the current utterance's uncommitted audio and text (a buffer clear).
+    /// Drops the current utterance's uncommitted audio and text (a buffer clear). The buffer
+    /// is dropped whole; an earlier utterance still waiting for its last decoding completes
+    /// with the words it has.
     pub fn clear(&mut self) {
-        if self.utterances.back().is_some_and(|u| !u.ended) {
+        if self.speaking() {
             self.utterances.pop_back();
         }
+        let pending = self.agreement.pending().to_vec();
+        self.agreement.clear_pending();
+        while let Some(u) = self.utterances.pop_front() {
+            let end = u.end.map_or(f64::INFINITY, buffer::seconds);
+            let words: Vec<Word> = pending.iter().filter(|w| (w.start + w.end) / 2.0 <= end).cloned().collect();
+            self.finish_utterance(u, words);
+        }
+        let held: Vec<Word> = std::mem::take(&mut self.unprompted);
+        self.add_context(&held.iter().map(|w| w.word.as_str()).collect::<String>());
+        self.buffer.drop_all();
+        // A decoding in flight is of the dropped audio: its transcript will be ignored.
+        self.generation += 1;
         self.preroll.clear();
         self.preroll_start = self.received;
         if let Some(d) = self.turns.as_mut() {
@@ -327,9 +358,8 @@ impl StreamingTranscriber {
 
     /// The stream ended: ends the current utterance. Decode until [`Self::is_idle`].
     pub fn finish(&mut self) {
-        if self.utterances.back().is_some_and(|u| !u.ended) {
+        if let Some(id) = self.utterances.back().filter(|u| u.end.is_none()).map(|u| u.id) {
             if self.turns.is_some() {
-                let id = self.utterances.back().expect("checked").id;
                 self.events.push(StreamEvent::SpeechStopped { utterance: id, at: self.received_seconds() });
             }
             self.end_current();
@@ -338,20 +368,14 @@ impl StreamingTranscriber {
     }
 
     fn open_utterance(&mut self, start: u64) -> u64 {
-        if let Some(u) = self.utterances.back().filter(|u| !u.ended) {
+        if let Some(u) = self.utterances.back().filter(|u| u.end.is_none()) {
             return u.id;
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.utterances.push_back(Utterance::new(id, start));
+        let b = self.buffer.end();
+        self.utterances.push_back(Utterance { id, started_at: start, start: b, end: None, speech_end: None, words: Vec::new() });
         id
-    }
-
-    fn append(&mut self, id: u64, samples: &[f32]) {
-        if let Some(u) = self.utterances.iter_mut().find(|u| u.id == id) {
-            u.audio.extend_from_slice(samples);
-            u.new_samples += samples.len();
-        }
     }
 
     fn keep_preroll(&mut self, pos: u64, piece: &[f32]) {
@@ -367,67 +391,81 @@ impl StreamingTranscriber {
     }
 
     fn end_current(&mut self) {
-        if let Some(u) = self.utterances.back_mut().filter(|u| !u.ended) {
-            u.ended = true;
+        let end = self.buffer.end();
+        if let Some(u) = self.utterances.back_mut().filter(|u| u.end.is_none()) {
+            u.end = Some(end);
             self.events.push(StreamEvent::Ended { utterance: u.id });
         }
     }
 
-    /// The next decoding to run, if one is due: the oldest utterance that has ended (its last
-    /// decoding), else the current one once a step of new audio has arrived. One at a time.
+    /// The next decoding to run, if one is due: when an utterance has ended (its last
+    /// decoding), or a step of new audio has arrived, or the buffer is full. Every decoding
+    /// covers the whole buffer, so an utterance is heard after the speech before it. One at a
+    /// time.
     pub fn next_decode(&mut self) -> Option<DecodeRequest> {
         if self.in_flight.is_some() {
             return None;
         }
-        let step = (self.opts.step_seconds * SAMPLE_RATE as f64) as usize;
-        let max = (self.opts.max_buffer_seconds * SAMPLE_RATE as f64) as usize;
-        // An ended utterance too short to hold speech completes without a decoding.
+        // An ended utterance too short to hold speech, with nothing heard in it, completes
+        // without a decoding.
         while let Some(u) = self.utterances.front() {
-            if u.ended && u.seconds() < MIN_DECODE_SECONDS && u.agreement.committed().is_empty() && u.agreement.pending().is_empty() {
+            let short = u.end.is_some_and(|e| e - u.start < (MIN_DECODE_SECONDS * SAMPLE_RATE as f64) as u64);
+            if short && self.utterances.len() == 1 && u.words.is_empty() && self.agreement.pending().is_empty() {
                 let u = self.utterances.pop_front().expect("front");
-                self.events.push(StreamEvent::Completed { utterance: u.id, words: Vec::new(), start: u.start_seconds(), end: u.start_seconds() + u.seconds() });
+                self.buffer.mark_decoded();
+                self.finish_utterance(u, Vec::new());
             } else {
                 break;
             }
         }
-        let u = self.utterances.front_mut()?;
-        let due = u.ended || (u.new_samples >= step && u.seconds() >= MIN_DECODE_SECONDS) || u.audio.len() >= max;
+        if self.utterances.is_empty() || self.buffer.audio().is_empty() {
+            return None;
+        }
+        let step = (self.opts.step_seconds * SAMPLE_RATE as f64) as usize;
+        let max = (self.opts.max_buffer_seconds * SAMPLE_RATE as f64) as usize;
+        let ended = self.utterances.front().is_some_and(|u| u.end.is_some());
+        let fresh = self.buffer.new_samples();
+        let due = ended || (fresh >= step && self.buffer.seconds() >= MIN_DECODE_SECONDS) || (fresh > 0 && self.buffer.audio().len() >= max);
         if !due {
             return None;
         }
-        u.new_samples = 0;
+        self.buffer.mark_decoded();
         let mut options = self.opts.transcribe.clone();
         options.word_timestamps = true;
         options.initial_prompt = Some(self.context.clone()).filter(|c| !c.trim().is_empty());
         options.clip_timestamps.clear();
         options.prefix = None;
-        self.in_flight = Some(InFlight { utterance: u.id, last: u.ended, buffer_start: u.buffer_start, seconds: u.seconds() });
-        Some(DecodeRequest { samples: u.audio.clone(), options })
+        self.in_flight = Some(InFlight { generation: self.generation, start: self.buffer.start(), end: self.buffer.end() });
+        Some(DecodeRequest { samples: self.buffer.audio().to_vec(), options })
     }
 
     /// Takes the transcript of the decoding [`Self::next_decode`] handed out (or its error).
     pub fn complete(&mut self, result: Result<Transcript>) {
         let Some(f) = self.in_flight.take() else { return };
-        let Some(idx) = self.utterances.iter().position(|u| u.id == f.utterance) else {
-            return; // cleared meanwhile
-        };
-        let offset = f.buffer_start as f64 / SAMPLE_RATE as f64;
+        if f.generation != self.generation || f.start != self.buffer.start() {
+            return; // the buffer was dropped meanwhile
+        }
+        // Utterances that ended within the decoded audio complete now.
+        let covered = self.utterances.iter().take_while(|u| u.end.is_some_and(|e| e <= f.end)).count();
         let transcript = match result {
             Ok(t) => t,
             Err(e) => {
-                self.events.push(StreamEvent::Failed { utterance: f.utterance, message: e.to_string() });
-                if f.last {
-                    self.complete_utterance(idx, Vec::new());
+                let id = self.utterances.front().map_or(0, |u| u.id);
+                self.events.push(StreamEvent::Failed { utterance: id, message: e.to_string() });
+                if covered > 0 {
+                    self.settle(Vec::new(), covered);
                 }
                 return;
             }
         };
-        if self.opts.transcribe.language.is_none() && (f.last || f.seconds >= LANGUAGE_LOCK_SECONDS) {
+        let seconds = buffer::seconds(f.end - f.start);
+        if self.opts.transcribe.language.is_none() && (covered > 0 || seconds >= LANGUAGE_LOCK_SECONDS) {
             // Keep the language detected on enough speech: later steps decode the same way.
             self.opts.transcribe.language = Some(transcript.language.clone());
         }
         // A segment that repeats itself (the fallback's compression test; live decoding has no
         // fallback to retry it) is a hallucination: left out of the hypothesis.
+        let offset = buffer::seconds(f.start);
         let cr = self.opts.transcribe.compression_ratio_threshold.unwrap_or(f32::INFINITY);
         let hypothesis: Vec<Word> = transcript
             .segments
@@ -436,71 +474,110 @@ impl StreamingTranscriber {
             .flat_map(|s| s.words.iter().flatten())
             .map(|w| Word { start: w.start + offset, end: w.end + offset, ..w.clone() })
             .collect();
-        if f.last && self.utterances[idx].ended {
-            self.complete_utterance(idx, hypothesis);
-            return;
+        let mut hypothesis = hypothesis;
+        while hypothesis.last().is_some_and(|w| w.end - w.start < COLLAPSED_WORD) {
+            hypothesis.pop();
         }
-        let u = &mut self.utterances[idx];
-        let committed = u.agreement.insert(hypothesis);
-        let id = u.id;
-        if !committed.is_empty() {
-            self.events.push(StreamEvent::Committed { utterance: id, words: committed });
+        let mut committed = self.agreement.insert(hypothesis);
+        let mut cuts: Vec<f64> = Vec::new();
+        for u in self.utterances.iter().take(covered) {
+            // What was heard up to the end of an utterance that ended is final, but for what
+            // begins after its speech ended.
+            let end = buffer::seconds(u.end.expect("ended"));
+            let heard = u.speech_end.map_or(end, |s| (buffer::seconds(s) + SPEECH_END_SLACK).min(end));
+            committed.extend(self.agreement.force(heard));
+            self.agreement.drop_pending(end);
+            cuts.push(end);
         }
-        let seg_ends: Vec<f64> = transcript.segments.iter().map(|s| s.end + offset).collect();
-        self.trim(idx, &seg_ends);
-        let u = &self.utterances[idx];
-        self.events.push(StreamEvent::Partial { utterance: id, words: u.agreement.pending().to_vec() });
+        self.settle(committed, covered);
+        // Cut candidates: segment ends before the last segment, and the ends of utterances
+        // completed now (all their words are committed).
+        cuts.extend(transcript.segments.iter().rev().skip(1).map(|s| s.end + offset));
+        self.trim(&cuts);
+        if let Some(u) = self.utterances.back() {
+            let words = self.agreement.pending().iter().map(|w| self.to_stream(w)).collect();
+            self.events.push(StreamEvent::Partial { utterance: u.id, words });
+        } else {
+            self.agreement.clear_pending();
+        }
+        self.agreement.forget(2 * 5 + 6);
     }
 
-    /// Cuts the buffer of utterance `idx` at a committed segment end once it is longer than
-    /// the trim length (whisper_streaming's `chunk_completed_segment`); past the longest
-    /// buffer, commits what has not agreed and cuts there.
-    fn trim(&mut self, idx: usize, seg_ends: &[f64]) {
-        let (trim, max) = (self.opts.trim_seconds, self.opts.max_buffer_seconds - self.opts.step_seconds);
-        let u = &mut self.utterances[idx];
-        let done = u.agreement.committed_end();
-        let mut cut = None;
-        if u.seconds() > trim && seg_ends.len() > 1 {
-            // The last segment end before the final segment that is wholly committed.
-            cut = seg_ends[..seg_ends.len() - 1].iter().copied().rfind(|&e| e <= done && e > u.start_seconds());
-        }
-        if cut.is_none() && u.seconds() > max {
-            // Nothing to cut at: keep the last step's audio, commit everything before it.
-            let until = u.start_seconds() + u.seconds() - self.opts.step_seconds.max(1.0);
-            let forced = u.agreement.force(until);
-            if !forced.is_empty() {
-                self.events.push(StreamEvent::Committed { utterance: u.id, words: forced });
+    /// Hands the words committed now (buffer times, in order) to their utterances, emits
+    /// their deltas, and completes the first `covered` utterances, in order.
+    fn settle(&mut self, committed: Vec<Word>, covered: usize) {
+        self.unprompted.extend(committed.iter().cloned());
+        let mut per: Vec<Vec<Word>> = vec![Vec::new(); self.utterances.len()];
+        let mut i = 0;
+        for w in committed {
+            let mid = (w.start + w.end) / 2.0;
+            while i + 1 < self.utterances.len() && self.utterances[i].end.is_some_and(|e| mid > buffer::seconds(e)) {
+                i += 1;
             }
+            if let Some(p) = per.get_mut(i) {
+                p.push(self.to_stream(&w));
+            }
+        }
+        let mut done = Vec::new();
+        for (k, words) in per.into_iter().enumerate() {
+            let u = &mut self.utterances[k];
+            if !words.is_empty() {
+                u.words.extend(words.iter().cloned());
+                self.events.push(StreamEvent::Committed { utterance: u.id, words });
+            }
+            if k < covered {
+                done.push(k);
+            }
+        }
+        for _ in done {
+            let u = self.utterances.pop_front().expect("covered");
+            self.finish_utterance(u, Vec::new());
+        }
+    }
+
+    /// Completes `u`, first committing `extra` (stream times) to it.
+    fn finish_utterance(&mut self, mut u: Utterance, extra: Vec<Word>) {
+        if !extra.is_empty() {
+            u.words.extend(extra.iter().cloned());
+            self.events.push(StreamEvent::Committed { utterance: u.id, words: extra });
+        }
+        self.events.push(StreamEvent::Partial { utterance: u.id, words: Vec::new() });
+        let start = u.words.first().map_or(u.started_at as f64 / SAMPLE_RATE as f64, |w| w.start);
+        let end = u.words.last().map_or(start, |w| w.end);
+        self.events.push(StreamEvent::Completed { utterance: u.id, words: u.words, start, end });
+    }
+
+    /// `w` with stream times.
+    fn to_stream(&self, w: &Word) -> Word {
+        Word { start: self.buffer.to_stream(w.start), end: self.buffer.to_stream(w.end), ..w.clone() }
+    }
+
+    /// Cuts the buffer once it is longer than the trim length, at the latest of `cuts`
+    /// (buffer seconds) that nothing uncommitted precedes (whisper_streaming's
+    /// `chunk_completed_segment`); past the longest buffer, commits what has not agreed and
+    /// cuts there.
+    fn trim(&mut self, cuts: &[f64]) {
+        let (trim, max) = (self.opts.trim_seconds, self.opts.max_buffer_seconds - self.opts.step_seconds);
+        let start = buffer::seconds(self.buffer.start());
+        let first_pending = self.agreement.pending().first().map_or(f64::INFINITY, |w| w.start);
+        let mut cut = None;
+        if self.buffer.seconds() > trim {
+            cut = cuts.iter().copied().filter(|&c| c > start && c <= first_pending + 1e-6).reduce(f64::max);
+        }
+        if cut.is_none() && self.buffer.seconds() > max {
+            // Nothing to cut at: keep the last step's audio, commit everything before it.
+            let until = start + self.buffer.seconds() - self.opts.step_seconds.max(1.0);
+            let forced = self.agreement.force(until);
+            self.settle(forced, 0);
             cut = Some(until);
         }
         let Some(c) = cut else { return };
-        let u = &mut self.utterances[idx];
-        let drop = (((c - u.start_seconds()) * SAMPLE_RATE as f64).round().max(0.0) as usize).min(u.audio.len());
-        u.audio.drain(..drop);
-        u.buffer_start += drop as u64;
-        u.new_samples = u.new_samples.min(u.audio.len());
+        self.buffer.drop_before((c * SAMPLE_RATE as f64).round() as u64);
         // Committed words now out of the buffer become prompt context.
-        let start = u.start_seconds();
-        let out = u.agreement.committed().iter().skip(u.words_out_of_buffer).take_while(|w| w.end <= start + 1e-6).count();
-        let text: String = u.agreement.committed()[u.words_out_of_buffer..u.words_out_of_buffer + out].iter().map(|w| w.word.as_str()).collect();
-        u.words_out_of_buffer += out;
+        let start = buffer::seconds(self.buffer.start());
+        let out = self.unprompted.iter().take_while(|w| (w.start + w.end) / 2.0 <= start + 1e-6).count();
+        let text: String = self.unprompted.drain(..out).map(|w| w.word).collect();
         self.add_context(&text);
-    }
-
-    fn complete_utterance(&mut self, idx: usize, hypothesis: Vec<Word>) {
-        let mut u = self.utterances.remove(idx).expect("index");
-        let committed = u.agreement.finish(hypothesis);
-        if !committed.is_empty() {
-            self.events.push(StreamEvent::Committed { utterance: u.id, words: committed });
-        }
-        self.events.push(StreamEvent::Partial { utterance: u.id, words: Vec::new() });
-        let words = u.agreement.committed().to_vec();
-        let rest: String = words[u.words_out_of_buffer..].iter().map(|w| w.word.as_str()).collect();
-        u.words_out_of_buffer = words.len();
-        self.add_context(&rest);
-        let start = words.first().map_or(u.started_at as f64 / SAMPLE_RATE as f64, |w| w.start);
-        let end = words.last().map_or(start, |w| w.end);
-        self.events.push(StreamEvent::Completed { utterance: u.id, words, start, end });
     }
 
     fn add_context(&mut self, text: &str) {
@@ -523,5 +600,101 @@ pub fn decode_alone(tr: &Transcriber<'_>, stream: &mut StreamingTranscriber) {
     while let Some(req) = stream.next_decode() {
         let result = tr.transcribe(&req.samples, &req.options, &mut |_| {});
         stream.complete(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcribe::Segment;
+
+    /// A fake VAD: the probability of a window is its first sample.
+    struct Level;
+    impl Vad for Level {
+        fn reset(&mut self) {}
+        fn probabilities(&mut self, samples: &[f32]) -> Result<Vec<f32>> {
+            Ok(samples.chunks(crate::vad::WINDOW).map(|w| w[0]).collect())
+        }
+    }
+
+    /// Speech whose every sample names its stream second: 0.6 + s / 100.
+    fn speech(from: usize, seconds: usize) -> Vec<f32> {
+        (from..from + seconds).flat_map(|s| std::iter::repeat_n(0.6 + s as f32 / 100.0, SAMPLE_RATE)).collect()
+    }
+
+    /// A fake decoder: one word per whole second of speech it is given, named by the stream
+    /// second the audio came from, and a word collapsed onto the end of the audio.
+    fn decode(samples: &[f32]) -> Transcript {
+        let end = samples.len() as f64 / SAMPLE_RATE as f64;
+        let mut words: Vec<Word> = samples
+            .chunks(SAMPLE_RATE)
+            .enumerate()
+            .filter(|(_, c)| c.len() == SAMPLE_RATE && c[SAMPLE_RATE / 2] > 0.5)
+            .map(|(k, c)| Word { word: format!(" s{}", ((c[SAMPLE_RATE / 2] - 0.6) * 100.0).round()), start: k as f64 + 0.1, end: k as f64 + 0.9, probability: 0.9 })
+            .collect();
+        words.push(Word { word: " ghost".into(), start: end, end, probability: 0.1 });
+        let segment = Segment { id: 0, seek: 0, start: 0.0, end, text: join(&words), tokens: Vec::new(), temperature: 0.0, avg_logprob: -0.1, compression_ratio: 1.0, no_speech_prob: 0.0, words: Some(words) };
+        Transcript { language: "en".into(), language_probability: 1.0, duration: end, segments: vec![segment] }
+    }
+
+    #[test]
+    fn utterances_are_decoded_after_the_speech_before_them_without_the_silence_between() {
+        let turns = TurnOptions { threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: 500 };
+        let opts = LiveOptions { turns: Some(turns), ..LiveOptions::default() };
+        let mut st = StreamingTranscriber::new(opts, Some(Box::new(Level))).unwrap();
+        let mut audio = vec![0.0; SAMPLE_RATE];
+        audio.extend(speech(1, 3)); // utterance 0: stream seconds 1..4
+        audio.extend(vec![0.0; 5 * SAMPLE_RATE]);
+        audio.extend(speech(9, 3)); // utterance 1: stream seconds 9..12
+        audio.extend(vec![0.0; 2 * SAMPLE_RATE]);
+        let (mut requests, mut events) = (Vec::new(), Vec::new());
+        for chunk in audio.chunks(SAMPLE_RATE / 10) {
+            st.push(chunk).unwrap();
+            while let Some(req) = st.next_decode() {
+                requests.push(req.samples.clone());
+                st.complete(Ok(decode(&req.samples)));
+            }
+            events.extend(st.take_events());
+        }
+        st.finish();
+        while let Some(req) = st.next_decode() {
+            st.complete(Ok(decode(&req.samples)));
+        }
+        events.extend(st.take_events());
+        assert!(st.is_idle());
+        // Utterance 1's first decoding holds utterance 0's speech before its own, and not the
+        // 5 s of silence between them.
+        let first_of_1 = requests.iter().find(|r| r.iter().any(|&x| (x - 0.69).abs() < 1e-4)).expect("utterance 1 decoded");
+        assert!((first_of_1[SAMPLE_RATE / 2 * 3] - 0.61).abs() < 0.02, "utterance 0's audio comes first");
+        assert!(first_of_1.len() < 7 * SAMPLE_RATE, "{} s decoded: the pause was kept", first_of_1.len() / SAMPLE_RATE);
+        let completed: Vec<(u64, Vec<Word>)> = events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Completed { utterance, words, .. } => Some((*utterance, words.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(completed.len(), 2, "{events:#?}");
+        assert_eq!(join(&completed[0].1), "s1 s2 s3");
+        assert_eq!(join(&completed[1].1), "s9 s10 s11");
+        // Words carry stream times: each word lies in the second it names.
+        for (_, words) in &completed {
+            for w in words {
+                let s: f64 = w.word.trim()[1..].parse().unwrap();
+                assert!(w.start >= s - 0.35 && w.end <= s + 1.35, "{w:?}");
+            }
+        }
+        // The deltas of each utterance add up to its completed words.
+        for (id, words) in &completed {
+            let deltas: Vec<Word> = events
+                .iter()
+                .filter_map(|e| match e {
+                    StreamEvent::Committed { utterance, words } if utterance == id => Some(words.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            assert_eq!(&deltas, words);
+        }
     }
 }
