@@ -156,13 +156,25 @@ impl Broker {
         })
         .await
         .map_err(|e| no_js(&format!("the stream {STREAM}"), &e))?;
-        let kv = match js.get_key_value(KV_BUCKET).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(kv::Config { bucket: KV_BUCKET.into(), history: 1, storage: stream::StorageType::File, ..Default::default() })
-                .await
-                .map_err(|e| no_js(&format!("the key-value bucket {KV_BUCKET}"), &e))?,
-        };
+        // The bucket's stream is made here as `create_key_value` would (it first asks for the
+        // account's info, which nats-server 2.9's answer fails to parse in async-nats 0.51).
+        js.get_or_create_stream(stream::Config {
+            name: format!("KV_{KV_BUCKET}"),
+            description: Some("amanuensis job records".into()),
+            subjects: vec![format!("$KV.{KV_BUCKET}.>")],
+            max_messages_per_subject: 1,
+            max_message_size: -1,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| no_js(&format!("the key-value bucket {KV_BUCKET}"), &e))?;
+        let kv = js.get_key_value(KV_BUCKET).await.map_err(|e| no_js(&format!("the key-value bucket {KV_BUCKET}"), &e))?;
         let mut stores = Vec::new();
         for name in [AUDIO_BUCKET, RESULT_BUCKET] {
             let s = match js.get_object_store(name).await {
