@@ -254,7 +254,7 @@ async fn run_job(ctx: &Ctx, msg: &jetstream::Message, id: &str, delivered: i64) 
             ctx.max_attempts
         ));
         e.code = "too_many_attempts";
-        finish(ctx, id, b.change(id, failed(&e)).await?, None, None).await;
+        finish(ctx, id, b.change(id, failed(&e)).await?, None).await;
         log(format_args!("job {id} failed: delivered {} time(s) without finishing", delivered - 1));
         return Ok(AckKind::Ack);
     }
@@ -286,7 +286,7 @@ async fn run_job(ctx: &Ctx, msg: &jetstream::Message, id: &str, delivered: i64) 
         }
         Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => {
             let e = ApiError::internal(format!("the job's audio is missing from the broker's object store {}", super::AUDIO_BUCKET));
-            finish(ctx, id, b.change(id, failed(&e)).await?, None, None).await;
+            finish(ctx, id, b.change(id, failed(&e)).await?, None).await;
             return Ok(AckKind::Ack);
         }
         Err(e) => return Err(b.err(e)),
@@ -362,12 +362,12 @@ async fn run_job(ctx: &Ctx, msg: &jetstream::Message, id: &str, delivered: i64) 
                 let _ = b.timed(b.results.delete(&name)).await;
                 log(format_args!("job {id} was finished elsewhere meanwhile: acked"));
             }
-            finish(ctx, id, changed, Some(result), duration).await;
+            finish(ctx, id, changed, Some(result)).await;
             Ok(AckKind::Ack)
         }
         Some(Err(Stop::Failed(e))) => {
             log(format_args!("job {id} failed: {e}"));
-            finish(ctx, id, b.change(id, failed(&e)).await?, None, duration).await;
+            finish(ctx, id, b.change(id, failed(&e)).await?, None).await;
             Ok(AckKind::Ack)
         }
         Some(Err(Stop::Requeue)) => {
@@ -397,7 +397,7 @@ fn attempt_tag() -> String {
 
 /// After the job's final change: its audio is no longer needed, and its webhook (if any) is
 /// sent — only by the attempt whose change ended it.
-async fn finish(ctx: &Ctx, id: &str, changed: Change, result: Option<serde_json::Value>, _duration: Option<f64>) {
+async fn finish(ctx: &Ctx, id: &str, changed: Change, result: Option<serde_json::Value>) {
     let Change::Done(rec) = changed else { return };
     let _ = ctx.broker.timed(ctx.broker.audio.delete(id)).await;
     if let Some(url) = rec.webhook_url.clone() {
