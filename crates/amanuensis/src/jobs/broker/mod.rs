@@ -300,7 +300,7 @@ impl Broker {
     }
 
     /// Marks a queued or running job cancelled; the worker running it sees it at its next
-    /// check (at most a second later) and drops it.
+    /// check (at most a second later) and drops it, with its audio.
     pub async fn cancel(&self, id: &str) -> Result<Option<JobRow>, ApiError> {
         let changed = self
             .change(id, |r| {
@@ -313,12 +313,10 @@ impl Broker {
                 true
             })
             .await?;
+        // The audio stays: a worker may be reading it; the worker that sees the cancel (or
+        // takes the message later) deletes it.
         Ok(match changed {
-            Change::Done(r) => {
-                let _ = self.timed(self.audio.delete(id)).await;
-                Some(r.row())
-            }
-            Change::Kept(r) => Some(r.row()),
+            Change::Done(r) | Change::Kept(r) => Some(r.row()),
             Change::Missing => None,
         })
     }

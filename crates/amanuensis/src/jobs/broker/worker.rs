@@ -244,6 +244,8 @@ async fn run_job(ctx: &Ctx, msg: &jetstream::Message, id: &str, delivered: i64) 
         return Ok(AckKind::Ack);
     };
     if rec.status().is_final() {
+        // Cancelled while queued: its audio goes now (the API leaves it to the worker).
+        let _ = b.timed(b.audio.delete(id)).await;
         log(format_args!("job {id} is already {}: acked", rec.status));
         return Ok(AckKind::Ack);
     }
@@ -277,23 +279,31 @@ async fn run_job(ctx: &Ctx, msg: &jetstream::Message, id: &str, delivered: i64) 
         Change::Kept(_) | Change::Missing => return Ok(AckKind::Ack),
     };
     log(format_args!("job {id} started (attempt {delivered})"));
-    let audio = match b.audio.get(id).await {
-        Ok(mut obj) => {
-            use tokio::io::AsyncReadExt;
-            let mut buf = Vec::new();
-            obj.read_to_end(&mut buf).await.map_err(|e| b.err(e))?;
-            buf
-        }
-        Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => {
-            let e = ApiError::internal(format!("the job's audio is missing from the broker's object store {}", super::AUDIO_BUCKET));
-            finish(ctx, id, b.change(id, failed(&e)).await?, None).await;
-            return Ok(AckKind::Ack);
-        }
-        Err(e) => return Err(b.err(e)),
-    };
     let t0 = Instant::now();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let work = runner::transcribe(&ctx.app, id, audio, rec.filename.as_deref(), &rec.fields, started, tx);
+    // The audio is read within the heartbeat loop too: a cancel (which may delete it) or a
+    // slow read never holds the message past its ack wait.
+    let work = async {
+        let audio = match b.audio.get(id).await {
+            Ok(mut obj) => {
+                use tokio::io::AsyncReadExt;
+                let mut buf = Vec::new();
+                if let Err(e) = obj.read_to_end(&mut buf).await {
+                    tracing::warn!(job = %id, "reading the audio: {e}");
+                    return Err(Stop::Requeue);
+                }
+                buf
+            }
+            Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => {
+                return Err(Stop::Failed(ApiError::internal(format!("the job's audio is missing from the broker's object store {}", super::AUDIO_BUCKET))));
+            }
+            Err(e) => {
+                tracing::warn!(job = %id, "reading the audio: {e}");
+                return Err(Stop::Requeue);
+            }
+        };
+        runner::transcribe(&ctx.app, id, audio, rec.filename.as_deref(), &rec.fields, started, tx).await
+    };
     tokio::pin!(work);
     let mut beat = tokio::time::interval(ctx.beat);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -332,6 +342,7 @@ async fn run_job(ctx: &Ctx, msg: &jetstream::Message, id: &str, delivered: i64) 
     match outcome {
         // Dropping the transcription drops the engine's reply channel: the engine drops the job.
         None => {
+            let _ = b.timed(b.audio.delete(id)).await;
             log(format_args!("job {id} cancelled: stopped"));
             Ok(AckKind::Ack)
         }
