@@ -5,7 +5,8 @@
 //! the other finishes it after the ack wait; a job past --max-attempts fails; cancelling;
 //! the broker going down → 503; a bad broker URL → a clear error.
 //!
-//! Without `nats-server` on PATH the tests say so and pass, unless `CI` is set: then they fail.
+//! Without `nats-server` (on PATH or in /usr/sbin) the tests say so and pass, unless `CI` is
+//! set: then they fail.
 
 mod server_support;
 
@@ -29,18 +30,20 @@ struct Nats {
 impl Nats {
     /// `None` (said on stderr) when nats-server is not installed and `CI` is unset.
     fn start() -> Option<Nats> {
-        let found = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("nats-server").is_file()));
-        if !found {
-            assert!(std::env::var_os("CI").is_none(), "CI is set but nats-server is not on PATH: install it (apt-get install nats-server; .ci/run does)");
-            eprintln!("SKIPPED: nats-server is not on PATH (apt-get install nats-server); the broker tests did not run");
+        // Debian installs it in /usr/sbin, which a user's PATH may lack.
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let found = std::env::split_paths(&path).map(|d| d.join("nats-server")).chain([std::path::PathBuf::from("/usr/sbin/nats-server")]).find(|p| p.is_file());
+        let Some(bin) = found else {
+            assert!(std::env::var_os("CI").is_none(), "CI is set but nats-server is neither on PATH nor in /usr/sbin: install it (apt-get install nats-server; .ci/run does)");
+            eprintln!("SKIPPED: nats-server is neither on PATH nor in /usr/sbin (apt-get install nats-server); the broker tests did not run");
             return None;
-        }
+        };
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Some(Nats::start_on(port, tempfile::tempdir().unwrap()))
+        Some(Nats::start_on(&bin, port, tempfile::tempdir().unwrap()))
     }
 
-    fn start_on(port: u16, dir: tempfile::TempDir) -> Nats {
-        let child = Command::new("nats-server")
+    fn start_on(bin: &std::path::Path, port: u16, dir: tempfile::TempDir) -> Nats {
+        let child = Command::new(bin)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(dir.path())
             .stdout(Stdio::null())
