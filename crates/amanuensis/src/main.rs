@@ -45,6 +45,8 @@ enum Command {
     Serve(server::ServeArgs),
     /// Durable jobs on a server (`/v1/jobs`): submit files, wait, status, results, list.
     Jobs(jobs_cmd::JobsArgs),
+    /// Run the jobs of `serve --broker` from a NATS JetStream server (any number of workers).
+    Worker(server::WorkerArgs),
     /// CPU features, XRT, NPU devices, kernels (xclbins) and whether the NPU would be used.
     Doctor,
 
@@ -95,6 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => cli::inspect(args),
         Command::Serve(args) => server::run(args),
         Command::Jobs(args) => jobs_cmd::run(args),
+        Command::Worker(args) => server::run_worker(args),
 
         // ---- engine subcommands (mel, transcribe): dispatch ---------------------------------
         Command::Transcribe(args) => transcribe_cmd::run(args),

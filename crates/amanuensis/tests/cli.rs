@@ -81,7 +81,7 @@ fn help_lists_subcommands() {
     let o = env.run(&["--help"]);
     assert!(o.status.success());
     let out = stdout(&o);
-    for sub in ["models", "inspect", "transcribe"] {
+    for sub in ["models", "inspect", "transcribe", "serve", "jobs", "worker"] {
         assert!(out.contains(sub), "--help lacks {sub}: {out}");
     }
     let o = env.run(&["models", "pull", "--help"]);

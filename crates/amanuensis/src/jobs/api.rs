@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::runner::{blocking, Jobs};
+use super::backend::JobBackend;
 use super::store::{transcript_from_json, Status};
 use crate::output::{self, Format};
 use crate::server::api::{read_form, Endpoint};
@@ -23,7 +23,7 @@ use crate::server::AppState;
 /// Most jobs one `GET /v1/jobs` lists.
 const MAX_LIST: usize = 1000;
 
-fn jobs(app: &AppState) -> Result<Arc<Jobs>, ApiError> {
+fn jobs(app: &AppState) -> Result<JobBackend, ApiError> {
     app.jobs.clone().ok_or_else(|| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "jobs_unavailable", "the jobs store could not be opened when the server started (see its log; check --data-dir)")
     })
@@ -97,11 +97,7 @@ async fn submit_inner(app: Arc<AppState>, mp: Result<Multipart, MultipartRejecti
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_audio", "the uploaded file is empty (0 bytes)").param("file"));
     }
     let id = new_id();
-    let store = jobs.store.clone();
-    let fields = form.fields;
-    let sid = id.clone();
-    let row = blocking(move || store.insert(&sid, &bytes, filename.as_deref(), &fields, webhook_url.as_deref())).await?;
-    jobs.wake();
+    let row = jobs.submit(&id, bytes, filename, form.fields, webhook_url).await?;
     tracing::info!(job = %id, "job accepted");
     let mut resp = (StatusCode::ACCEPTED, Json(row.to_json())).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{id}")) {
@@ -111,16 +107,14 @@ async fn submit_inner(app: Arc<AppState>, mp: Result<Multipart, MultipartRejecti
 }
 
 pub async fn status(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let store = jobs(&app)?.store.clone();
-    let sid = id.clone();
-    match blocking(move || store.get(&sid)).await? {
+    match jobs(&app)?.get(&id).await? {
         Some(row) => Ok(Json(row.to_json()).into_response()),
         None => Err(not_found(&id)),
     }
 }
 
 pub async fn list(State(app): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
-    let store = jobs(&app)?.store.clone();
+    let jobs = jobs(&app)?;
     for k in q.keys() {
         if k != "status" && k != "limit" {
             return Err(ApiError::invalid(k, format!("unknown query parameter `{k}`; use status and limit")));
@@ -134,7 +128,7 @@ pub async fn list(State(app): State<Arc<AppState>>, Query(q): Query<HashMap<Stri
         None => 100,
         Some(l) => l.parse::<usize>().ok().filter(|n| (1..=MAX_LIST).contains(n)).ok_or_else(|| ApiError::invalid("limit", format!("limit must be a whole number from 1 to {MAX_LIST}, not `{l}`")))?,
     };
-    let rows = blocking(move || store.list(status, limit)).await?;
+    let rows = jobs.list(status, limit).await?;
     Ok(Json(json!({ "object": "list", "data": rows.iter().map(|r| r.to_json()).collect::<Vec<_>>() })).into_response())
 }
 
@@ -142,23 +136,12 @@ pub async fn list(State(app): State<Arc<AppState>>, Query(q): Query<HashMap<Stri
 /// a finished one is deleted with its result.
 pub async fn delete(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let jobs = jobs(&app)?;
-    let store = jobs.store.clone();
-    let sid = id.clone();
-    let row = blocking(move || store.get(&sid)).await?.ok_or_else(|| not_found(&id))?;
+    let row = jobs.get(&id).await?.ok_or_else(|| not_found(&id))?;
     if row.status.is_final() {
-        let store = jobs.store.clone();
-        let sid = id.clone();
-        blocking(move || store.delete(&sid)).await?;
+        jobs.delete(&id).await?;
         return Ok(Json(json!({ "id": id, "object": "transcription.job", "deleted": true })).into_response());
     }
-    let store = jobs.store.clone();
-    let sid = id.clone();
-    let error = json!({ "message": "cancelled by DELETE /v1/jobs/{id}", "code": "cancelled" });
-    blocking(move || store.fail(&sid, Status::Cancelled, &error)).await?;
-    jobs.cancel(&id);
-    let store = jobs.store.clone();
-    let sid = id.clone();
-    let row = blocking(move || store.get(&sid)).await?.ok_or_else(|| not_found(&id))?;
+    let row = jobs.cancel(&id).await?.ok_or_else(|| not_found(&id))?;
     Ok(Json(row.to_json()).into_response())
 }
 
@@ -176,10 +159,9 @@ fn parse_format(f: &str) -> Result<Format, ApiError> {
 /// `GET /v1/jobs/{id}/result?format=...`: the transcript as `/v1/audio/transcriptions` would
 /// have answered it (default: the job's `response_format`, else json). 409 until it is done.
 pub async fn result(State(app): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
-    let store = jobs(&app)?.store.clone();
+    let jobs = jobs(&app)?;
     let asked = q.get("format").map(|f| parse_format(f)).transpose()?;
-    let sid = id.clone();
-    let (row, result) = blocking(move || Ok((store.get(&sid)?, store.result(&sid)?))).await?;
+    let (row, result) = jobs.result(&id).await?;
     let row = row.ok_or_else(|| not_found(&id))?;
     let result = match (row.status, result) {
         (Status::Done, Some(r)) => r,

@@ -130,10 +130,18 @@ pub async fn run(app: Arc<AppState>, jobs: Arc<Jobs>) {
 }
 
 /// How a job ended, short of a transcript.
-enum Stop {
+pub enum Stop {
     Failed(ApiError),
     /// The engine's queue was full at the last moment: back to the queue.
     Requeue,
+}
+
+/// What a transcription reports on its way, in order.
+pub enum Report {
+    /// Seconds of audio, once decoded.
+    Duration(f64),
+    /// Fraction done (segments' end over the duration), below 1.
+    Progress(f64),
 }
 
 async fn run_one(app: Arc<AppState>, jobs: Arc<Jobs>, row: JobRow, cancel: oneshot::Receiver<()>) {
@@ -141,8 +149,34 @@ async fn run_one(app: Arc<AppState>, jobs: Arc<Jobs>, row: JobRow, cancel: onesh
     tracing::info!(job = %id, "job started");
     // Cancelling drops the transcription, and with it the engine's reply channel: the engine
     // then drops the job before its next decoder pass.
+    let work = async {
+        let path = jobs.store.audio_path(&row.id);
+        let bytes = blocking(move || std::fs::read(&path).with_context(|| format!("the job's audio is missing from the spool ({})", path.display())))
+            .await
+            .map_err(Stop::Failed)?;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let started = row.started_at.unwrap_or_else(now);
+        let writes = async {
+            let mut written: Option<Instant> = None;
+            while let Some(r) = rx.recv().await {
+                let (store, id) = (jobs.store.clone(), row.id.clone());
+                let _ = match r {
+                    Report::Duration(d) => blocking(move || store.set_duration(&id, d)).await,
+                    Report::Progress(p) => {
+                        if written.is_some_and(|w| w.elapsed() < PROGRESS_EVERY) {
+                            continue;
+                        }
+                        written = Some(Instant::now());
+                        blocking(move || store.set_progress(&id, p)).await
+                    }
+                };
+            }
+        };
+        let (r, ()) = tokio::join!(transcribe(&app, &row.id, bytes, row.filename.as_deref(), &row.fields, started, tx), writes);
+        r
+    };
     let outcome = tokio::select! {
-        r = transcribe(&app, &jobs, &row) => Some(r),
+        r = work => Some(r),
         _ = cancel => None,
     };
     jobs.running.lock().unwrap().remove(&id);
@@ -164,7 +198,12 @@ async fn run_one(app: Arc<AppState>, jobs: Arc<Jobs>, row: JobRow, cancel: onesh
     match saved {
         Ok(true) => {
             if let Some(url) = row.webhook_url.clone() {
-                tokio::spawn(webhook(jobs.store.clone(), id.clone(), url));
+                let (store, sid) = (jobs.store.clone(), id.clone());
+                tokio::spawn(async move {
+                    if let Ok(Some(body)) = blocking(move || webhook_body(&store, &sid)).await {
+                        webhook(id, url, body).await;
+                    }
+                });
             }
         }
         Ok(false) => {}
@@ -173,18 +212,22 @@ async fn run_one(app: Arc<AppState>, jobs: Arc<Jobs>, row: JobRow, cancel: onesh
     jobs.wake();
 }
 
-/// Decodes the spooled audio, runs it through the engine, and returns the result to store.
-async fn transcribe(app: &Arc<AppState>, jobs: &Jobs, row: &JobRow) -> Result<Value, Stop> {
+/// Decodes a job's audio (`bytes`, uploaded as `filename` with the form's `fields`), runs it
+/// through the engine, and returns the result to store; reports the duration and progress on
+/// `reports`. Shared by the embedded runner and the broker's workers.
+pub async fn transcribe(
+    app: &Arc<AppState>,
+    id: &str,
+    bytes: Vec<u8>,
+    filename: Option<&str>,
+    fields: &[(String, String)],
+    started_at: f64,
+    reports: mpsc::UnboundedSender<Report>,
+) -> Result<Value, Stop> {
     let engine = app.engine().map_err(Stop::Failed)?;
-    let form = Form { file: None, fields: row.fields.clone() };
+    let form = Form { file: None, fields: fields.to_vec() };
     let params = parse_params(&form, Endpoint::Transcriptions, app).map_err(Stop::Failed)?;
-    let path = jobs.store.audio_path(&row.id);
-    let bytes = blocking(move || std::fs::read(&path).with_context(|| format!("the job's audio is missing from the spool ({})", path.display())))
-        .await
-        .map_err(Stop::Failed)?;
-    let ext = row
-        .filename
-        .as_deref()
+    let ext = filename
         .and_then(|f| f.rsplit_once('.'))
         .map(|(_, e)| e.to_ascii_lowercase())
         .filter(|e| !e.is_empty() && e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()));
@@ -195,10 +238,7 @@ async fn transcribe(app: &Arc<AppState>, jobs: &Jobs, row: &JobRow) -> Result<Va
         return Err(Stop::Failed(ApiError::new(StatusCode::BAD_REQUEST, "invalid_audio", "the uploaded file could not be decoded as audio: it holds no audio samples").param("file")));
     }
     let duration = samples.len() as f64 / whisper::audio::SAMPLE_RATE as f64;
-    {
-        let (store, id) = (jobs.store.clone(), row.id.clone());
-        let _ = blocking(move || store.set_duration(&id, duration)).await;
-    }
+    let _ = reports.send(Report::Duration(duration));
     let (samples, timeline) = match params.vad.clone() {
         None => (samples, None),
         Some(vo) => {
@@ -222,20 +262,15 @@ async fn transcribe(app: &Arc<AppState>, jobs: &Jobs, row: &JobRow) -> Result<Va
         let (events_tx, mut events_rx) = mpsc::unbounded_channel::<SegmentEvent>();
         engine
             .pool
-            .submit(Job { id: row.id.clone(), samples, opts: params.opts, deadline: Instant::now() + JOB_DEADLINE, events: Some(events_tx), reply: reply_tx, audio })
+            .submit(Job { id: id.to_string(), samples, opts: params.opts, deadline: Instant::now() + JOB_DEADLINE, events: Some(events_tx), reply: reply_tx, audio })
             .map_err(|e| if e.code == "queue_full" { Stop::Requeue } else { Stop::Failed(e) })?;
-        let mut written = Instant::now();
         // Every segment comes before the reply (the engine drops the events sender first).
         while let Some(SegmentEvent { segment: mut seg, .. }) = events_rx.recv().await {
             if let Some(m) = &timeline {
                 vad::restore(&mut seg, m);
             }
-            if written.elapsed() >= PROGRESS_EVERY {
-                written = Instant::now();
-                let (store, id) = (jobs.store.clone(), row.id.clone());
-                let p = if duration > 0.0 { (seg.end / duration).min(0.99) } else { 0.0 };
-                let _ = blocking(move || store.set_progress(&id, p)).await;
-            }
+            let p = if duration > 0.0 { (seg.end / duration).min(0.99) } else { 0.0 };
+            let _ = reports.send(Report::Progress(p));
         }
         match (&mut reply_rx).await {
             Ok(Ok(f)) => f,
@@ -246,37 +281,39 @@ async fn transcribe(app: &Arc<AppState>, jobs: &Jobs, row: &JobRow) -> Result<Va
     if let Some(m) = &timeline {
         vad::restore_all(&mut t, m, duration);
     }
-    app.metrics.record_audio(t.duration, row.started_at.map_or(0.0, |s| now() - s));
+    app.metrics.record_audio(t.duration, now() - started_at);
     let ask = params.ask;
+    let response_format = fields.iter().find(|(n, _)| n == "response_format").map(|(_, v)| v.as_str());
     Ok(json!({
         "transcript": serde_json::to_value(&t).unwrap_or(Value::Null),
         "token_logprobs": token_logprobs,
         "task": task_name(task),
-        "response_format": row.field("response_format"),
+        "response_format": response_format,
         "ask": { "words": ask.words, "segments": ask.segments, "logprobs": ask.logprobs, "usage": ask.usage },
     }))
 }
 
 /// What a webhook receives: the job as `GET /v1/jobs/{id}` shows it, and the text when done.
-fn webhook_body(store: &Store, id: &str) -> anyhow::Result<Option<Value>> {
-    let Some(row) = store.get(id)? else { return Ok(None) };
+pub fn webhook_json(row: &JobRow, result: Option<&Value>) -> Value {
     let mut v = json!({ "type": format!("job.{}", row.status.as_str()), "job": row.to_json() });
     if row.status == Status::Done {
-        if let Some(t) = store.result(id)?.and_then(|r| super::store::transcript_from_json(&r["transcript"])) {
+        if let Some(t) = result.and_then(|r| super::store::transcript_from_json(&r["transcript"])) {
             v["text"] = t.text().into();
         }
     }
-    Ok(Some(v))
+    v
+}
+
+fn webhook_body(store: &Store, id: &str) -> anyhow::Result<Option<Value>> {
+    let Some(row) = store.get(id)? else { return Ok(None) };
+    let result = if row.status == Status::Done { store.result(id)? } else { None };
+    Ok(Some(webhook_json(&row, result.as_ref())))
 }
 
 /// POSTs the job's outcome to `url`: up to `WEBHOOK_ATTEMPTS` attempts, waiting 0.5 s, 1 s,
 /// 2 s, ... between them; any 2xx answer ends it. Runs on its own task, never on the engine.
-async fn webhook(store: Arc<Store>, id: String, url: String) {
-    let sid = id.clone();
-    let body = match blocking(move || webhook_body(&store, &sid)).await {
-        Ok(Some(b)) => b.to_string(),
-        _ => return,
-    };
+pub async fn webhook(id: String, url: String, body: Value) {
+    let body = body.to_string();
     let mut wait = WEBHOOK_BACKOFF;
     for attempt in 1..=WEBHOOK_ATTEMPTS {
         let (u, b) = (url.clone(), body.clone());

@@ -88,11 +88,6 @@ impl JobRow {
             "error": self.error,
         })
     }
-
-    /// The `response_format` the job was submitted with, if any.
-    pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
 }
 
 pub fn now() -> f64 {

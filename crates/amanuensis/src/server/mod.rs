@@ -42,6 +42,7 @@ use api::Endpoint;
 use error::ApiError;
 use metrics::Metrics;
 use scheduler::Pool;
+pub use jobs::broker::worker::{run as run_worker, WorkerArgs};
 
 /// Room for the form's other fields and multipart framing on top of the file itself.
 const FORM_OVERHEAD_BYTES: usize = 1 << 20;
@@ -118,6 +119,11 @@ pub struct ServeArgs {
     /// How long finished jobs (results, rows) are kept: seconds, or with a unit (90m, 12h, 7d).
     #[arg(long, default_value = "7d", value_name = "DURATION")]
     pub job_retention: String,
+    /// Put jobs on this NATS JetStream server (nats://HOST:4222, `nats-server -js`) instead of
+    /// the --data-dir store: `amanuensis worker --broker URL` processes run them, this server
+    /// does not (it still answers /v1/audio/* itself).
+    #[arg(long, value_name = "URL", env = "AMANUENSIS_BROKER")]
+    pub broker: Option<String>,
 }
 
 /// Settings every request reads.
@@ -192,7 +198,7 @@ pub struct AppState {
     /// Realtime sessions open now.
     pub realtime: realtime::Streams,
     /// The jobs API (`None` if its store could not be opened).
-    pub jobs: Option<Arc<jobs::runner::Jobs>>,
+    pub jobs: Option<jobs::backend::JobBackend>,
 }
 
 impl AppState {
@@ -320,10 +326,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("http")
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(serve(cfg, &args.host, args.port))
+    rt.block_on(serve(cfg, &args.host, args.port, args.broker.as_deref()))
 }
 
-async fn serve(cfg: Config, host: &str, port: u16) -> anyhow::Result<()> {
+async fn serve(cfg: Config, host: &str, port: u16, broker: Option<&str>) -> anyhow::Result<()> {
+    // An unreachable broker stops the server at once, naming the URL.
+    let broker = match broker {
+        Some(url) => Some(Arc::new(jobs::broker::Broker::connect(url).await?)),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port} (is another server using the port? try --port 0 for any free one)"))?;
@@ -345,8 +356,12 @@ async fn serve(cfg: Config, host: &str, port: u16) -> anyhow::Result<()> {
             .map_or(2, |n| n.get())
             .max(2),
     );
-    let jobs = match jobs::runner::Jobs::open(&cfg.data_dir, cfg.job_retention, cfg.workers) {
-        Ok(j) => Some(Arc::new(j)),
+    let local = match &broker {
+        Some(_) => Ok(None),
+        None => jobs::runner::Jobs::open(&cfg.data_dir, cfg.job_retention, cfg.workers).map(|j| Some(Arc::new(j))),
+    };
+    let jobs = match local {
+        Ok(j) => j,
         Err(e) => {
             // The rest of the server works without it; /v1/jobs answers 503 with the reason.
             eprintln!("amanuensis serve: the jobs API is off: {e:#}");
@@ -359,10 +374,17 @@ async fn serve(cfg: Config, host: &str, port: u16) -> anyhow::Result<()> {
         engine: OnceLock::new(),
         decode_slots,
         realtime: realtime::Streams::default(),
-        jobs: jobs.clone(),
+        jobs: match (&broker, &jobs) {
+            (Some(b), _) => Some(jobs::backend::JobBackend::Broker(b.clone())),
+            (None, Some(j)) => Some(jobs::backend::JobBackend::Local(j.clone())),
+            (None, None) => None,
+        },
     });
     if let Some(j) = jobs {
         tokio::spawn(jobs::runner::run(state.clone(), j));
+    }
+    if let Some(b) = broker {
+        tokio::spawn(jobs::broker::retention(b, state.cfg.job_retention));
     }
 
     // The server answers (health 503, requests 503) while the model loads.
