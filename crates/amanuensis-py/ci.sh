@@ -31,11 +31,15 @@ echo "== fresh venv $VENV" >&2
 rm -rf "$VENV"
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --disable-pip-version-check -r <(grep -vE '^maturin==' "$here/requirements-ci.txt") "$wheel"
+if [[ -n "${RUN_SLOW_TESTS:-}" ]]; then
+  # The comparisons with faster-whisper itself (tests/test_peer.py), in the same venv.
+  "$VENV/bin/pip" install -q --disable-pip-version-check faster-whisper==1.2.1
+fi
 
 echo "== pytest" >&2
 export AMANUENSIS_TESTDATA="$root/testdata"
 # The CLI the tests compare with: the binary `cargo test` built (a no-op build in CI).
 (cd "$root" && cargo build -q -p amanuensis)
 export AMANUENSIS_BIN="$CARGO_TARGET_DIR/debug/amanuensis"
-(cd "$here/tests" && "$VENV/bin/python" -m pytest -q -p no:cacheprovider .)
+(cd "$here/tests" && "$VENV/bin/python" -m pytest -q -p no:cacheprovider --durations=5 .)
 echo "== python package: wheel built and tests passed in $((SECONDS - t0)) s" >&2
