@@ -38,8 +38,8 @@ fi
 
 echo "== pytest" >&2
 export AMANUENSIS_TESTDATA="$root/testdata"
-# The CLI the tests compare with: the binary `cargo test` built (a no-op build in CI).
-(cd "$root" && cargo build -q -p amanuensis)
-export AMANUENSIS_BIN="$CARGO_TARGET_DIR/debug/amanuensis"
+# The CLI the tests compare with: the binary `cargo test` built (built here only if missing).
+export AMANUENSIS_BIN="${AMANUENSIS_BIN:-$CARGO_TARGET_DIR/debug/amanuensis}"
+[[ -x "$AMANUENSIS_BIN" ]] || (cd "$root" && cargo build -q -p amanuensis)
 (cd "$here/tests" && "$VENV/bin/python" -m pytest -q -p no:cacheprovider --durations=5 .)
 echo "== python package: wheel built and tests passed in $((SECONDS - t0)) s" >&2
