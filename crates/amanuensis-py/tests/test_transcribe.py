@@ -15,22 +15,24 @@ from amanuensis import _native
 from conftest import CLIPS, clip_path, golden
 
 
-def cli_segments(cli, path, compute_type, extra=()):
-    out = subprocess.run(
-        [cli, "transcribe", "--model", "tiny.en", "--compute-type", compute_type, "--output-format", "verbose_json", *extra, str(path)],
+def cli_segments(cli, paths, compute_type, tmp_path):
+    """The CLI's verbose_json segments of each file (one process, one model load)."""
+    subprocess.run(
+        [cli, "transcribe", "--model", "tiny.en", "--compute-type", compute_type, "--output-format", "verbose_json",
+         "--output-dir", str(tmp_path), *map(str, paths)],
         check=True, capture_output=True, text=True,
-    ).stdout
-    return json.loads(out)["segments"]
+    )
+    return [json.loads((tmp_path / f"{p.stem}.verbose.json").read_text())["segments"] for p in paths]
 
 
 @pytest.mark.parametrize("compute_type,fixture", [("int8", "model"), ("float32", "model_f32")])
-def test_same_as_cli_and_goldens(request, cli, compute_type, fixture):
+def test_same_as_cli_and_goldens(request, cli, compute_type, fixture, tmp_path):
     model = request.getfixturevalue(fixture)
     gold = golden(compute_type)
-    for name in CLIPS:
+    cli_all = cli_segments(cli, [clip_path(n) for n in CLIPS], "f32" if compute_type == "float32" else "int8", tmp_path)
+    for name, theirs in zip(CLIPS, cli_all):
         segments, info = model.transcribe(str(clip_path(name)))
         segments = list(segments)
-        theirs = cli_segments(cli, clip_path(name), "f32" if compute_type == "float32" else "int8")
         assert [s.text for s in segments] == [s["text"] for s in theirs], name
         assert [s.tokens for s in segments] == [s["tokens"] for s in theirs], name
         assert [(s.start, s.end) for s in segments] == [(s["start"], s["end"]) for s in theirs], name
