@@ -19,7 +19,7 @@ class VadOptions:
     """
 
     threshold: float = 0.5
-    neg_threshold: Optional[float] = None
+    neg_threshold: float = None  # faster-whisper annotates it so; None: max(threshold - 0.15, 0.01)
     min_speech_duration_ms: int = 0
     max_speech_duration_s: float = float("inf")
     min_silence_duration_ms: int = 2000
