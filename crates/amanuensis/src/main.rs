@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 mod cli;
 mod jobs_cmd;
 mod server;
-mod store;
+use store;
 
 // ---- engine subcommands (mel, transcribe): modules ----------------------------------------
 mod engine;

