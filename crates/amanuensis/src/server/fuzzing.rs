@@ -161,6 +161,25 @@ pub fn jobs_json(data: &[u8]) {
 mod tests {
     use super::*;
 
+    /// Every committed seed and every kept crash input of the three server targets, through
+    /// the harnesses (so `cargo test` replays them without cargo-fuzz).
+    #[test]
+    fn corpora_and_regressions_replay() {
+        let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        let targets: [(&str, fn(&[u8])); 3] = [("multipart", multipart), ("realtime_event", realtime_event), ("jobs_json", jobs_json)];
+        let mut n = 0;
+        for (name, harness) in targets {
+            for dir in ["corpus", "regressions"] {
+                let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join(name)) else { continue };
+                for e in entries.flatten() {
+                    harness(&std::fs::read(e.path()).unwrap());
+                    n += 1;
+                }
+            }
+        }
+        assert!(n >= 10, "the committed corpora were not found under {}", fuzz.display());
+    }
+
     #[test]
     fn well_formed_inputs_run() {
         multipart(b"multipart/form-data; boundary=X\n--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF\r\n--X\r\nContent-Disposition: form-data; name=\"response_format\"\r\n\r\nsrt\r\n--X--\r\n");
