@@ -25,7 +25,7 @@ fi
 # nightly if present or installable, else stable with RUSTC_BOOTSTRAP=1.
 TOOLCHAIN=+nightly
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
-  if ! timeout 300 rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
+  if ! timeout 120 rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
     log "no nightly toolchain: stable with RUSTC_BOOTSTRAP=1"
     TOOLCHAIN=+stable
     export RUSTC_BOOTSTRAP=1
