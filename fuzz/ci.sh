@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the fuzz targets and runs each briefly from its committed corpus (and the crash inputs
 # kept under fuzz/regressions/), failing on any crash. CI runs it; by hand:
-#   fuzz/ci.sh                      # every target, FUZZ_SECONDS (default 25) each
+#   fuzz/ci.sh                      # every target, FUZZ_SECONDS (default 20) each
 #   FUZZ_SECONDS=480 fuzz/ci.sh multipart
 # Needs cargo-fuzz (installed here if missing, from crates.io) and a nightly toolchain; without
 # nightly (and no way to install it) the stable toolchain is used with RUSTC_BOOTSTRAP=1, which
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 FUZZ_DIR=$(pwd)
-SECONDS_EACH=${FUZZ_SECONDS:-25}
+SECONDS_EACH=${FUZZ_SECONDS:-20}
 ALL=(ct2_reader audio_decode multipart realtime_event jobs_json)
 TARGETS=("$@")
 ((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")

@@ -387,6 +387,7 @@ fn garbage_is_an_error_whatever_the_extension() {
 /// byte is the extension hint it picked): each decodes to an error, or to samples, never a
 /// panic. `wav_channel_mask_shift_overflow` makes symphonia's WAV reader overflow a shift
 /// (a panic in builds with overflow checks, as these tests are): the decoder's guard reports it.
+/// `wav_rate_1ghz_resampler_oom` declared a sample rate of 1.04 GHz (the resampler asked for GBs).
 #[test]
 fn fuzz_regressions_decode_without_panic() {
     let dir = data("../fuzz/regressions/audio_decode");
@@ -397,6 +398,9 @@ fn fuzz_regressions_decode_without_panic() {
         let r = whisper::audio::AudioInput::Bytes { data: b[1..].to_vec(), ext: ext.map(str::to_string) }.decode_limited(Some(60.0));
         if e.file_name() == "wav_channel_mask_shift_overflow" && cfg!(debug_assertions) {
             assert_audio_error(r, &["corrupt"], "wav_channel_mask_shift_overflow");
+        } else if e.file_name() == "wav_rate_1ghz_resampler_oom" {
+            // A 536-byte WAV claiming 1.04 GHz: refused before the resampler allocates gigabytes.
+            assert_audio_error(r, &["unsupported sample rate 1040315392 Hz"], "wav_rate_1ghz_resampler_oom");
         }
         n += 1;
     }
