@@ -4,20 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod cli;
-mod jobs_cmd;
-mod server;
-use store;
-
-// ---- engine subcommands (mel, transcribe): modules ----------------------------------------
-mod engine;
-mod live_cmd;
-mod mic;
-mod output;
-mod tools_cmd;
-mod transcribe_cmd;
-mod vad_args;
-// ---- end engine subcommands ----------------------------------------------------------------
+// The modules live in the library (src/lib.rs), so that the fuzz targets (fuzz/) reach the
+// server's parsers; this file is the command line only.
+use amanuensis::{cli, engine, jobs_cmd, mic, server, store, tools_cmd, transcribe_cmd};
 
 /// Local speech-to-text with OpenAI Whisper models (CTranslate2 / faster-whisper weights).
 #[derive(Debug, Parser)]

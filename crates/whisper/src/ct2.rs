@@ -251,7 +251,7 @@ impl Ct2File {
                 return Err(c.err(&format!(
                     "variable {name}: shape {shape:?} of {} needs {:?} bytes but {len} are stored",
                     dtype.name(),
-                    numel.map(|n| n * dtype.size())
+                    numel.and_then(|n| n.checked_mul(dtype.size()))
                 )));
             }
             let offset = c.pos;

@@ -383,6 +383,33 @@ fn garbage_is_an_error_whatever_the_extension() {
     }
 }
 
+/// The inputs the audio_decode fuzz target kept (fuzz/regressions/audio_decode/: the first
+/// byte is the extension hint it picked): each decodes to an error, or to samples, never a
+/// panic. `wav_channel_mask_shift_overflow` makes symphonia's WAV reader overflow a shift
+/// (a panic in builds with overflow checks, as these tests are): the decoder's guard reports it.
+/// `wav_rate_1ghz_resampler_oom` declared a sample rate of 1.04 GHz (the resampler asked for GBs).
+#[test]
+fn fuzz_regressions_decode_without_panic() {
+    let dir = data("../fuzz/regressions/audio_decode");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let b = std::fs::read(e.path()).unwrap();
+        let ext = [None, Some("wav"), Some("mp3"), Some("ogg"), Some("flac"), Some("m4a"), Some("webm")][b[0] as usize % 7];
+        let r = whisper::audio::AudioInput::Bytes { data: b[1..].to_vec(), ext: ext.map(str::to_string) }.decode_limited(Some(60.0));
+        if e.file_name() == "wav_channel_mask_shift_overflow" && cfg!(debug_assertions) {
+            assert_audio_error(r, &["corrupt"], "wav_channel_mask_shift_overflow");
+        } else if e.file_name() == "adts_step_by_zero" {
+            // symphonia's ADTS reader calls step_by(0) (a panic in every build): caught, reported.
+            assert_audio_error(r, &["corrupt"], "adts_step_by_zero");
+        } else if e.file_name() == "wav_rate_1ghz_resampler_oom" {
+            // A 536-byte WAV claiming 1.04 GHz: refused before the resampler allocates gigabytes.
+            assert_audio_error(r, &["unsupported sample rate 1040315392 Hz"], "wav_rate_1ghz_resampler_oom");
+        }
+        n += 1;
+    }
+    assert!(n >= 1);
+}
+
 #[test]
 fn flac_with_garbage_body_is_an_error() {
     // Keep the FLAC signature and metadata blocks, replace every audio frame with noise.

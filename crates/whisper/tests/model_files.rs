@@ -363,6 +363,14 @@ fn byte_count_disagrees_with_shape() {
     let mut b = Ct2Builder::whisper();
     b.vars[1].shape = vec![u32::MAX, u32::MAX, u32::MAX];
     expect_open_error(dir.path(), &b.bytes(), "needs None bytes");
+    // An element count that fits but whose byte size overflows: the error message itself once
+    // overflowed (found by the ct2_reader fuzz target, fuzz/regressions/ct2_reader/).
+    let mut b = Ct2Builder::whisper();
+    b.vars[1].shape = vec![1 << 31, 1 << 31, 2];
+    expect_open_error(dir.path(), &b.bytes(), "of float32 needs None bytes");
+    let dir2 = tmp();
+    let crash = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/regressions/ct2_reader/byte_size_overflow_in_message")).unwrap();
+    expect_open_error(dir2.path(), &crash, "needs None bytes");
 }
 
 #[test]

@@ -41,7 +41,7 @@ fn new_id() -> String {
 }
 
 /// Checks a webhook address: `http://host[:port]/path` (this build has no TLS client).
-fn check_webhook(url: &str) -> Result<(), ApiError> {
+pub(crate) fn check_webhook(url: &str) -> Result<(), ApiError> {
     let bad = |why: &str| ApiError::invalid("webhook_url", format!("webhook_url `{url}` {why}"));
     if url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("is not a valid URL"));

@@ -100,7 +100,7 @@ pub fn render_with(t: &Transcript, format: Format, task: &str, o: &RenderOptions
                 .iter()
                 .map(|s| {
                     let mut v = json!({
-                        "id": s.id - 1, "seek": s.seek, "start": round3(s.start), "end": round3(s.end),
+                        "id": s.id.saturating_sub(1), "seek": s.seek, "start": round3(s.start), "end": round3(s.end),
                         "text": s.text, "tokens": s.tokens, "temperature": s.temperature,
                         "avg_logprob": s.avg_logprob, "compression_ratio": s.compression_ratio,
                         "no_speech_prob": s.no_speech_prob,
@@ -192,6 +192,16 @@ mod tests {
             duration: 3661.5,
             segments: vec![seg(1, 0.0, 1.5, " Hello there."), seg(2, 3600.0, 3661.256, " Bye.")],
         }
+    }
+
+    /// Found by the jobs_json fuzz target (fuzz/regressions/jobs_json/segment_id_0_verbose_json):
+    /// a stored transcript whose segment has no id (read back as 0) overflowed `id - 1`.
+    #[test]
+    fn verbose_json_of_segment_id_0() {
+        let mut t = sample();
+        t.segments[0].id = 0;
+        let v: serde_json::Value = serde_json::from_str(&render(&t, Format::VerboseJson, "transcribe")).unwrap();
+        assert_eq!(v["segments"][0]["id"], 0);
     }
 
     #[test]

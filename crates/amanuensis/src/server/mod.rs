@@ -9,6 +9,8 @@
 mod api;
 mod budget;
 mod error;
+/// Arbitrary bytes through the server's parsers: the fuzz targets' entry points.
+pub mod fuzzing;
 #[path = "../jobs/mod.rs"]
 mod jobs;
 mod live;

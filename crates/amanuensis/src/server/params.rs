@@ -204,7 +204,7 @@ pub(super) fn parse_params(form: &Form, ep: Endpoint, app: &AppState) -> Result<
 }
 
 /// The native endpoint's hallucination and decoding controls (faster-whisper's names).
-fn parse_decoding_controls(form: &Form, opts: &mut TranscribeOptions) -> Result<(), ApiError> {
+pub(super) fn parse_decoding_controls(form: &Form, opts: &mut TranscribeOptions) -> Result<(), ApiError> {
     fn num<T: std::str::FromStr>(form: &Form, name: &str, what: &str) -> Result<Option<T>, ApiError> {
         match form.get(name)? {
             None => Ok(None),

@@ -21,6 +21,9 @@ use crate::{Error, Result};
 pub(crate) const SUPPORTED: &str = "supported: WAV, FLAC, MP3, Ogg Vorbis, M4A/MP4 AAC; convert \
                                     other files with e.g. `ffmpeg -i INPUT -ar 16000 -ac 1 out.wav`";
 
+/// Highest source sample rate decoded (the resampler's memory grows with the rate).
+pub(crate) const MAX_SAMPLE_RATE: u32 = 768_000;
+
 /// Receives 16 kHz mono samples as they are decoded; an `Err` stops decoding with that reason.
 pub type Emit<'a> = dyn FnMut(&[f32]) -> std::result::Result<(), String> + 'a;
 
@@ -262,6 +265,15 @@ impl<'e, 'a> MonoSink<'e, 'a> {
             return Err(format!(
                 "invalid stream: {} channels at {} Hz",
                 spec.channels.count(),
+                spec.rate
+            ));
+        }
+        // The resampler's filter grows with the rate ratio: a header claiming a rate of GHz
+        // (a few hundred bytes of upload) would ask for gigabytes (found by the audio_decode
+        // fuzz target). 768 kHz is the highest rate audio is recorded at.
+        if spec.rate > MAX_SAMPLE_RATE {
+            return Err(format!(
+                "unsupported sample rate {} Hz (at most {MAX_SAMPLE_RATE} Hz)",
                 spec.rate
             ));
         }

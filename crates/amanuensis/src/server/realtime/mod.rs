@@ -11,8 +11,8 @@
 //! bounded. Errors in what the client sends are answered with `error` events and the session
 //! goes on; limits, engine failures and idleness end it with an `error` event and a close.
 
-mod audio;
-mod protocol;
+pub(super) mod audio;
+pub(super) mod protocol;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
