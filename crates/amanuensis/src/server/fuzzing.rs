@@ -132,7 +132,6 @@ pub fn jobs_json(data: &[u8]) {
     if let Ok(fields) = serde_json::from_value::<Vec<(String, String)>>(v.clone()) {
         let row = JobRow { id: "job_fuzz".into(), status: Status::Done, progress: 1.0, created_at: 0.0, started_at: None, finished_at: None, filename: None, fields, webhook_url: None, error: None, duration: None };
         let _ = row.to_json();
-        let _ = row.field("response_format");
     }
     // The result column: {"transcript": ..., "ask": ..., "task": ..., "token_logprobs": ...}.
     let stored = if v.get("transcript").is_some() { &v["transcript"] } else { &v };
