@@ -11,10 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 FUZZ_DIR=$(pwd)
 SECONDS_EACH=${FUZZ_SECONDS:-20}
-# audio_decode is left out of the default run until its open crash is fixed (see
-# fuzz/open/audio_decode/ and docs/FUZZING.md): it finds it within seconds, so CI would fail at
-# random. Run it by name: fuzz/ci.sh audio_decode.
-ALL=(ct2_reader multipart realtime_event jobs_json)
+ALL=(ct2_reader multipart realtime_event jobs_json audio_decode)
 TARGETS=("$@")
 ((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 

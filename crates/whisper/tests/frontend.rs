@@ -387,7 +387,8 @@ fn garbage_is_an_error_whatever_the_extension() {
 /// byte is the extension hint it picked): each decodes to an error, or to samples, never a
 /// panic. `wav_channel_mask_shift_overflow` makes symphonia's WAV reader overflow a shift
 /// (a panic in builds with overflow checks, as these tests are): the decoder's guard reports it.
-/// `wav_rate_1ghz_resampler_oom` declared a sample rate of 1.04 GHz (the resampler asked for GBs).
+/// `wav_rate_1ghz_resampler_oom` declared a sample rate of 1.04 GHz (the resampler asked for GBs);
+/// `mp4_stbl_66gb_allocation`'s sample table claimed billions of entries.
 #[test]
 fn fuzz_regressions_decode_without_panic() {
     let dir = data("../fuzz/regressions/audio_decode");
@@ -401,6 +402,10 @@ fn fuzz_regressions_decode_without_panic() {
         } else if e.file_name() == "adts_step_by_zero" {
             // symphonia's ADTS reader calls step_by(0) (a panic in every build): caught, reported.
             assert_audio_error(r, &["corrupt"], "adts_step_by_zero");
+        } else if e.file_name() == "mp4_stbl_66gb_allocation" {
+            // An M4A whose sample table claims billions of entries: symphonia would allocate
+            // 66 GB (an abort, not a panic); refused before it reads the table.
+            assert_audio_error(r, &["damaged MP4", "entries"], "mp4_stbl_66gb_allocation");
         } else if e.file_name() == "wav_rate_1ghz_resampler_oom" {
             // A 536-byte WAV claiming 1.04 GHz: refused before the resampler allocates gigabytes.
             assert_audio_error(r, &["unsupported sample rate 1040315392 Hz"], "wav_rate_1ghz_resampler_oom");

@@ -26,7 +26,7 @@ pub const NPU_MIN: XrtVersion = XrtVersion { major: 2, minor: 17, patch: 0 };
 pub fn read(include: &Path) -> Result<XrtVersion, String> {
     for rel in ["version.h", "xrt/detail/version.h", "xrt/version.h"] {
         let p = include.join(rel);
-        println!("cargo:rerun-if-changed={}", p.display());
+        crate::discover::watch(&p);
         if let Ok(text) = std::fs::read_to_string(&p) {
             return parse(&text).ok_or_else(|| format!("{} has no recognizable XRT version", p.display()));
         }

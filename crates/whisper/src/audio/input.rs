@@ -142,7 +142,7 @@ impl AudioInput {
                 if let Some(repaired) = super::repaired_ogg(&mut file, &label)? {
                     return super::decode_bytes_labelled(repaired, None, &label, emit);
                 }
-                let priming = super::mp4::mp4_priming(&mut file);
+                let priming = super::mp4::mp4_inspect(&mut file).map_err(|reason| Error::Audio { path: label.clone(), reason })?;
                 file.seek(SeekFrom::Start(0))
                     .map_err(|e| Error::io(&label, e))?;
                 super::container::decode_guarded(Box::new(file), len, None, priming, &label, emit)

@@ -86,7 +86,7 @@ pub(crate) fn decode_file(path: &Path, emit: &mut container::Emit<'_>) -> Result
         let ext = path.extension().and_then(|e| e.to_str());
         return decode_bytes_labelled(repaired, ext, path, emit);
     }
-    let priming = mp4::mp4_priming(&mut file);
+    let priming = mp4::mp4_inspect(&mut file).map_err(fail)?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| fail(format!("cannot read file: {e}")))?;
     let ext = path.extension().and_then(|e| e.to_str());
@@ -125,7 +125,7 @@ pub(crate) fn decode_bytes_labelled(
     };
     let total_len = bytes.len() as u64;
     let mut cursor = Cursor::new(bytes);
-    let priming = mp4::mp4_priming(&mut cursor);
+    let priming = mp4::mp4_inspect(&mut cursor).map_err(|reason| Error::Audio { path: label.to_path_buf(), reason })?;
     cursor.set_position(0);
     container::decode_guarded(Box::new(cursor), total_len, hint_ext, priming, label, emit)
 }

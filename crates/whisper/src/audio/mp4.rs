@@ -16,39 +16,92 @@ pub(crate) struct Priming {
 /// (`moov/trak/edts/elst`, first non-empty edit) and media timescale (`mdia/mdhd`). `None` for
 /// anything else or anything malformed: then nothing is skipped and symphonia reports errors.
 pub(crate) fn mp4_priming<R: Read + Seek>(src: &mut R) -> Option<Priming> {
+    let moov = load_moov(src).ok()??;
+    let priming = boxes(&moov).filter(|(t, _)| t == b"trak").find_map(|(_, trak)| trak_priming(trak));
+    priming
+}
+
+/// The priming of an MP4 file, as [`mp4_priming`]; and refuses one whose sample tables (`moov/trak/mdia/minf/stbl`) declare more entries
+/// than their boxes hold, or whose `moov` is too large to check: symphonia's MP4 reader
+/// allocates what a table declares before reading it, so a few kilobytes claiming billions of
+/// entries would abort the process (found by the `audio_decode` fuzz target). `Ok` for
+/// anything that is not MP4.
+pub(crate) fn mp4_inspect<R: Read + Seek>(src: &mut R) -> Result<Option<Priming>, String> {
+    let Some(moov) = load_moov(src)? else { return Ok(None) };
+    check_tables(&moov)?;
+    let priming = boxes(&moov).filter(|(t, _)| t == b"trak").find_map(|(_, trak)| trak_priming(trak));
+    Ok(priming)
+}
+
+fn check_tables(moov: &[u8]) -> Result<(), String> {
+    for (_, trak) in boxes(moov).filter(|(t, _)| t == b"trak") {
+        let Some(stbl) = child(trak, b"mdia").and_then(|m| child(m, b"minf")).and_then(|m| child(m, b"stbl")) else { continue };
+        for (kind, body) in boxes(stbl) {
+            // (offset of the entry count, bytes per entry) after the version and flags.
+            let (at, size) = match &kind {
+                b"stts" | b"ctts" | b"co64" => (4, 8),
+                b"stsc" => (4, 12),
+                b"stco" | b"stss" => (4, 4),
+                b"stsd" => (4, 8),
+                // A sample size table lists sizes only when they differ (size 0).
+                b"stsz" if body.get(4..8).is_some_and(|b| be_u32(b) == 0) => (8, 4),
+                b"stz2" => (8, 0),
+                _ => continue,
+            };
+            let Some(count) = body.get(at..at + 4).map(be_u32) else {
+                return Err(format!("damaged MP4: its `{}` table is cut short", String::from_utf8_lossy(&kind)));
+            };
+            let room = body.len().saturating_sub(at + 4) as u64;
+            let need = count as u64 * size.max(1) as u64 / if size == 0 { 2 } else { 1 };
+            if need > room {
+                return Err(format!(
+                    "damaged MP4: its `{}` table claims {count} entries in {room} bytes; re-encode the file (e.g. `ffmpeg -i in.m4a out.wav`)",
+                    String::from_utf8_lossy(&kind)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The payload of the `moov` box of an MP4 file (`None`: not MP4, or no `moov` found).
+fn load_moov<R: Read + Seek>(src: &mut R) -> Result<Option<Vec<u8>>, String> {
     let mut head = [0u8; 8];
-    src.read_exact(&mut head).ok()?;
-    if &head[4..8] != b"ftyp" {
-        return None;
+    if src.read_exact(&mut head).is_err() || &head[4..8] != b"ftyp" {
+        return Ok(None);
     }
     // Walk the top-level boxes (moov is often after the media data) and load moov.
     let mut pos = 0u64;
     loop {
-        src.seek(SeekFrom::Start(pos)).ok()?;
-        src.read_exact(&mut head).ok()?;
-        let (size, header) = match u32::from_be_bytes(head[..4].try_into().ok()?) {
+        if src.seek(SeekFrom::Start(pos)).is_err() || src.read_exact(&mut head).is_err() {
+            return Ok(None);
+        }
+        let (size, header) = match be_u32(&head[..4]) {
             1 => {
                 let mut big = [0u8; 8];
-                src.read_exact(&mut big).ok()?;
+                if src.read_exact(&mut big).is_err() {
+                    return Ok(None);
+                }
                 (u64::from_be_bytes(big), 16)
             }
-            0 => return None, // last box runs to the end: no moov after it
+            0 => return Ok(None), // last box runs to the end: no moov after it
             n => (n as u64, 8),
         };
         if size < header {
-            return None;
+            return Ok(None);
         }
         if &head[4..8] == b"moov" {
             if size > MAX_MOOV_BYTES {
-                return None;
+                return Err(format!("its MP4 `moov` box is {size} bytes, more than the {MAX_MOOV_BYTES} this reader accepts; re-encode the file (e.g. `ffmpeg -i in.m4a out.wav`)"));
             }
-            let mut moov = vec![0u8; (size - header) as usize];
-            src.read_exact(&mut moov).ok()?;
-            return boxes(&moov)
-                .filter(|(t, _)| t == b"trak")
-                .find_map(|(_, trak)| trak_priming(trak));
+            // Read what is there (a cut file's moov is shorter than it says): never allocate
+            // the declared size up front.
+            let mut moov = Vec::new();
+            src.take(size - header).read_to_end(&mut moov).map_err(|e| format!("cannot read file: {e}"))?;
+            return Ok(Some(moov));
         }
-        pos = pos.checked_add(size)?;
+        let Some(next) = pos.checked_add(size) else { return Ok(None) };
+        pos = next;
     }
 }
 
