@@ -9,7 +9,9 @@ store ($AMANUENSIS_MODELS, default ~/.cache/amanuensis/models). Each scenario is
 SCENARIOS: it injects its faults, and every job the server accepted (answered 202) must end
 `done` with the reference text of its clip (testdata/transcripts/tiny.en_float32_b1.json,
 faster-whisper's). Prints a table — fault, injected, jobs accepted, jobs completed, jobs lost —
-and exits non-zero if a job was lost or a check failed.
+and exits non-zero if a job was lost or a check failed. The NATS scenario (`serve --broker` and
+`amanuensis worker`s) also needs nats-server (on PATH or in /usr/sbin); without it the scenario
+is reported skipped, unless CI is set: then it fails.
 
 Python 3 standard library only: it needs no build and no packages, and drives processes
 (SIGKILL, restarts) and raw sockets (vanishing and trickling clients) directly.
@@ -20,6 +22,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import struct
@@ -198,7 +201,12 @@ class Tally:
         self.completed = 0
         self.lost = []
         self.error = None
+        self.skipped = None  # why the scenario did not run (then it neither passes nor fails)
         self.seconds = 0.0
+
+
+class Skipped(Exception):
+    """The scenario cannot run here (a missing tool, outside CI)."""
 
 
 def wait_all(server, tally, clips):
@@ -441,12 +449,195 @@ def slow_clients(binary, tally, clips):
     server.stop()
 
 
-# The NATS worker scenario is added to this list by the NATS work.
+# ---- NATS: `serve --broker` and `amanuensis worker` processes ---------------------------------
+
+def find_nats_server():
+    """nats-server on PATH or in /usr/sbin (Debian's place, which a user's PATH may lack)."""
+    for d in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin"]:
+        p = os.path.join(d, "nats-server")
+        if d and os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Nats:
+    """`nats-server -js` on a free port with its own store folder; `stop()` kills it and removes
+    the folder."""
+
+    def __init__(self, binary):
+        self.dir = tempfile.mkdtemp(prefix="faults-nats-")
+        self.port = free_port()
+        self.proc = subprocess.Popen([binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.dir],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t0 = time.time()
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                check(self.proc.poll() is None, f"nats-server exited with {self.proc.returncode}")
+                check(time.time() - t0 < 10, f"nats-server did not listen on {self.port} within 10 s")
+                time.sleep(0.02)
+        self.url = f"nats://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Worker:
+    """`amanuensis worker --broker URL` (same model and options as the scenarios' server); its
+    stderr is kept in `lines`. `kill()` is SIGKILL."""
+
+    def __init__(self, binary, url, extra=()):
+        cmd = [binary, "worker", "--broker", url, "--model", "tiny.en", "--compute-type", "f32", "--beam-size", "1",
+               "--threads", "1"] + list(extra)
+        env = dict(os.environ)
+        env.pop("RUST_LOG", None)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+        self.lines = []
+        self.ready = threading.Event()
+
+        def err():
+            for line in self.proc.stderr:
+                self.lines.append(line.rstrip())
+                if "amanuensis worker: ready:" in line:
+                    self.ready.set()
+
+        threading.Thread(target=err, daemon=True).start()
+
+    def wait_ready(self, secs=90):
+        t0 = time.time()
+        while not self.ready.wait(0.1):
+            check(self.proc.poll() is None, f"the worker exited with {self.proc.returncode}:\n" + self.tail())
+            check(time.time() - t0 < secs, f"the worker was not ready within {secs} s:\n" + self.tail())
+        return self
+
+    def tail(self, n=20):
+        return "\n".join(self.lines[-n:])
+
+    def events(self, what):
+        """(job id, rest) for each `amanuensis worker: job ID <what>...` line."""
+        out = []
+        for l in list(self.lines):
+            if l.startswith("amanuensis worker: job "):
+                jid, _, rest = l[len("amanuensis worker: job "):].partition(" ")
+                if rest.startswith(what):
+                    out.append((jid, rest))
+        return out
+
+    def running(self):
+        """The job this worker (--jobs 1) has started and not finished, else None."""
+        last = None
+        for l in list(self.lines):
+            if l.startswith("amanuensis worker: job "):
+                jid, _, rest = l[len("amanuensis worker: job "):].partition(" ")
+                last = jid if rest.startswith("started") else (None if jid == last else last)
+        return last
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def kill_nats_worker(binary, tally, clips):
+    """`serve --broker` on a fresh nats-server -js, two workers (--jobs 1, --ack-wait-secs 3);
+    twelve jobs; SIGKILL a worker whose log says it started a job it has not finished, restart it,
+    three times. Every job must be done exactly once (one `done` line over all the workers' logs)
+    with the right text, and each interrupted job must be delivered again (a later `started
+    (attempt N)` line with a higher N)."""
+    nats_bin = find_nats_server()
+    if nats_bin is None:
+        if os.environ.get("CI"):
+            raise Failure("CI is set but nats-server is neither on PATH nor in /usr/sbin: install it (apt-get install nats-server)")
+        raise Skipped("nats-server is neither on PATH nor in /usr/sbin (apt-get install nats-server)")
+    ack_wait = 3
+    # Above the kills + 1: a job interrupted by every kill must still not fail for too many attempts.
+    opts = ["--jobs", "1", "--ack-wait-secs", str(ack_wait), "--max-attempts", "5"]
+    data = tempfile.mkdtemp(prefix="faults-nats-serve-")
+    nats, server, workers, gone = None, None, [], []
+    try:
+        nats = Nats(nats_bin)
+        server = Server(binary, data, ["--broker", nats.url])
+        workers = [Worker(binary, nats.url, opts), Worker(binary, nats.url, opts)]
+        server.start()
+        for w in workers:
+            w.wait_ready()
+        for i in range(12):
+            cid = CLIPS[i % len(CLIPS)]
+            jid = server.submit(cid, clips[cid][0])
+            check(jid is not None, "a job was refused")
+            tally.accepted[jid] = cid
+        killed = []  # (job id, attempt it was killed in)
+        rng = random.Random(7)
+        for k in range(3):
+            t0 = time.time()
+            victim = None
+            while victim is None and time.time() - t0 < 60:
+                # The restarted worker first: the kill is repeated on a restarted worker.
+                for slot in (0, 1):
+                    jid = workers[slot].running()
+                    if jid is not None:
+                        victim = (slot, jid)
+                        break
+                else:
+                    if all(server.job(j)["status"] == "done" for j in tally.accepted):
+                        break
+                    time.sleep(0.02)
+            if victim is None:
+                log(f"kill {k}: no worker was running a job (all done)")
+                break
+            slot, jid = victim
+            time.sleep(rng.random() * 0.5)
+            w = workers[slot]
+            if w.running() != jid:
+                continue  # it finished meanwhile; look again
+            attempt = int([r for j, r in w.events("started") if j == jid][-1].split("attempt ")[1].rstrip(")"))
+            w.kill()
+            tally.injected += 1
+            st = server.job(jid)["status"]
+            log(f"kill {k}: worker {slot} killed running {jid} (attempt {attempt}, the job's status {st})")
+            check(st == "running", f"{jid} was {st} when its worker was killed")
+            killed.append((jid, attempt))
+            gone.append(w)
+            workers[slot] = Worker(binary, nats.url, opts).wait_ready()
+        wait_all(server, tally, clips)
+        every = gone + workers
+        done = [j for w in every for j, _ in w.events("done in")]
+        for jid in tally.accepted:
+            check(done.count(jid) == 1, f"{jid} was done {done.count(jid)} time(s) by the workers")
+        check(len(done) == len(tally.accepted), f"the workers did {len(done)} jobs, {len(tally.accepted)} were submitted")
+        for jid, attempt in killed:
+            later = [int(r.split("attempt ")[1].rstrip(")")) for w in every for j, r in w.events("started") if j == jid]
+            check(max(later) > attempt, f"{jid} was not delivered again after the kill in attempt {attempt}: {later}")
+            log(f"{jid}: killed in attempt {attempt}, started in attempts {sorted(later)}")
+        check(tally.injected >= 1, "no kill landed on a running job")
+        healthy(server)
+    finally:
+        for w in workers + gone:
+            w.kill()
+        if server is not None:
+            server.stop()
+        if nats is not None:
+            nats.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 SCENARIOS = [
     ("kill -9 during uploads", kill_during_uploads),
     ("kill -9 during jobs", kill_during_jobs),
     ("clients vanish mid-upload", vanishing_clients),
     ("slow clients", slow_clients),
+    ("kill -9 a NATS worker mid-job", kill_nats_worker),
 ]
 
 
@@ -468,6 +659,9 @@ def main():
         t0 = time.time()
         try:
             fn(args.bin, tally, clips)
+        except Skipped as e:
+            tally.skipped = str(e)
+            log(f"skipped: {e}")
         except Exception as e:  # a failed check or an unexpected error fails the scenario
             tally.error = f"{type(e).__name__}: {e}"
             traceback.print_exc()
@@ -476,7 +670,7 @@ def main():
     rows = [("fault", "injected", "jobs accepted", "jobs completed", "jobs lost", "seconds", "checks")]
     for t in tallies:
         rows.append((t.name, str(t.injected), str(len(t.accepted)), str(t.completed), str(len(t.lost)), f"{t.seconds:.0f}",
-                     "ok" if t.error is None else "FAILED"))
+                     "skipped" if t.skipped else "ok" if t.error is None else "FAILED"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for k, r in enumerate(rows):
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
@@ -484,6 +678,8 @@ def main():
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     bad = False
     for t in tallies:
+        if t.skipped:
+            print(f"SKIPPED ({t.name}): {t.skipped}")
         for l in t.lost:
             print(f"LOST ({t.name}): {l}")
             bad = True
