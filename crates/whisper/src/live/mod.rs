@@ -607,15 +607,7 @@ pub fn decode_alone(tr: &Transcriber<'_>, stream: &mut StreamingTranscriber) {
 mod tests {
     use super::*;
     use crate::transcribe::Segment;
-
-    /// A fake VAD: the probability of a window is its first sample.
-    struct Level;
-    impl Vad for Level {
-        fn reset(&mut self) {}
-        fn probabilities(&mut self, samples: &[f32]) -> Result<Vec<f32>> {
-            Ok(samples.chunks(crate::vad::WINDOW).map(|w| w[0]).collect())
-        }
-    }
+    use turns::tests::Level;
 
     /// Speech whose every sample names its stream second: 0.6 + s / 100.
     fn speech(from: usize, seconds: usize) -> Vec<f32> {

@@ -127,11 +127,11 @@ impl<V: Vad> TurnDetector<V> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A fake VAD: the probability of a window is its first sample.
-    struct Level;
+    pub(crate) struct Level;
     impl Vad for Level {
         fn reset(&mut self) {}
         fn probabilities(&mut self, samples: &[f32]) -> Result<Vec<f32>> {
