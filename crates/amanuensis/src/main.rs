@@ -16,7 +16,10 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     /// Where the encoder's matrix products run: `auto` (the NPU when a device and matching
-    /// xclbins exist, else the CPU, logging why), `cpu`, or `npu` (an error if unusable).
+    /// xclbins exist, else the CPU, logging why), `cpu`, or `npu` (an error if unusable). The
+    /// NPU runs int8 only: with `--compute-type f32` or `bf16`, `auto` keeps that type on the
+    /// CPU (a warning says so when an NPU was usable) and `npu` is an error asking for
+    /// `--compute-type int8`.
     #[arg(long, global = true, default_value = "auto", env = "AMANUENSIS_DEVICE")]
     device: npu::DeviceChoice,
     #[command(subcommand)]

@@ -152,6 +152,7 @@ pub struct TranscribeArgs {
     /// faster-whisper int8 on two cores), and its WER pooled over the shared test sets stays
     /// within 0.5 points of f32 — in fact below it (base, beam 5: 9.63 % vs 9.94 %; tiny.en
     /// 12.91 % vs 13.17 %). Per set and method: docs/BENCHMARKS.md, benches/accuracy.sh.
+    /// The NPU (`--device`) runs int8 only: f32 and bf16 always run on the CPU.
     #[arg(long, value_enum, default_value_t = ComputeType::DEFAULT)]
     pub compute_type: ComputeType,
     /// Worker threads (default: all cores).

@@ -12,12 +12,16 @@
 //! through the host executor, chained and not), so a call that falls back to the CPU int8
 //! kernel gives the same numbers. Products with fewer rows than [`MIN_NPU_ROWS`] (decoder
 //! steps), shapes without an xclbin, other layer roles and `attention` go to the fallback.
+//! The fallback also decides the decoder's cache types (`kv_type`, `cross_kv_type`) and runs
+//! every attention; the app wraps an int8 CPU only (`--compute-type int8`), since the NPU
+//! projections are int8 whatever the fallback's type.
 
 use crate::exec::{GemmExecutor, WeightKey};
 use crate::plan::{self, Blocks};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use whisper::compute::{AttentionShape, Compute, LayerRole, Linear, Weights};
+use whisper::compute::{AttentionShape, Compute, KvType, KvView, LayerRole, Linear, Weights};
+use kernels::KtShape;
 
 /// Fewer rows than this are not worth a ~50 µs NPU dispatch (and the decoder's products are
 /// matrix-vector shaped).
@@ -279,5 +283,28 @@ impl<F: Compute> Compute for NpuCompute<F> {
         // No NPU attention yet: the LUT softmax kernel exists but the fused pipeline does not.
         self.fallback_calls.fetch_add(1, Ordering::Relaxed);
         self.fallback.attention(q, k, v, shape, out)
+    }
+
+    // Everything below is the fallback's, so that the NPU path keeps the CPU compute's cache
+    // types (int8 cross-attention, f16 self-attention for int8) and its attention kernels.
+    fn attention_qkv(&self, qkv: &[f32], shape: AttentionShape, out: &mut [f32]) {
+        self.fallback_calls.fetch_add(1, Ordering::Relaxed);
+        self.fallback.attention_qkv(qkv, shape, out)
+    }
+
+    fn kv_type(&self) -> KvType {
+        self.fallback.kv_type()
+    }
+
+    fn cross_kv_type(&self) -> KvType {
+        self.fallback.cross_kv_type()
+    }
+
+    fn attention_cached(&self, q: &[f32], kv: KvView<'_>, shape: KtShape, out: &mut [f32]) {
+        self.fallback.attention_cached(q, kv, shape, out)
+    }
+
+    fn attention_scores(&self, q: &[f32], kv: KvView<'_>, shape: KtShape, head: usize, out: &mut [f32]) {
+        self.fallback.attention_scores(q, kv, shape, head, out)
     }
 }

@@ -12,7 +12,7 @@ use npu::plan::{ChainMode, RunSpec, MAX_CHAIN_RUNS};
 use std::sync::atomic::Ordering::Relaxed;
 use npu::{probe, resolve_device, Availability, DeviceChoice, NpuCompute, Reason};
 use std::path::{Path, PathBuf};
-use whisper::compute::{AttentionShape, Compute, Cpu, LayerRole, Linear, WeightType, Weights};
+use whisper::compute::{AttentionShape, Compute, Cpu, KvType, LayerRole, Linear, WeightType, Weights};
 
 fn lcg(seed: u64) -> impl FnMut() -> f32 {
     let mut x = seed | 1;
@@ -195,6 +195,47 @@ fn small_and_unsupported_products_and_attention_use_the_fallback() {
     assert_eq!(o, want);
     assert_eq!(npu.stats().fallback, 4);
     assert_eq!(npu.stats().npu_linear, 0);
+}
+
+/// The decoder's cache types come from the CPU compute an `NpuCompute` wraps (issue #13): the
+/// int8 CPU's f16 self-attention and int8 cross-attention caches apply on the NPU path too,
+/// and an f32 CPU keeps f32 caches. (Not forwarded, both would be the trait's default, f32.)
+#[test]
+fn npu_compute_reports_the_cache_types_of_the_cpu_it_wraps() {
+    let host = || Box::new(HostExecutor::new(NpuDevice::Npu, 64, &[(64, 64)]));
+    for (wt, self_kv, cross_kv) in
+        [(WeightType::Int8, KvType::F16, KvType::I8), (WeightType::F32, KvType::F32, KvType::F32), (WeightType::Bf16, KvType::F16, KvType::F16)]
+    {
+        let cpu = Cpu::new(wt);
+        assert_eq!((cpu.kv_type(), cpu.cross_kv_type()), (self_kv, cross_kv), "{wt:?}: the CPU's own types changed");
+        let npu = NpuCompute::with_executor(Cpu::new(wt), host());
+        assert!(npu.npu_active());
+        assert_eq!((npu.kv_type(), npu.cross_kv_type()), (self_kv, cross_kv), "{wt:?}: NPU path");
+        let off = NpuCompute::fallback_only(Cpu::new(wt), "test".into());
+        assert_eq!((off.kv_type(), off.cross_kv_type()), (self_kv, cross_kv), "{wt:?}: fallback only");
+    }
+}
+
+/// The encoder's fused self-attention goes to the CPU's own `attention_qkv` (the int8 CPU's
+/// quantized-QK kernel), so the NPU path gives the CPU int8 path's numbers exactly.
+#[test]
+fn npu_compute_forwards_fused_attention_to_the_cpu() {
+    let npu = NpuCompute::with_executor(cpu8(), Box::new(HostExecutor::new(NpuDevice::Npu, 64, &[(64, 64)])));
+    let shape = AttentionShape { n_q: 24, n_kv: 24, n_heads: 2, head_dim: 16, causal: false };
+    let qkv = input(24, 3 * 32, 11);
+    let (mut o, mut want, mut split) = (vec![0f32; 24 * 32], vec![0f32; 24 * 32], vec![0f32; 24 * 32]);
+    npu.attention_qkv(&qkv, shape, &mut o);
+    cpu8().attention_qkv(&qkv, shape, &mut want);
+    assert!(bit_identical(&o, &want));
+    // The int8 CPU's fused kernel differs from the split f32 attention (the trait's default),
+    // so the assertion above tells forwarding from not.
+    let (q, k, v): (Vec<f32>, Vec<f32>, Vec<f32>) = {
+        let rows = || qkv.chunks_exact(3 * 32);
+        (rows().flat_map(|r| r[..32].to_vec()).collect(), rows().flat_map(|r| r[32..64].to_vec()).collect(), rows().flat_map(|r| r[64..].to_vec()).collect())
+    };
+    cpu8().attention(&q, &k, &v, shape, &mut split);
+    assert!(!bit_identical(&split, &want), "the int8 fused attention should not be the f32 one");
+    assert_eq!(npu.stats().fallback, 1);
 }
 
 /// An executor whose runs fail, as a hung or lost device would.
