@@ -15,13 +15,14 @@ pub(crate) struct Priming {
 /// The encoder priming of the first sound track of an MP4/M4A file, from its edit list
 /// (`moov/trak/edts/elst`, first non-empty edit) and media timescale (`mdia/mdhd`). `None` for
 /// anything else or anything malformed: then nothing is skipped and symphonia reports errors.
+#[cfg(test)]
 pub(crate) fn mp4_priming<R: Read + Seek>(src: &mut R) -> Option<Priming> {
     let moov = load_moov(src).ok()??;
     let priming = boxes(&moov).filter(|(t, _)| t == b"trak").find_map(|(_, trak)| trak_priming(trak));
     priming
 }
 
-/// The priming of an MP4 file, as [`mp4_priming`]; and refuses one whose sample tables (`moov/trak/mdia/minf/stbl`) declare more entries
+/// The encoder priming of an MP4 file (its first sound track's edit list); and refuses one whose sample tables (`moov/trak/mdia/minf/stbl`) declare more entries
 /// than their boxes hold, or whose `moov` is too large to check: symphonia's MP4 reader
 /// allocates what a table declares before reading it, so a few kilobytes claiming billions of
 /// entries would abort the process (found by the `audio_decode` fuzz target). `Ok` for
