@@ -78,9 +78,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 14400.0)]
     pub max_audio_secs: f64,
     /// Seconds of decoded audio all requests together may hold (decoding, queued, running;
-    /// default 8 h, about 1.8 GB of samples); beyond it uploads get 503 with Retry-After. At
-    /// least --max-audio-secs.
-    #[arg(long, default_value_t = 28800.0)]
+    /// default 5 h, about 1.15 GB of samples, so that the server stays under 2 GB whatever the
+    /// uploads); beyond it uploads get 503 with Retry-After. At least --max-audio-secs.
+    #[arg(long, default_value_t = 18000.0)]
     pub max_queued_audio_secs: f64,
     /// Seconds a job may take from upload to transcript before it is abandoned with 504.
     #[arg(long, default_value_t = 600.0)]
