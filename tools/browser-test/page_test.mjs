@@ -59,6 +59,11 @@ async function collect(page, downloads) {
     upload: window.__amanuensis.upload,
     live: window.__amanuensis.live,
   }));
+  // The player's duration is known once its metadata loaded (a fresh blob URL may still be
+  // loading when the transcription is done): wait for it, or report what there is.
+  await page
+    .waitForFunction(() => { const a = document.getElementById("player"); return !a.currentSrc || a.readyState >= 1; }, null, { timeout: 10000 })
+    .catch(() => {});
   const out = {
     status: await page.textContent("#status"),
     status_state: await page.getAttribute("#status", "data-state"),
