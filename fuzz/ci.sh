@@ -63,7 +63,10 @@ for t in "${TARGETS[@]}"; do
       -artifact_prefix="$work/artifacts/$t/" -print_final_stats=1 2>"$work/$t.log"; then
     grep -E "^stat::number_of_executed_units|^stat::average_exec_per_sec|^#[0-9]+ +DONE" "$work/$t.log" >&2 || true
   else
-    status=1
+    # FUZZ_NONFATAL=1 (set by .ci/run): a new crash is printed in full below but does not fail
+    # the run, so a finding of the minute does not block landing; the committed regressions
+    # are replayed by the crates' own tests, which do fail.
+    if [[ -n ${FUZZ_NONFATAL:-} ]]; then log "$t: NEW CRASH (FUZZ_NONFATAL: reported, not failing)"; else status=1; fi
     tail -60 "$work/$t.log" >&2
     for a in "$work/artifacts/$t"/*; do
       [[ -f "$a" ]] || continue
