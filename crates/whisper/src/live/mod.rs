@@ -467,14 +467,13 @@ impl StreamingTranscriber {
         // fallback to retry it) is a hallucination: left out of the hypothesis.
         let offset = buffer::seconds(f.start);
         let cr = self.opts.transcribe.compression_ratio_threshold.unwrap_or(f32::INFINITY);
-        let hypothesis: Vec<Word> = transcript
+        let mut hypothesis: Vec<Word> = transcript
             .segments
             .iter()
             .filter(|s| s.compression_ratio <= cr)
             .flat_map(|s| s.words.iter().flatten())
             .map(|w| Word { start: w.start + offset, end: w.end + offset, ..w.clone() })
             .collect();
-        let mut hypothesis = hypothesis;
         while hypothesis.last().is_some_and(|w| w.end - w.start < COLLAPSED_WORD) {
             hypothesis.pop();
         }
@@ -518,18 +517,14 @@ impl StreamingTranscriber {
                 p.push(self.to_stream(&w));
             }
         }
-        let mut done = Vec::new();
         for (k, words) in per.into_iter().enumerate() {
             let u = &mut self.utterances[k];
             if !words.is_empty() {
                 u.words.extend(words.iter().cloned());
                 self.events.push(StreamEvent::Committed { utterance: u.id, words });
             }
-            if k < covered {
-                done.push(k);
-            }
         }
-        for _ in done {
+        for _ in 0..covered {
             let u = self.utterances.pop_front().expect("covered");
             self.finish_utterance(u, Vec::new());
         }
