@@ -30,7 +30,8 @@ pub struct ContinuousBatch<'m, T> {
     work: DecoderWork,
     selected: Vec<f32>,
     logits: Vec<f32>,
-    /// Caches of sequences that left, reused by the next ones.
+    /// Caches of sequences that left, reused by the next ones: at most `max_sequences`
+    /// (see [`ContinuousBatch::recycle`]).
     spare: Vec<KvCache>,
 }
 
@@ -46,6 +47,24 @@ impl<'m, T> ContinuousBatch<'m, T> {
             logits: Vec::new(),
             spare: Vec::new(),
         }
+    }
+
+    /// Keeps a cache for reuse, at most `max_sequences` of them: beyond that the smallest is
+    /// dropped. (Without the bound, a server decoding a long recording, whose prompt grows from
+    /// window to window, kept every outgrown cache: ~28 MB per base window, for good.)
+    fn recycle(&mut self, cache: KvCache) {
+        self.spare.push(cache);
+        if self.spare.len() > self.max_sequences {
+            if let Some(i) = (0..self.spare.len()).min_by_key(|&i| self.spare[i].bytes()) {
+                self.spare.swap_remove(i);
+            }
+        }
+    }
+
+    /// Caches kept for reuse (for tests).
+    #[doc(hidden)]
+    pub fn spare_caches(&self) -> usize {
+        self.spare.len()
     }
 
     pub fn len(&self) -> usize {
@@ -77,7 +96,14 @@ impl<'m, T> ContinuousBatch<'m, T> {
         let pick = (0..self.spare.len()).filter(|&i| fits(&self.spare[i])).min_by_key(|&i| self.spare[i].bytes());
         let mut cache = match pick {
             Some(i) => self.spare.swap_remove(i),
-            None => self.model.new_kv_cache_for(beams, positions),
+            None => {
+                // None fits: the smallest spare is too small for windows like this one (prompts
+                // grow along a recording); it goes, so spares never pile up.
+                if let Some(i) = (0..self.spare.len()).min_by_key(|&i| self.spare[i].bytes()) {
+                    self.spare.swap_remove(i);
+                }
+                self.model.new_kv_cache_for(beams, positions)
+            }
         };
         match Fallback::new(self.model, prompt, opts, &mut cache) {
             Ok(fallback) => {
@@ -86,7 +112,7 @@ impl<'m, T> ContinuousBatch<'m, T> {
                 Ok(())
             }
             Err(e) => {
-                self.spare.push(cache);
+                self.recycle(cache);
                 Err((tag, e))
             }
         }
@@ -101,7 +127,7 @@ impl<'m, T> ContinuousBatch<'m, T> {
                 i += 1;
             } else {
                 let a = self.active.swap_remove(i);
-                self.spare.push(a.cache);
+                self.recycle(a.cache);
                 out.push(a.tag);
             }
         }
@@ -130,7 +156,7 @@ impl<'m, T> ContinuousBatch<'m, T> {
             let item = DecodeItem { tokens: g.tokens(), n_beams: g.n_beams(), cache: &mut a.cache, cross: &a.cross };
             if let Err(e) = model.check_decode_item(&item) {
                 let a = self.active.swap_remove(i);
-                self.spare.push(a.cache);
+                self.recycle(a.cache);
                 done.push((a.tag, Err(e), None));
             } else {
                 i += 1;
@@ -158,8 +184,8 @@ impl<'m, T> ContinuousBatch<'m, T> {
                 // Checked above, so this is a bug; fail every window rather than panic.
                 drop(items);
                 let msg = e.to_string();
-                for a in self.active.drain(..) {
-                    self.spare.push(a.cache);
+                for a in std::mem::take(&mut self.active) {
+                    self.recycle(a.cache);
                     done.push((a.tag, Err(crate::Error::InvalidArgument(msg.clone())), None));
                 }
                 return done;
@@ -191,7 +217,7 @@ impl<'m, T> ContinuousBatch<'m, T> {
         }
         for (i, r) in finished.into_iter().rev() {
             let a = self.active.remove(i);
-            self.spare.push(a.cache);
+            self.recycle(a.cache);
             let cross = r.is_ok().then_some(a.cross);
             done.push((a.tag, r, cross));
         }

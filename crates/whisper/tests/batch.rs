@@ -108,6 +108,27 @@ fn batched_f32_equals_alone_with_joins_and_leaves() {
 }
 
 #[test]
+fn spare_caches_stay_bounded_while_prompts_grow() {
+    // A long recording in the server: each window is prompted with the text before it, so its
+    // cache needs more positions than the last one's; outgrown caches must not pile up.
+    let Some(model) = load() else { return };
+    let audio = encoded(&model);
+    let mut batch = ContinuousBatch::new(&model, 2);
+    for (k, a) in audio.iter().enumerate() {
+        let mut p = vec![model.tokenizer.sot_prev];
+        p.extend((0..20 * k as u32).map(|t| 400 + t % 50));
+        p.extend(prompt(&model));
+        batch.join(k, a, p, options(&model, 0)).map_err(|(_, e)| e).unwrap();
+        while !batch.is_empty() {
+            for (_, r) in batch.step() {
+                r.unwrap();
+            }
+        }
+        assert!(batch.spare_caches() <= 2, "window {k}: {} spare caches kept", batch.spare_caches());
+    }
+}
+
+#[test]
 fn a_failing_window_leaves_the_others_alone() {
     let Some(model) = load() else { return };
     let audio = encoded(&model);

@@ -321,6 +321,9 @@ impl Store {
 /// A transcript as stored (the serialised `Transcript`), read back.
 pub fn transcript_from_json(v: &Value) -> Option<Transcript> {
     let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    // An f32 field out of f32's range (only in a hand-edited or hostile row) reads as 0, as a
+    // missing one does: infinity would be written back as `null`.
+    let f32_of = |v: &Value, k: &str| Some(f(v, k) as f32).filter(|x| x.is_finite()).unwrap_or(0.0);
     let segments = v.get("segments")?.as_array()?.iter().map(|s| Segment {
         id: s.get("id").and_then(Value::as_u64).unwrap_or(0) as usize,
         seek: s.get("seek").and_then(Value::as_u64).unwrap_or(0) as usize,
@@ -328,10 +331,10 @@ pub fn transcript_from_json(v: &Value) -> Option<Transcript> {
         end: f(s, "end"),
         text: s.get("text").and_then(Value::as_str).unwrap_or("").to_string(),
         tokens: s.get("tokens").and_then(Value::as_array).map(|t| t.iter().filter_map(|x| x.as_u64().map(|x| x as u32)).collect()).unwrap_or_default(),
-        temperature: f(s, "temperature") as f32,
-        avg_logprob: f(s, "avg_logprob") as f32,
-        compression_ratio: f(s, "compression_ratio") as f32,
-        no_speech_prob: f(s, "no_speech_prob") as f32,
+        temperature: f32_of(s, "temperature"),
+        avg_logprob: f32_of(s, "avg_logprob"),
+        compression_ratio: f32_of(s, "compression_ratio"),
+        no_speech_prob: f32_of(s, "no_speech_prob"),
         words: s.get("words").and_then(Value::as_array).map(|ws| ws.iter().map(|w| Word {
             word: w.get("word").and_then(Value::as_str).unwrap_or("").to_string(),
             start: f(w, "start"),
@@ -341,7 +344,7 @@ pub fn transcript_from_json(v: &Value) -> Option<Transcript> {
     }).collect();
     Some(Transcript {
         language: v.get("language").and_then(Value::as_str).unwrap_or("en").to_string(),
-        language_probability: f(v, "language_probability") as f32,
+        language_probability: f32_of(v, "language_probability"),
         duration: f(v, "duration"),
         segments,
     })

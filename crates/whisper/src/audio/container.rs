@@ -80,9 +80,12 @@ fn decode(
         enable_gapless: true,
         ..Default::default()
     };
-    let probed = symphonia::default::get_probe()
+    let probed = super::mp4::probe()
         .format(&hint, stream, &format_opts, &MetadataOptions::default())
         .map_err(|e| {
+            if let Some(reason) = super::mp4::refusal(&e) {
+                return fail(reason.to_string());
+            }
             fail(match e {
                 SymError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
                     // The readers scan for a header or first frame until the end of the data.

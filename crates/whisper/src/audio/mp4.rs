@@ -1,6 +1,13 @@
 //! MP4 edit lists: the encoder priming FFmpeg skips and symphonia's MP4 reader does not.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::OnceLock;
+
+use symphonia::core::errors::{Error as SymError, Result as SymResult};
+use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::io::{MediaSourceStream, ReadBytes};
+use symphonia::core::probe::{Instantiate, Probe, QueryDescriptor};
+use symphonia::default::formats::IsoMp4Reader;
 
 /// Largest MP4 `moov` box read to find the edit list (real ones are kilobytes to a few MB).
 const MAX_MOOV_BYTES: u64 = 64 << 20;
@@ -17,7 +24,7 @@ pub(crate) struct Priming {
 /// anything else or anything malformed: then nothing is skipped and symphonia reports errors.
 #[cfg(test)]
 pub(crate) fn mp4_priming<R: Read + Seek>(src: &mut R) -> Option<Priming> {
-    let moov = load_moov(src).ok()??;
+    let moov = load_moov(src, 0).ok()??;
     let priming = boxes(&moov).filter(|(t, _)| t == b"trak").find_map(|(_, trak)| trak_priming(trak));
     priming
 }
@@ -28,7 +35,7 @@ pub(crate) fn mp4_priming<R: Read + Seek>(src: &mut R) -> Option<Priming> {
 /// entries would abort the process (found by the `audio_decode` fuzz target). `Ok` for
 /// anything that is not MP4.
 pub(crate) fn mp4_inspect<R: Read + Seek>(src: &mut R) -> Result<Option<Priming>, String> {
-    let Some(moov) = load_moov(src)? else { return Ok(None) };
+    let Some(moov) = load_moov(src, 0)? else { return Ok(None) };
     check_tables(&moov)?;
     let priming = boxes(&moov).filter(|(t, _)| t == b"trak").find_map(|(_, trak)| trak_priming(trak));
     Ok(priming)
@@ -65,14 +72,69 @@ fn check_tables(moov: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The payload of the `moov` box of an MP4 file (`None`: not MP4, or no `moov` found).
-fn load_moov<R: Read + Seek>(src: &mut R) -> Result<Option<Vec<u8>>, String> {
+/// symphonia's probe (the formats we build it with, in its order) with the MP4 reader guarded:
+/// wherever the probe finds an MP4 `ftyp` box (it scans up to 1 MB into the data, so the
+/// container need not start the file), the sample tables are checked as [`mp4_inspect`] checks
+/// them before symphonia's reader sees them. A refusal comes back as an `InvalidData` I/O error
+/// carrying a [`Refused`]; [`refusal`] reads it.
+pub(crate) fn probe() -> &'static Probe {
+    static PROBE: OnceLock<Probe> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let mut probe = Probe::default();
+        // Registered first, so it answers the `ftyp` marker before symphonia's own reader.
+        for descriptor in IsoMp4Reader::query() {
+            let mut guarded = *descriptor;
+            guarded.inst = Instantiate::Format(guarded_mp4_reader);
+            probe.register(&guarded);
+        }
+        symphonia::default::register_enabled_formats(&mut probe);
+        probe
+    })
+}
+
+/// Why the guard refused an MP4 container.
+#[derive(Debug)]
+pub(crate) struct Refused(pub(crate) String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The guard's reason, if `e` is its refusal.
+pub(crate) fn refusal(e: &SymError) -> Option<&str> {
+    match e {
+        SymError::IoError(io) => io.get_ref()?.downcast_ref::<Refused>().map(|r| r.0.as_str()),
+        _ => None,
+    }
+}
+
+fn guarded_mp4_reader(mut mss: MediaSourceStream, opts: &FormatOptions) -> SymResult<Box<dyn FormatReader>> {
+    // The probe leaves the stream at the `ftyp` marker, 4 bytes into the box.
+    let start = mss.pos().saturating_sub(4);
+    let checked = load_moov(&mut mss, start).and_then(|moov| moov.map_or(Ok(()), |m| check_tables(&m)));
+    if let Err(reason) = checked {
+        return Err(SymError::IoError(std::io::Error::new(std::io::ErrorKind::InvalidData, Refused(reason))));
+    }
+    // Back to the marker with the box's first 4 bytes buffered: the reader steps back over them.
+    mss.seek(SeekFrom::Start(start))?;
+    let mut size = [0u8; 4];
+    mss.read_exact(&mut size)?;
+    Ok(Box::new(<IsoMp4Reader as FormatReader>::try_new(mss, opts)?))
+}
+
+/// The payload of the `moov` box of the MP4 file whose `ftyp` box is at `start` (`None`: not
+/// MP4, or no `moov` found).
+fn load_moov<R: Read + Seek>(src: &mut R, start: u64) -> Result<Option<Vec<u8>>, String> {
     let mut head = [0u8; 8];
-    if src.read_exact(&mut head).is_err() || &head[4..8] != b"ftyp" {
+    if src.seek(SeekFrom::Start(start)).is_err() || src.read_exact(&mut head).is_err() || &head[4..8] != b"ftyp" {
         return Ok(None);
     }
     // Walk the top-level boxes (moov is often after the media data) and load moov.
-    let mut pos = 0u64;
+    let mut pos = start;
     loop {
         if src.seek(SeekFrom::Start(pos)).is_err() || src.read_exact(&mut head).is_err() {
             return Ok(None);
