@@ -17,6 +17,7 @@ mod container;
 mod input;
 mod kernels;
 mod mp4;
+mod mp4check;
 mod ogg;
 pub(crate) mod resample;
 mod source;

@@ -9,8 +9,7 @@ use symphonia::core::io::{MediaSourceStream, ReadBytes};
 use symphonia::core::probe::{Instantiate, Probe, QueryDescriptor};
 use symphonia::default::formats::IsoMp4Reader;
 
-/// Largest MP4 `moov` box read to find the edit list (real ones are kilobytes to a few MB).
-const MAX_MOOV_BYTES: u64 = 64 << 20;
+use super::mp4check::MAX_MOOV_BYTES;
 
 /// Leading media time an MP4 edit list skips, in the track's media timescale.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -29,53 +28,19 @@ pub(crate) fn mp4_priming<R: Read + Seek>(src: &mut R) -> Option<Priming> {
     priming
 }
 
-/// The encoder priming of an MP4 file (its first sound track's edit list); and refuses one whose sample tables (`moov/trak/mdia/minf/stbl`) declare more entries
-/// than their boxes hold, or whose `moov` is too large to check: symphonia's MP4 reader
-/// allocates what a table declares before reading it, so a few kilobytes claiming billions of
-/// entries would abort the process (found by the `audio_decode` fuzz target). `Ok` for
-/// anything that is not MP4.
+/// The encoder priming of an MP4 file (its first sound track's edit list); `Ok(None)` for
+/// anything that is not MP4. Refuses a `moov` too large to read. (The structure check runs
+/// where the probe finds the container: [`probe`].)
 pub(crate) fn mp4_inspect<R: Read + Seek>(src: &mut R) -> Result<Option<Priming>, String> {
     let Some(moov) = load_moov(src, 0)? else { return Ok(None) };
-    check_tables(&moov)?;
     let priming = boxes(&moov).filter(|(t, _)| t == b"trak").find_map(|(_, trak)| trak_priming(trak));
     Ok(priming)
 }
 
-fn check_tables(moov: &[u8]) -> Result<(), String> {
-    for (_, trak) in boxes(moov).filter(|(t, _)| t == b"trak") {
-        let Some(stbl) = child(trak, b"mdia").and_then(|m| child(m, b"minf")).and_then(|m| child(m, b"stbl")) else { continue };
-        for (kind, body) in boxes(stbl) {
-            // (offset of the entry count, bytes per entry) after the version and flags.
-            let (at, size) = match &kind {
-                b"stts" | b"ctts" | b"co64" => (4, 8),
-                b"stsc" => (4, 12),
-                b"stco" | b"stss" => (4, 4),
-                b"stsd" => (4, 8),
-                // A sample size table lists sizes only when they differ (size 0).
-                b"stsz" if body.get(4..8).is_some_and(|b| be_u32(b) == 0) => (8, 4),
-                b"stz2" => (8, 0),
-                _ => continue,
-            };
-            let Some(count) = body.get(at..at + 4).map(be_u32) else {
-                return Err(format!("damaged MP4: its `{}` table is cut short", String::from_utf8_lossy(&kind)));
-            };
-            let room = body.len().saturating_sub(at + 4) as u64;
-            let need = count as u64 * size.max(1) as u64 / if size == 0 { 2 } else { 1 };
-            if need > room {
-                return Err(format!(
-                    "damaged MP4: its `{}` table claims {count} entries in {room} bytes; re-encode the file (e.g. `ffmpeg -i in.m4a out.wav`)",
-                    String::from_utf8_lossy(&kind)
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// symphonia's probe (the formats we build it with, in its order) with the MP4 reader guarded:
 /// wherever the probe finds an MP4 `ftyp` box (it scans up to 1 MB into the data, so the
-/// container need not start the file), the sample tables are checked as [`mp4_inspect`] checks
-/// them before symphonia's reader sees them. A refusal comes back as an `InvalidData` I/O error
+/// container need not start the file), the file passes [`super::mp4check::check_mp4`] from
+/// there before symphonia's reader sees it. A refusal comes back as an `InvalidData` I/O error
 /// carrying a [`Refused`]; [`refusal`] reads it.
 pub(crate) fn probe() -> &'static Probe {
     static PROBE: OnceLock<Probe> = OnceLock::new();
@@ -115,8 +80,7 @@ pub(crate) fn refusal(e: &SymError) -> Option<&str> {
 fn guarded_mp4_reader(mut mss: MediaSourceStream, opts: &FormatOptions) -> SymResult<Box<dyn FormatReader>> {
     // The probe leaves the stream at the `ftyp` marker, 4 bytes into the box.
     let start = mss.pos().saturating_sub(4);
-    let checked = load_moov(&mut mss, start).and_then(|moov| moov.map_or(Ok(()), |m| check_tables(&m)));
-    if let Err(reason) = checked {
+    if let Err(reason) = super::mp4check::check_mp4(&mut mss, start) {
         return Err(SymError::IoError(std::io::Error::new(std::io::ErrorKind::InvalidData, Refused(reason))));
     }
     // Back to the marker with the box's first 4 bytes buffered: the reader steps back over them.
