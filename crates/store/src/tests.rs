@@ -2,6 +2,8 @@
 
 use super::*;
 use std::io::Write;
+use std::fs::File;
+use sha2::{Digest, Sha256};
 
 fn sha(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))

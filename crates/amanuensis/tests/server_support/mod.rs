@@ -454,3 +454,22 @@ pub fn vad_installed() -> bool {
     assert!(ok || std::env::var_os("CI").is_none(), "CI must install the VAD (`amanuensis models pull silero-vad`)");
     ok
 }
+
+/// A human recording of the test set and tiny.en's greedy text of it.
+pub const LIBRIVOX_0880: &str = "audio/human/librivox_0880.wav";
+pub const GREEDY_0880: &str = "He was not an old-sposed young man.";
+
+/// Reads server-sent events: (seconds since start, JSON) per `data:` line.
+pub fn read_events(resp: ureq::Response, t0: Instant) -> Vec<(f64, serde_json::Value)> {
+    let mut out = Vec::new();
+    for line in BufReader::new(resp.into_reader()).lines() {
+        let line = line.unwrap();
+        if let Some(data) = line.strip_prefix("data:") {
+            out.push((
+                t0.elapsed().as_secs_f64(),
+                serde_json::from_str(data.trim()).unwrap(),
+            ));
+        }
+    }
+    out
+}
