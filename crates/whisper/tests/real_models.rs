@@ -165,22 +165,18 @@ fn check_tokenizer_against_model(dir: &Path) -> Tokenizer {
     tok
 }
 
+/// eot, sot, translate, transcribe, sot_lm, sot_prev, no_speech, no_timestamps.
+fn specials(tok: &Tokenizer) -> [u32; 8] {
+    [tok.eot, tok.sot, tok.translate, tok.transcribe, tok.sot_lm, tok.sot_prev, tok.no_speech, tok.no_timestamps]
+}
+
 #[test]
 fn real_tiny_en_tokenizer() {
     let dir = model_dir("tiny.en").unwrap();
     let tok = check_tokenizer_against_model(&dir);
     assert!(!tok.multilingual);
     assert_eq!(
-        [
-            tok.eot,
-            tok.sot,
-            tok.translate,
-            tok.transcribe,
-            tok.sot_lm,
-            tok.sot_prev,
-            tok.no_speech,
-            tok.no_timestamps
-        ],
+        specials(&tok),
         [50256, 50257, 50357, 50358, 50359, 50360, 50361, 50362]
     );
     assert_eq!(tok.timestamp_begin, 50363);
@@ -217,16 +213,7 @@ fn real_base_tokenizer() {
     let tok = check_tokenizer_against_model(&dir);
     assert!(tok.multilingual);
     assert_eq!(
-        [
-            tok.eot,
-            tok.sot,
-            tok.translate,
-            tok.transcribe,
-            tok.sot_lm,
-            tok.sot_prev,
-            tok.no_speech,
-            tok.no_timestamps
-        ],
+        specials(&tok),
         [50257, 50258, 50358, 50359, 50360, 50361, 50362, 50363]
     );
     assert_eq!(tok.timestamp_begin, 50364);

@@ -196,12 +196,12 @@ fn boxes(buf: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::Cursor;
 
     /// An MP4 box: big-endian size, type, payload.
-    fn mp4_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+    pub(in crate::audio) fn mp4_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
         let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
         b.extend_from_slice(kind);
         b.extend_from_slice(payload);

@@ -158,14 +158,8 @@ fn check_table(kind: &[u8; 4], body: &[u8], total: u64) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::mp4::tests::mp4_box as atom;
     use std::io::Cursor;
-
-    fn atom(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
-        let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
-        b.extend_from_slice(kind);
-        b.extend_from_slice(payload);
-        b
-    }
 
     /// ftyp, then moov/trak/mdia/minf/stbl holding `table`, then `tail` bytes of media.
     fn file(table: Vec<u8>, cut: usize) -> Vec<u8> {
