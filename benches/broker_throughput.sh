@@ -3,7 +3,8 @@
 # `amanuensis serve --broker`, one `amanuensis worker --broker --jobs J`, then COPIES copies of
 # AUDIO submitted at once with `amanuensis jobs submit --wait`; prints the elapsed wall time of
 # the submission (upload + queue + transcription of every copy + fetching the results) and the
-# audio seconds per wall second.
+# audio seconds per wall second, and the worker's peak RSS. Jobs use the defaults (beam 5, as
+# `worker --beam-size`; no VAD) and --language en.
 #
 # usage: benches/broker_throughput.sh AUDIO.wav [--copies 8] [--jobs 4] [--model base]
 # needs: nats-server on PATH (Debian's `nats-server` package; .ci/run installs it)
@@ -35,6 +36,7 @@ broker=nats://127.0.0.1:$nats_port
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$nats_port") 2>/dev/null && break; sleep 0.1; done
 "$bin" serve --model "$model" --port "$http_port" --broker "$broker" >"$work/serve.log" 2>&1 & pids+=($!)
 "$bin" worker --model "$model" --broker "$broker" --jobs "$jobs" >"$work/worker.log" 2>&1 & pids+=($!)
+worker=$!
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$http_port/health" >/dev/null && break; sleep 0.2; done
 sleep 2 # the worker loads its model
 
@@ -45,3 +47,4 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 awk -v s="$start" -v e="$end" -v n="$copies" -v d="$seconds" -v j="$jobs" -v m="$model" 'BEGIN {
   t = e - s; printf "model %s, --jobs %d: %d x %.1f s of audio in %.1f s wall: %.2f audio s / s (%.0f audio h / day)\n", m, j, n, d, t, n*d/t, n*d/t*24 }'
+echo "worker peak RSS: $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/$worker/status)"

@@ -15,6 +15,14 @@ const MAX_SEAM_NGRAM: usize = 5;
 /// for a repeated n-gram at the seam.
 const SEAM_WINDOW: f64 = 1.0;
 
+/// A fresh hypothesis that begins by repeating this many words committed lately (in order) is
+/// the decoder reading the previous speech, still in the buffer, into the new audio: those
+/// words are dropped. (Seen at utterance starts: "The new software update fixed several" said
+/// again where the next sentence begins.)
+const REPEAT_MIN: usize = 4;
+/// Committed words remembered for that test.
+const RECENT_WORDS: usize = 64;
+
 /// The text a word is compared by: lower case, letters and digits only (so "Hello," agrees
 /// with "hello"); a word of punctuation only compares by its text.
 pub fn word_key(word: &str) -> String {
@@ -33,6 +41,8 @@ pub fn word_key(word: &str) -> String {
 pub struct Agreement {
     committed: Vec<Word>,
     pending: Vec<Word>,
+    /// Keys of the last [`RECENT_WORDS`] committed words (kept past [`Agreement::forget`]).
+    recent: std::collections::VecDeque<String>,
 }
 
 impl Agreement {
@@ -73,7 +83,28 @@ impl Agreement {
                 }
             }
         }
+        let repeated = self.repeated_run(&new);
+        if repeated >= REPEAT_MIN {
+            new.drain(..repeated);
+        }
         new
+    }
+
+    /// The longest run of `words`' first words that was committed lately, in order.
+    fn repeated_run(&self, words: &[Word]) -> usize {
+        let keys: Vec<String> = words.iter().take(RECENT_WORDS).map(|w| word_key(&w.word)).collect();
+        (0..self.recent.len())
+            .map(|i| self.recent.iter().skip(i).zip(&keys).take_while(|(a, b)| a == b).count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn commit(&mut self, words: &[Word]) {
+        self.committed.extend(words.iter().cloned());
+        self.recent.extend(words.iter().map(|w| word_key(&w.word)));
+        while self.recent.len() > RECENT_WORDS {
+            self.recent.pop_front();
+        }
     }
 
     /// Takes a new hypothesis (stream times) and commits the longest prefix on which it
@@ -88,7 +119,7 @@ impl Agreement {
             .count();
         let mut new = new;
         let rest = new.split_off(agreed);
-        self.committed.extend(new.iter().cloned());
+        self.commit(&new);
         self.pending = rest;
         new
     }
@@ -97,7 +128,7 @@ impl Agreement {
     /// committed now.
     pub fn finish(&mut self, hypothesis: Vec<Word>) -> Vec<Word> {
         let new = self.fresh(hypothesis);
-        self.committed.extend(new.iter().cloned());
+        self.commit(&new);
         self.pending.clear();
         new
     }
@@ -107,7 +138,7 @@ impl Agreement {
     pub fn force(&mut self, until: f64) -> Vec<Word> {
         let n = self.pending.iter().take_while(|w| (w.start + w.end) / 2.0 <= until).count();
         let forced: Vec<Word> = self.pending.drain(..n).collect();
-        self.committed.extend(forced.iter().cloned());
+        self.commit(&forced);
         forced
     }
 
@@ -192,6 +223,26 @@ mod tests {
         assert_eq!(join(&c), "four five");
         assert_eq!(a.text(), "one two three four five");
         assert!(a.pending().is_empty());
+    }
+
+    #[test]
+    fn a_repeat_of_lately_committed_words_is_dropped() {
+        let mut a = Agreement::new();
+        let first = words(&[("the", 0.0, 0.2), ("new", 0.2, 0.4), ("update", 0.4, 0.6), ("fixed", 0.6, 0.8), ("problems", 0.8, 1.0), ("today", 1.0, 1.2)]);
+        a.insert(first.clone());
+        a.insert(first);
+        assert_eq!(a.text(), "the new update fixed problems today");
+        a.forget(2);
+        // The next utterance's decoding starts by saying four of them again, then new words.
+        let again = words(&[("The", 3.0, 3.2), ("new", 3.2, 3.4), ("update", 3.4, 3.6), ("fixed", 3.6, 3.8), ("he", 3.9, 4.0), ("ran", 4.0, 4.2)]);
+        a.insert(again.clone());
+        assert_eq!(join(a.pending()), "he ran");
+        // Three repeated words are kept: people do say that.
+        let mut b = Agreement::new();
+        b.insert(words(&[("we", 0.0, 0.2), ("will", 0.2, 0.4), ("go", 0.4, 0.6)]));
+        b.insert(words(&[("we", 0.0, 0.2), ("will", 0.2, 0.4), ("go", 0.4, 0.6)]));
+        b.insert(words(&[("we", 3.0, 3.2), ("will", 3.2, 3.4), ("go", 3.4, 3.6), ("now", 3.6, 3.8)]));
+        assert_eq!(join(b.pending()), "we will go now");
     }
 
     #[test]
