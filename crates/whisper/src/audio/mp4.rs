@@ -19,17 +19,9 @@ pub(crate) struct Priming {
 }
 
 /// The encoder priming of the first sound track of an MP4/M4A file, from its edit list
-/// (`moov/trak/edts/elst`, first non-empty edit) and media timescale (`mdia/mdhd`). `None` for
-/// anything else or anything malformed: then nothing is skipped and symphonia reports errors.
-#[cfg(test)]
-pub(crate) fn mp4_priming<R: Read + Seek>(src: &mut R) -> Option<Priming> {
-    let moov = load_moov(src, 0).ok()??;
-    let priming = boxes(&moov).filter(|(t, _)| t == b"trak").find_map(|(_, trak)| trak_priming(trak));
-    priming
-}
-
-/// The encoder priming of an MP4 file (its first sound track's edit list); `Ok(None)` for
-/// anything that is not MP4. Refuses a `moov` too large to read. (The structure check runs
+/// (`moov/trak/edts/elst`, first non-empty edit) and media timescale (`mdia/mdhd`); `Ok(None)`
+/// for anything else or anything malformed (then nothing is skipped and symphonia reports
+/// errors). Refuses a `moov` too large to read. (The structure check runs
 /// where the probe finds the container: [`probe`].)
 pub(crate) fn mp4_inspect<R: Read + Seek>(src: &mut R) -> Result<Option<Priming>, String> {
     let Some(moov) = load_moov(src, 0)? else { return Ok(None) };
@@ -245,6 +237,10 @@ pub(super) mod tests {
         }
     }
 
+    fn priming<R: Read + Seek>(src: &mut R) -> Option<Priming> {
+        mp4_inspect(src).ok().flatten()
+    }
+
     #[test]
     fn mp4_priming_from_edit_list() {
         let want = Some(Priming {
@@ -255,7 +251,7 @@ pub(super) mod tests {
             for moov_first in [true, false] {
                 let file = mp4(b"soun", 1024, version, moov_first);
                 assert_eq!(
-                    mp4_priming(&mut Cursor::new(&file)),
+                    priming(&mut Cursor::new(&file)),
                     want,
                     "v{version} {moov_first}"
                 );
@@ -263,17 +259,17 @@ pub(super) mod tests {
         }
         // Not a sound track, not MP4, or cut before moov: no priming, no panic.
         assert_eq!(
-            mp4_priming(&mut Cursor::new(mp4(b"vide", 1024, 0, true))),
+            priming(&mut Cursor::new(mp4(b"vide", 1024, 0, true))),
             None
         );
         assert_eq!(
-            mp4_priming(&mut Cursor::new(b"RIFF\0\0\0\0WAVE".to_vec())),
+            priming(&mut Cursor::new(b"RIFF\0\0\0\0WAVE".to_vec())),
             None
         );
         let file = mp4(b"soun", 1024, 0, false);
         for cut in [0, 5, 20, 40, file.len() - 30, file.len() - 1] {
             assert_eq!(
-                mp4_priming(&mut Cursor::new(&file[..cut])),
+                priming(&mut Cursor::new(&file[..cut])),
                 None,
                 "cut at {cut}"
             );
