@@ -20,7 +20,8 @@ const SEAM_WINDOW: f64 = 1.0;
 /// words are dropped. (Seen at utterance starts: "The new software update fixed several" said
 /// again where the next sentence begins.)
 const REPEAT_MIN: usize = 4;
-/// Committed words remembered for that test.
+/// Committed words kept (see [`Agreement::forget`]): the seam, the committed end and that
+/// test need no more.
 const RECENT_WORDS: usize = 64;
 
 /// The text a word is compared by: lower case, letters and digits only (so "Hello," agrees
@@ -41,8 +42,6 @@ pub fn word_key(word: &str) -> String {
 pub struct Agreement {
     committed: Vec<Word>,
     pending: Vec<Word>,
-    /// Keys of the last [`RECENT_WORDS`] committed words (kept past [`Agreement::forget`]).
-    recent: std::collections::VecDeque<String>,
 }
 
 impl Agreement {
@@ -93,18 +92,11 @@ impl Agreement {
     /// The longest run of `words`' first words that was committed lately, in order.
     fn repeated_run(&self, words: &[Word]) -> usize {
         let keys: Vec<String> = words.iter().take(RECENT_WORDS).map(|w| word_key(&w.word)).collect();
-        (0..self.recent.len())
-            .map(|i| self.recent.iter().skip(i).zip(&keys).take_while(|(a, b)| a == b).count())
+        let recent: Vec<String> = self.committed.iter().map(|w| word_key(&w.word)).collect();
+        (0..recent.len())
+            .map(|i| recent[i..].iter().zip(&keys).take_while(|(a, b)| a == b).count())
             .max()
             .unwrap_or(0)
-    }
-
-    fn commit(&mut self, words: &[Word]) {
-        self.committed.extend(words.iter().cloned());
-        self.recent.extend(words.iter().map(|w| word_key(&w.word)));
-        while self.recent.len() > RECENT_WORDS {
-            self.recent.pop_front();
-        }
     }
 
     /// Takes a new hypothesis (stream times) and commits the longest prefix on which it
@@ -119,7 +111,7 @@ impl Agreement {
             .count();
         let mut new = new;
         let rest = new.split_off(agreed);
-        self.commit(&new);
+        self.committed.extend(new.iter().cloned());
         self.pending = rest;
         new
     }
@@ -128,7 +120,7 @@ impl Agreement {
     /// committed now.
     pub fn finish(&mut self, hypothesis: Vec<Word>) -> Vec<Word> {
         let new = self.fresh(hypothesis);
-        self.commit(&new);
+        self.committed.extend(new.iter().cloned());
         self.pending.clear();
         new
     }
@@ -138,7 +130,7 @@ impl Agreement {
     pub fn force(&mut self, until: f64) -> Vec<Word> {
         let n = self.pending.iter().take_while(|w| (w.start + w.end) / 2.0 <= until).count();
         let forced: Vec<Word> = self.pending.drain(..n).collect();
-        self.commit(&forced);
+        self.committed.extend(forced.iter().cloned());
         forced
     }
 
@@ -154,10 +146,10 @@ impl Agreement {
         self.pending.clear();
     }
 
-    /// Keeps only the last `keep` committed words: enough for the seam and the committed
-    /// end, so a stream of any length holds a bounded history.
-    pub fn forget(&mut self, keep: usize) {
-        let n = self.committed.len().saturating_sub(keep);
+    /// Keeps only the last [`RECENT_WORDS`] committed words: enough for the seam, the
+    /// committed end and the repeat test, so a stream of any length holds a bounded history.
+    pub fn forget(&mut self) {
+        let n = self.committed.len().saturating_sub(RECENT_WORDS);
         self.committed.drain(..n);
     }
 
@@ -232,7 +224,7 @@ mod tests {
         a.insert(first.clone());
         a.insert(first);
         assert_eq!(a.text(), "the new update fixed problems today");
-        a.forget(2);
+        a.forget();
         // The next utterance's decoding starts by saying four of them again, then new words.
         let again = words(&[("The", 3.0, 3.2), ("new", 3.2, 3.4), ("update", 3.4, 3.6), ("fixed", 3.6, 3.8), ("he", 3.9, 4.0), ("ran", 4.0, 4.2)]);
         a.insert(again.clone());

@@ -499,7 +499,7 @@ impl StreamingTranscriber {
         } else {
             self.agreement.clear_pending();
         }
-        self.agreement.forget(2 * 5 + 6);
+        self.agreement.forget();
     }
 
     /// Hands the words committed now (buffer times, in order) to their utterances, emits
