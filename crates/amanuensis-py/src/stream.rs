@@ -83,7 +83,9 @@ pub fn start(py: Python<'_>, model: &Model, audio: Audio, opts: TranscribeOption
         .name("amanuensis-transcribe".into())
         .spawn(move || {
             let err_tx = tx.clone();
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&tx)));
+            // On a worker of the pool (see `whisper::pool`); the segments go out through an
+            // unbounded channel, so the task never waits on its reader.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| whisper::pool::on_pool(|| job.run(&tx))));
             let _ = match r {
                 Ok(Ok(())) => err_tx.send(Msg::Done),
                 Ok(Err(e)) => err_tx.send(Msg::Error(e)),

@@ -195,7 +195,7 @@ fn run_inner(tr: &Transcriber<'_>, live: LiveRun, rx: Receiver<Chunk>) -> anyhow
             st.finish();
         }
         while let Some(req) = st.next_decode() {
-            let r = tr.transcribe(&req.samples, &req.options, &mut |_| {});
+            let r = whisper::pool::on_pool(|| tr.transcribe(&req.samples, &req.options, &mut |_| {}));
             st.complete(r);
             out.render(st.take_events())?;
         }

@@ -314,7 +314,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     for file in &args.files {
         let t0 = Instant::now();
         let vad = vad.as_mut().zip(vad_opts.as_ref());
-        let result = transcribe_file(&transcriber, file, (args.raw_s16le, args.max_audio_secs), &opts, args.batch_size as usize, vad);
+        let result = whisper::pool::on_pool(|| transcribe_file(&transcriber, file, (args.raw_s16le, args.max_audio_secs), &opts, args.batch_size as usize, vad));
         let wall = t0.elapsed().as_secs_f64();
         match result {
             Ok(t) => {

@@ -50,7 +50,18 @@ pub struct CrossKvI8 {
 /// Symmetric int8 code of `x / s` (round half to even, saturated).
 #[inline(always)]
 fn code_i8(x: f32, inv: f32) -> i8 {
-    (x * inv).round_ties_even().clamp(-127.0, 127.0) as i8
+    round_even_small(x * inv).clamp(-127.0, 127.0) as i8
+}
+
+/// `x.round_ties_even()` for the values a code is clamped from: exact for `|x| < 2²²`, and
+/// beyond that still at least 2²¹ in magnitude with the sign of `x` (so any clamp to a code
+/// range gives the same code); NaN stays NaN. Written as the add-and-subtract of 1.5·2²³
+/// because `round_ties_even` is a libm call (`rintf`) on the baseline x86-64 target, which
+/// keeps the quantization loops scalar.
+#[inline(always)]
+fn round_even_small(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    (x + MAGIC) - MAGIC
 }
 
 /// Scale of a symmetric int8 block with largest magnitude `amax` (1 for an all-zero block).
@@ -109,19 +120,19 @@ impl CrossKvI8 {
             .for_each(|(h, (((kh, vh), (ks, ksum)), vs))| {
                 let mean = &k_mean[h * hd..(h + 1) * hd];
                 let mut key = vec![0f32; hd];
+                let mut codes = vec![0i8; hd];
                 for j in 0..n_kv {
                     let row = &k[j * ld + h * hd..j * ld + (h + 1) * hd];
                     key.iter_mut().zip(row.iter().zip(mean)).for_each(|(o, (&x, &m))| *o = x - m);
                     let s = sym_scale(key.iter().fold(0f32, |a, &x| a.max(x.abs())));
                     let inv = 1.0 / s;
-                    let mut total = 0i32;
-                    for (c, &x) in key.iter().enumerate() {
-                        let q = code_i8(x, inv);
-                        total += q as i32;
-                        kh[(c / 4) * stride * 4 + j * 4 + c % 4] = q;
+                    codes.iter_mut().zip(&key).for_each(|(q, &x)| *q = code_i8(x, inv));
+                    // Four channels side by side per key (see the layout above).
+                    for (g, four) in codes.chunks_exact(4).enumerate() {
+                        kh[g * stride * 4 + j * 4..g * stride * 4 + j * 4 + 4].copy_from_slice(four);
                     }
                     ks[j] = s;
-                    ksum[j] = total;
+                    ksum[j] = codes.iter().map(|&q| q as i32).sum();
                     let row = &v[j * ld + h * hd..j * ld + (h + 1) * hd];
                     let s = sym_scale(row.iter().fold(0f32, |a, &x| a.max(x.abs())));
                     let inv = 1.0 / s;
@@ -176,9 +187,9 @@ pub(crate) fn quantize_query(x: &[f32], out: &mut [u8]) -> (f32, i32) {
     let range = hi - lo;
     let s = if range > 0.0 && range.is_finite() { range / 255.0 } else { 1.0 };
     let inv = 1.0 / s;
-    let zp = (-lo * inv).clamp(0.0, 255.0).round_ties_even();
+    let zp = round_even_small((-lo * inv).clamp(0.0, 255.0));
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = (v * inv + zp).round_ties_even().clamp(0.0, 255.0) as u8;
+        *o = round_even_small(v * inv + zp).clamp(0.0, 255.0) as u8;
     }
     (s, zp as i32)
 }
@@ -438,5 +449,31 @@ unsafe fn head_avx512(q: &[f32], kv: &CrossKvI8, n_q: usize, h: usize, out: OutP
             _ => pv_rows::<4>(sp, st, n, vh, o, d),
         }
         i0 += nq;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The add-and-subtract rounding gives `round_ties_even`'s codes wherever a code is taken:
+    /// ties of both parities, both signs, the clamp limits and far beyond them, ±∞ and NaN.
+    #[test]
+    fn rounding_matches_round_ties_even_for_codes() {
+        let mut xs: Vec<f32> = (-600..=600).map(|i| i as f32 * 0.25).collect();
+        xs.extend([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, 127.5, -127.5, 254.5, 255.5, 0.49999997, -0.49999997]);
+        xs.extend([4_194_303.5, 4.0e6, 5.0e6, -5.0e6, 2.0e7, -2.0e7, 3.0e38, -3.0e38, f32::INFINITY, f32::NEG_INFINITY, f32::NAN]);
+        let mut seed = 0x9e37_79b9_u32;
+        for _ in 0..100_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            xs.push((seed as f32 / u32::MAX as f32 - 0.5) * 600.0);
+        }
+        for &x in &xs {
+            let want = x.round_ties_even();
+            assert_eq!(code_i8(x, 1.0), want.clamp(-127.0, 127.0) as i8, "i8 code of {x}");
+            assert_eq!(round_even_small(x).clamp(0.0, 255.0) as u8, want.clamp(0.0, 255.0) as u8, "u8 code of {x}");
+        }
     }
 }

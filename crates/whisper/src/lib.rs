@@ -18,6 +18,7 @@ pub mod mel;
 pub mod model;
 pub mod npy;
 pub mod pipeline;
+pub mod pool;
 pub mod split;
 #[doc(hidden)]
 pub mod testing;

@@ -279,17 +279,21 @@ impl Engine {
                     }
                 };
                 match msg {
-                    EngineMsg::Job(job) => self.admit(job),
+                    EngineMsg::Job(job) => whisper::pool::on_pool(|| self.admit(job)),
                     EngineMsg::Stream(open) => self.open_stream(open),
                 }
             }
             if closed && self.jobs.is_empty() && self.streams.is_empty() {
                 return;
             }
-            self.poll_streams();
-            self.check_all();
-            self.feed();
-            self.step();
+            // One turn on a worker of the pool (see `on_pool`); the queue is waited on here,
+            // outside the pool, so a 1-thread pool never waits on itself.
+            whisper::pool::on_pool(|| {
+                self.poll_streams();
+                self.check_all();
+                self.feed();
+                self.step();
+            });
         }
     }
 
