@@ -20,6 +20,13 @@ const SEAM_WINDOW: f64 = 1.0;
 /// words are dropped. (Seen at utterance starts: "The new software update fixed several" said
 /// again where the next sentence begins.)
 const REPEAT_MIN: usize = 4;
+/// Two hypotheses that differ on one word still agree on it (the newer one's word is taken)
+/// when the next this many words of both agree and the two words start within
+/// [`SUBSTITUTION_SHIFT`] seconds of each other: the decoder revising one word ("Gloss" then
+/// "Grows") would otherwise hold back every word after it until the utterance ends, the long
+/// tail of the word latency.
+const SUBSTITUTION_CONTEXT: usize = 2;
+const SUBSTITUTION_SHIFT: f64 = 0.5;
 /// Committed words kept (see [`Agreement::forget`]): the seam, the committed end and that
 /// test need no more.
 const RECENT_WORDS: usize = 64;
@@ -86,7 +93,30 @@ impl Agreement {
         if repeated >= REPEAT_MIN {
             new.drain(..repeated);
         }
+        // Further in: a sentence that starts by repeating the start of a sentence committed
+        // lately (seen: "...harder to use. The new software update fixed several" where the
+        // committed text had "The new software update fixed and all problems, ...").
+        let mut i = 1;
+        while i < new.len() {
+            let run = if ends_sentence(&new[i - 1].word) { self.repeated_sentence_start(&new[i..]) } else { 0 };
+            if run >= REPEAT_MIN {
+                new.drain(i..i + run);
+            } else {
+                i += 1;
+            }
+        }
         new
+    }
+
+    /// The longest run of `words`' first words that equals the start of a sentence committed
+    /// lately.
+    fn repeated_sentence_start(&self, words: &[Word]) -> usize {
+        let c = &self.committed;
+        (0..c.len())
+            .filter(|&j| j == 0 || ends_sentence(&c[j - 1].word))
+            .map(|j| c[j..].iter().zip(words).take_while(|(a, b)| word_key(&a.word) == word_key(&b.word)).count())
+            .max()
+            .unwrap_or(0)
     }
 
     /// The longest run of `words`' first words that was committed lately, in order.
@@ -100,16 +130,11 @@ impl Agreement {
     }
 
     /// Takes a new hypothesis (stream times) and commits the longest prefix on which it
-    /// agrees with the previous one; returns the words committed now.
+    /// agrees with the previous one (a lone differing word agrees when the words after it
+    /// do, see [`SUBSTITUTION_CONTEXT`]); returns the words committed now.
     pub fn insert(&mut self, hypothesis: Vec<Word>) -> Vec<Word> {
-        let new = self.fresh(hypothesis);
-        let agreed = self
-            .pending
-            .iter()
-            .zip(&new)
-            .take_while(|(a, b)| word_key(&a.word) == word_key(&b.word))
-            .count();
-        let mut new = new;
+        let mut new = self.fresh(hypothesis);
+        let agreed = agreed_prefix(&self.pending, &new);
         let rest = new.split_off(agreed);
         self.committed.extend(new.iter().cloned());
         self.pending = rest;
@@ -157,6 +182,30 @@ impl Agreement {
     pub fn text(&self) -> String {
         join(&self.committed)
     }
+}
+
+/// Whether `word` ends a sentence (its text ends with `.`, `?` or `!`).
+fn ends_sentence(word: &str) -> bool {
+    word.trim_end().ends_with(['.', '?', '!'])
+}
+
+/// How many first words of `new` agree with `previous`: equal keys, or a lone substitution
+/// followed by [`SUBSTITUTION_CONTEXT`] equal keys.
+fn agreed_prefix(previous: &[Word], new: &[Word]) -> usize {
+    let a: Vec<String> = previous.iter().map(|w| word_key(&w.word)).collect();
+    let b: Vec<String> = new.iter().map(|w| word_key(&w.word)).collect();
+    let len = a.len().min(b.len());
+    let mut n = 0;
+    while n < len {
+        let context = n + 1..n + 1 + SUBSTITUTION_CONTEXT;
+        let same = a[n] == b[n];
+        let substituted = context.end <= len && a[context.clone()] == b[context] && (previous[n].start - new[n].start).abs() < SUBSTITUTION_SHIFT;
+        if !(same || substituted) {
+            break;
+        }
+        n += 1;
+    }
+    n
 }
 
 /// Words' texts concatenated (each carries its leading space), trimmed.
@@ -235,6 +284,53 @@ mod tests {
         b.insert(words(&[("we", 0.0, 0.2), ("will", 0.2, 0.4), ("go", 0.4, 0.6)]));
         b.insert(words(&[("we", 3.0, 3.2), ("will", 3.2, 3.4), ("go", 3.4, 3.6), ("now", 3.6, 3.8)]));
         assert_eq!(join(b.pending()), "we will go now");
+    }
+
+    #[test]
+    fn a_lone_revised_word_agrees_when_the_words_after_it_do() {
+        let mut a = Agreement::new();
+        a.insert(words(&[("Gloss", 0.0, 0.3), ("tomatoes", 0.3, 0.8), ("beans", 0.9, 1.2), ("and", 1.2, 1.3)]));
+        let c = a.insert(words(&[("Grows", 0.05, 0.3), ("tomatoes", 0.3, 0.8), ("beans", 0.9, 1.2), ("and", 1.2, 1.3), ("peppers", 1.3, 1.8)]));
+        // The newer word is committed, and the agreement goes on past it.
+        assert_eq!(join(&c), "Grows tomatoes beans and");
+        assert_eq!(join(a.pending()), "peppers");
+        // One agreeing word after the difference is not enough, nor two differences in a row,
+        // nor the same words far apart in time.
+        for (next, want) in [
+            (vec![("x", 2.0, 2.2), ("y", 2.2, 2.4), ("z", 2.4, 2.6)], ""),
+            (vec![("b", 2.0, 2.2), ("y", 2.2, 2.4)], ""),
+            (vec![("b", 2.0, 2.2), ("y", 2.2, 2.4), ("w", 2.4, 2.6)], "b y w"),
+        ] {
+            let mut b = Agreement::new();
+            b.insert(words(&[("a", 2.0, 2.2), ("y", 2.2, 2.4), ("w", 2.4, 2.6)]));
+            b.insert(words(&next));
+            assert_eq!(join(b.committed()), want, "{next:?}");
+        }
+        let mut b = Agreement::new();
+        b.insert(words(&[("a", 2.0, 2.2), ("b", 2.2, 2.4), ("c", 2.4, 2.6), ("d", 2.6, 2.8)]));
+        assert!(b.insert(words(&[("x", 2.0, 2.2), ("y", 2.2, 2.4), ("c", 2.4, 2.6), ("d", 2.6, 2.8)])).is_empty());
+        let mut b = Agreement::new();
+        b.insert(words(&[("a", 2.0, 2.2), ("b", 2.2, 2.4), ("c", 2.4, 2.6)]));
+        assert!(b.insert(words(&[("x", 1.0, 2.2), ("b", 2.2, 2.4), ("c", 2.4, 2.6)])).is_empty());
+    }
+
+    #[test]
+    fn a_sentence_that_restarts_a_committed_sentence_is_dropped() {
+        let mut a = Agreement::new();
+        let said = words(&[("The", 0.0, 0.2), ("new", 0.2, 0.4), ("update", 0.4, 0.6), ("fixed", 0.6, 0.8), ("all", 0.8, 1.0), ("problems", 1.0, 1.2)]);
+        a.insert(said.clone());
+        a.insert(said);
+        // The rest of the utterance, then the same sentence's start read again.
+        let next = words(&[("but", 1.3, 1.5), ("not", 1.5, 1.7), ("today.", 1.7, 2.0), ("The", 2.0, 2.1), ("new", 2.1, 2.2), ("update", 2.2, 2.3), ("fixed", 2.3, 2.4), ("several", 2.4, 2.5)]);
+        a.insert(next);
+        assert_eq!(join(a.pending()), "but not today. several");
+        // Not at a sentence start, or fewer than four words: kept.
+        let mut b = Agreement::new();
+        let said = words(&[("At", 0.0, 0.2), ("the", 0.2, 0.4), ("end", 0.4, 0.6), ("of", 0.6, 0.8), ("the", 0.8, 1.0), ("day.", 1.0, 1.2)]);
+        b.insert(said.clone());
+        b.insert(said);
+        b.insert(words(&[("Mark", 1.3, 1.5), ("the", 1.5, 1.7), ("end", 1.7, 2.0), ("of", 2.0, 2.1), ("the", 2.1, 2.2), ("term.", 2.2, 2.3), ("At", 2.3, 2.4), ("the", 2.4, 2.5), ("end.", 2.5, 2.6)]));
+        assert_eq!(join(b.pending()), "Mark the end of the term. At the end.");
     }
 
     #[test]

@@ -52,6 +52,14 @@ const SPEECH_END_SLACK: f64 = 0.15;
 /// Words this short at the end of a hypothesis are the alignment's collapse onto the end of
 /// the audio, not speech: left out.
 const COLLAPSED_WORD: f64 = 0.02;
+/// An utterance that has shown no text yet is *peeked at*: decoded for a partial once it
+/// holds this much audio (prefix padding included), and again after each further
+/// `PEEK_EVERY` seconds, without waiting for a whole step. A peek only shows a partial (the
+/// hypothesis against a copy of the agreement): it commits nothing, so the committed text is
+/// what the steps alone give. Without peeks the first partial waited for a step of new audio
+/// (1 s) plus a decoding.
+const PEEK_AFTER: f64 = 0.6;
+const PEEK_EVERY: f64 = 0.4;
 
 /// How a stream is transcribed.
 #[derive(Clone, Debug)]
@@ -145,6 +153,10 @@ struct Utterance {
     /// Buffer sample at which the VAD heard its speech end (turn detection only).
     speech_end: Option<u64>,
     words: Vec<Word>,
+    /// Whether a partial with words was shown for it (no more peeks then).
+    shown: bool,
+    /// Buffer end at its last peek.
+    peeked: Option<u64>,
 }
 
 /// The decoding in flight: the buffer it covered and the buffer's generation then.
@@ -152,6 +164,8 @@ struct InFlight {
     generation: u64,
     start: u64,
     end: u64,
+    /// A peek (see [`PEEK_AFTER`]): shows a partial, changes nothing else.
+    peek: bool,
 }
 
 /// One live stream (see the module's documentation).
@@ -374,7 +388,7 @@ impl StreamingTranscriber {
         let id = self.next_id;
         self.next_id += 1;
         let b = self.buffer.end();
-        self.utterances.push_back(Utterance { id, started_at: start, start: b, end: None, speech_end: None, words: Vec::new() });
+        self.utterances.push_back(Utterance { id, started_at: start, start: b, end: None, speech_end: None, words: Vec::new(), shown: false, peeked: None });
         id
     }
 
@@ -426,17 +440,66 @@ impl StreamingTranscriber {
         let ended = self.utterances.front().is_some_and(|u| u.end.is_some());
         let fresh = self.buffer.new_samples();
         let due = ended || (fresh >= step && self.buffer.seconds() >= MIN_DECODE_SECONDS) || (fresh > 0 && self.buffer.audio().len() >= max);
-        if !due {
+        let peek = !due && self.peek_due();
+        if !due && !peek {
             return None;
         }
-        self.buffer.mark_decoded();
+        if peek {
+            let end = self.buffer.end();
+            if let Some(u) = self.utterances.back_mut() {
+                u.peeked = Some(end);
+            }
+        } else {
+            self.buffer.mark_decoded();
+        }
         let mut options = self.opts.transcribe.clone();
         options.word_timestamps = true;
         options.initial_prompt = Some(self.context.clone()).filter(|c| !c.trim().is_empty());
         options.clip_timestamps.clear();
         options.prefix = None;
-        self.in_flight = Some(InFlight { generation: self.generation, start: self.buffer.start(), end: self.buffer.end() });
+        self.in_flight = Some(InFlight { generation: self.generation, start: self.buffer.start(), end: self.buffer.end(), peek });
         Some(DecodeRequest { samples: self.buffer.audio().to_vec(), options })
+    }
+
+    /// Whether the open utterance, which has shown no text yet, is due a peek.
+    fn peek_due(&self) -> bool {
+        let Some(u) = self.utterances.back().filter(|u| u.end.is_none() && !u.shown) else { return false };
+        let end = self.buffer.end();
+        let secs = |n: u64| n as f64 / SAMPLE_RATE as f64;
+        match u.peeked {
+            None => secs(end.saturating_sub(u.start)) >= PEEK_AFTER,
+            Some(p) => secs(end.saturating_sub(p)) >= PEEK_EVERY,
+        }
+    }
+
+    /// The words of a decoding's transcript (buffer times), hallucinated segments and the
+    /// alignment's collapsed last words left out.
+    fn hypothesis(&self, transcript: &Transcript, start: u64) -> Vec<Word> {
+        // A segment that repeats itself (the fallback's compression test; live decoding has no
+        // fallback to retry it) is a hallucination: left out of the hypothesis.
+        let offset = buffer::seconds(start);
+        let cr = self.opts.transcribe.compression_ratio_threshold.unwrap_or(f32::INFINITY);
+        let mut hypothesis: Vec<Word> = transcript
+            .segments
+            .iter()
+            .filter(|s| s.compression_ratio <= cr)
+            .flat_map(|s| s.words.iter().flatten())
+            .map(|w| Word { start: w.start + offset, end: w.end + offset, ..w.clone() })
+            .collect();
+        while hypothesis.last().is_some_and(|w| w.end - w.start < COLLAPSED_WORD) {
+            hypothesis.pop();
+        }
+        hypothesis
+    }
+
+    /// Shows the open utterance's partial: `pending` (buffer times).
+    fn show_partial(&mut self, pending: &[Word]) {
+        let words: Vec<Word> = pending.iter().map(|w| self.to_stream(w)).collect();
+        if let Some(u) = self.utterances.back_mut() {
+            u.shown |= !words.is_empty();
+            let utterance = u.id;
+            self.events.push(StreamEvent::Partial { utterance, words });
+        }
     }
 
     /// Takes the transcript of the decoding [`Self::next_decode`] handed out (or its error).
@@ -444,6 +507,21 @@ impl StreamingTranscriber {
         let Some(f) = self.in_flight.take() else { return };
         if f.generation != self.generation || f.start != self.buffer.start() {
             return; // the buffer was dropped meanwhile
+        }
+        if f.peek {
+            // A partial only, from a copy of the agreement; a failed peek is left unsaid
+            // (the next step decodes the same audio).
+            if let Ok(t) = result {
+                if self.utterances.back().is_some_and(|u| u.end.is_none()) {
+                    let mut copy = self.agreement.clone();
+                    copy.insert(self.hypothesis(&t, f.start));
+                    let pending = copy.pending().to_vec();
+                    if !pending.is_empty() {
+                        self.show_partial(&pending);
+                    }
+                }
+            }
+            return;
         }
         // Utterances that ended within the decoded audio complete now.
         let covered = self.utterances.iter().take_while(|u| u.end.is_some_and(|e| e <= f.end)).count();
@@ -463,20 +541,8 @@ impl StreamingTranscriber {
             // Keep the language detected on enough speech: later steps decode the same way.
             self.opts.transcribe.language = Some(transcript.language.clone());
         }
-        // A segment that repeats itself (the fallback's compression test; live decoding has no
-        // fallback to retry it) is a hallucination: left out of the hypothesis.
         let offset = buffer::seconds(f.start);
-        let cr = self.opts.transcribe.compression_ratio_threshold.unwrap_or(f32::INFINITY);
-        let mut hypothesis: Vec<Word> = transcript
-            .segments
-            .iter()
-            .filter(|s| s.compression_ratio <= cr)
-            .flat_map(|s| s.words.iter().flatten())
-            .map(|w| Word { start: w.start + offset, end: w.end + offset, ..w.clone() })
-            .collect();
-        while hypothesis.last().is_some_and(|w| w.end - w.start < COLLAPSED_WORD) {
-            hypothesis.pop();
-        }
+        let hypothesis = self.hypothesis(&transcript, f.start);
         let mut committed = self.agreement.insert(hypothesis);
         let mut cuts: Vec<f64> = Vec::new();
         for u in self.utterances.iter().take(covered) {
@@ -493,9 +559,9 @@ impl StreamingTranscriber {
         // completed now (all their words are committed).
         cuts.extend(transcript.segments.iter().rev().skip(1).map(|s| s.end + offset));
         self.trim(&cuts);
-        if let Some(u) = self.utterances.back() {
-            let words = self.agreement.pending().iter().map(|w| self.to_stream(w)).collect();
-            self.events.push(StreamEvent::Partial { utterance: u.id, words });
+        if !self.utterances.is_empty() {
+            let pending = self.agreement.pending().to_vec();
+            self.show_partial(&pending);
         } else {
             self.agreement.clear_pending();
         }
@@ -683,5 +749,55 @@ mod tests {
                 .collect();
             assert_eq!(&deltas, words);
         }
+    }
+
+    /// A finer fake decoder: a word per whole half second of audio.
+    fn decode_halves(samples: &[f32]) -> Transcript {
+        let end = samples.len() as f64 / SAMPLE_RATE as f64;
+        let words: Vec<Word> = (0..(2.0 * end) as usize)
+            .map(|k| Word { word: format!(" h{k}"), start: k as f64 * 0.5 + 0.05, end: k as f64 * 0.5 + 0.45, probability: 0.9 })
+            .collect();
+        let segment = Segment { id: 0, seek: 0, start: 0.0, end, text: join(&words), tokens: Vec::new(), temperature: 0.0, avg_logprob: -0.1, compression_ratio: 1.0, no_speech_prob: 0.0, words: Some(words) };
+        Transcript { language: "en".into(), language_probability: 1.0, duration: end, segments: vec![segment] }
+    }
+
+    #[test]
+    fn a_new_utterance_is_peeked_at_for_its_first_partial_without_committing() {
+        let mut st = StreamingTranscriber::new(LiveOptions::default(), None).unwrap();
+        let audio = speech(0, 3);
+        let (mut lengths, mut first_partial, mut first_commit) = (Vec::new(), None, None);
+        let mut events = Vec::new();
+        for chunk in audio.chunks(SAMPLE_RATE / 10) {
+            st.push(chunk).unwrap();
+            while let Some(req) = st.next_decode() {
+                lengths.push((req.samples.len() * 10 / SAMPLE_RATE) as u32);
+                st.complete(Ok(decode_halves(&req.samples)));
+            }
+            for e in st.take_events() {
+                match &e {
+                    StreamEvent::Partial { words, .. } if !words.is_empty() && first_partial.is_none() => first_partial = Some(st.received_seconds()),
+                    StreamEvent::Committed { .. } if first_commit.is_none() => first_commit = Some(st.received_seconds()),
+                    _ => {}
+                }
+                events.push(e);
+            }
+        }
+        st.finish();
+        while let Some(req) = st.next_decode() {
+            lengths.push((req.samples.len() * 10 / SAMPLE_RATE) as u32);
+            st.complete(Ok(decode_halves(&req.samples)));
+        }
+        events.extend(st.take_events());
+        // The peek at 0.6 s shows "h0"; the steps (1 s, 2 s, 3 s) and the end decode as before,
+        // and no peek follows once text is shown.
+        assert_eq!(lengths, [6, 10, 20, 30, 30]);
+        assert!(first_partial.is_some_and(|t| (t - 0.6).abs() < 1e-9), "first partial at {first_partial:?} s");
+        // Nothing is committed before two steps agree (LocalAgreement-2): the peek is not one.
+        assert!(first_commit.is_some_and(|t| t >= 2.0 - 1e-9), "first commit at {first_commit:?} s");
+        let completed = events.iter().find_map(|e| match e {
+            StreamEvent::Completed { words, .. } => Some(join(words)),
+            _ => None,
+        });
+        assert_eq!(completed.as_deref(), Some("h0 h1 h2 h3 h4 h5"));
     }
 }
