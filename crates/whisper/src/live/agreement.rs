@@ -189,23 +189,32 @@ fn ends_sentence(word: &str) -> bool {
     word.trim_end().ends_with(['.', '?', '!'])
 }
 
-/// How many first words of `new` agree with `previous`: equal keys, or a lone substitution
-/// followed by [`SUBSTITUTION_CONTEXT`] equal keys.
+/// How many first words of `new` agree with `previous`: equal keys, or, where the two differ,
+/// a lone substituted, missing or extra word followed by [`SUBSTITUTION_CONTEXT`] equal keys
+/// (the newer hypothesis's words are what is committed).
 fn agreed_prefix(previous: &[Word], new: &[Word]) -> usize {
     let a: Vec<String> = previous.iter().map(|w| word_key(&w.word)).collect();
     let b: Vec<String> = new.iter().map(|w| word_key(&w.word)).collect();
-    let len = a.len().min(b.len());
-    let mut n = 0;
-    while n < len {
-        let context = n + 1..n + 1 + SUBSTITUTION_CONTEXT;
-        let same = a[n] == b[n];
-        let substituted = context.end <= len && a[context.clone()] == b[context] && (previous[n].start - new[n].start).abs() < SUBSTITUTION_SHIFT;
-        if !(same || substituted) {
+    let k = SUBSTITUTION_CONTEXT;
+    let agree = |i: usize, j: usize| i + k <= a.len() && j + k <= b.len() && a[i..i + k] == b[j..j + k];
+    let near = |i: usize, j: usize| (previous[i].start - new[j].start).abs() < SUBSTITUTION_SHIFT;
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] == b[j] || (agree(i + 1, j + 1) && near(i, j)) {
+            // Equal, or one word revised.
+            i += 1;
+            j += 1;
+        } else if agree(i + 1, j) && near(i + 1, j) {
+            // The new hypothesis lost a word: nothing of it to commit.
+            i += 1;
+        } else if agree(i, j + 1) && near(i, j + 1) {
+            // The new hypothesis has a word more: committed with the rest.
+            j += 1;
+        } else {
             break;
         }
-        n += 1;
     }
-    n
+    j
 }
 
 /// Words' texts concatenated (each carries its leading space), trimmed.
@@ -312,6 +321,28 @@ mod tests {
         let mut b = Agreement::new();
         b.insert(words(&[("a", 2.0, 2.2), ("b", 2.2, 2.4), ("c", 2.4, 2.6)]));
         assert!(b.insert(words(&[("x", 1.0, 2.2), ("b", 2.2, 2.4), ("c", 2.4, 2.6)])).is_empty());
+    }
+
+    #[test]
+    fn a_lone_lost_or_added_word_agrees_when_the_words_after_it_do() {
+        let said = [("the", 0.0, 0.2), ("engineers", 0.2, 0.7), ("tested", 0.8, 1.1), ("the", 1.1, 1.2), ("engine", 1.2, 1.6)];
+        // Lost: "the" before "engineers" is gone from the newer hypothesis.
+        let mut a = Agreement::new();
+        a.insert(words(&said));
+        let c = a.insert(words(&[("engineers", 0.15, 0.7), ("tested", 0.8, 1.1), ("the", 1.1, 1.2), ("engine", 1.2, 1.6), ("for", 1.7, 1.8)]));
+        assert_eq!(join(&c), "engineers tested the engine");
+        assert_eq!(join(a.pending()), "for");
+        // Added: the newer hypothesis has "new" before "engine".
+        let mut a = Agreement::new();
+        a.insert(words(&said));
+        let c = a.insert(words(&[("the", 0.0, 0.2), ("engineers", 0.2, 0.7), ("tested", 0.8, 1.1), ("the", 1.1, 1.2), ("new", 1.2, 1.3), ("engine", 1.3, 1.6), ("for", 1.7, 1.8)]));
+        // "new engine" then needs two agreeing words after it: "engine" alone is not enough.
+        assert_eq!(join(&c), "the engineers tested the");
+        let mut a = Agreement::new();
+        a.insert(words(&[("we", 0.0, 0.2), ("saw", 0.2, 0.4), ("a", 0.4, 0.5), ("cat", 0.5, 0.8), ("today", 0.8, 1.1)]));
+        let c = a.insert(words(&[("we", 0.0, 0.2), ("saw", 0.2, 0.4), ("a", 0.4, 0.5), ("black", 0.5, 0.7), ("cat", 0.7, 0.9), ("today", 0.9, 1.1), ("again", 1.1, 1.3)]));
+        assert_eq!(join(&c), "we saw a black cat today");
+        assert_eq!(join(a.pending()), "again");
     }
 
     #[test]
