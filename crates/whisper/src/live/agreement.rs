@@ -89,7 +89,8 @@ impl Agreement {
                 }
             }
         }
-        let repeated = self.repeated_run(&new);
+        let keys: Vec<String> = self.committed.iter().map(|w| word_key(&w.word)).collect();
+        let repeated = repeated_run(&keys, &new, |_| true);
         if repeated >= REPEAT_MIN {
             new.drain(..repeated);
         }
@@ -98,7 +99,8 @@ impl Agreement {
         // committed text had "The new software update fixed and all problems, ...").
         let mut i = 1;
         while i < new.len() {
-            let run = if ends_sentence(&new[i - 1].word) { self.repeated_sentence_start(&new[i..]) } else { 0 };
+            let sentence_start = |j: usize| j == 0 || ends_sentence(&self.committed[j - 1].word);
+            let run = if ends_sentence(&new[i - 1].word) { repeated_run(&keys, &new[i..], sentence_start) } else { 0 };
             if run >= REPEAT_MIN {
                 new.drain(i..i + run);
             } else {
@@ -108,26 +110,6 @@ impl Agreement {
         new
     }
 
-    /// The longest run of `words`' first words that equals the start of a sentence committed
-    /// lately.
-    fn repeated_sentence_start(&self, words: &[Word]) -> usize {
-        let c = &self.committed;
-        (0..c.len())
-            .filter(|&j| j == 0 || ends_sentence(&c[j - 1].word))
-            .map(|j| c[j..].iter().zip(words).take_while(|(a, b)| word_key(&a.word) == word_key(&b.word)).count())
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// The longest run of `words`' first words that was committed lately, in order.
-    fn repeated_run(&self, words: &[Word]) -> usize {
-        let keys: Vec<String> = words.iter().take(RECENT_WORDS).map(|w| word_key(&w.word)).collect();
-        let recent: Vec<String> = self.committed.iter().map(|w| word_key(&w.word)).collect();
-        (0..recent.len())
-            .map(|i| recent[i..].iter().zip(&keys).take_while(|(a, b)| a == b).count())
-            .max()
-            .unwrap_or(0)
-    }
 
     /// Takes a new hypothesis (stream times) and commits the longest prefix on which it
     /// agrees with the previous one (a lone differing word agrees when the words after it
@@ -182,6 +164,16 @@ impl Agreement {
     pub fn text(&self) -> String {
         join(&self.committed)
     }
+}
+
+/// The longest run of `words`' first words equal, in order, to the committed words (their
+/// `keys`) from a position `from` accepts.
+fn repeated_run(keys: &[String], words: &[Word], from: impl Fn(usize) -> bool) -> usize {
+    (0..keys.len())
+        .filter(|&j| from(j))
+        .map(|j| keys[j..].iter().zip(words).take_while(|(k, w)| **k == word_key(&w.word)).count())
+        .max()
+        .unwrap_or(0)
 }
 
 /// Whether `word` ends a sentence (its text ends with `.`, `?` or `!`).
