@@ -134,3 +134,48 @@ fn a_new_utterance_is_peeked_at_for_its_first_partial_without_committing() {
     });
     assert_eq!(completed.as_deref(), Some("h0 h1 h2 h3 h4 h5"));
 }
+
+#[test]
+fn words_the_alignment_found_no_time_for_are_never_committed() {
+    // The fake decoder's words, with three invented in one instant after the first second's
+    // word (as the decoder squeezes a hallucinated clause between real words).
+    let decode_squeezed = |samples: &[f32]| {
+        let mut t = decode(samples);
+        let words = t.segments[0].words.as_mut().unwrap();
+        if !words.is_empty() {
+            let at = words[0].end;
+            for (k, w) in [" the", " library", " is"].into_iter().enumerate() {
+                words.insert(1 + k, Word { word: w.into(), start: at, end: at + 0.001, probability: 0.1 });
+            }
+        }
+        t
+    };
+    let mut st = StreamingTranscriber::new(LiveOptions::default(), None).unwrap();
+    let mut events = Vec::new();
+    for chunk in speech(0, 4).chunks(SAMPLE_RATE / 10) {
+        st.push(chunk).unwrap();
+        while let Some(req) = st.next_decode() {
+            st.complete(Ok(decode_squeezed(&req.samples)));
+        }
+        events.extend(st.take_events());
+    }
+    st.finish();
+    while let Some(req) = st.next_decode() {
+        st.complete(Ok(decode_squeezed(&req.samples)));
+    }
+    events.extend(st.take_events());
+    let shown: Vec<String> = events
+        .iter()
+        .flat_map(|e| match e {
+            StreamEvent::Committed { words, .. } | StreamEvent::Partial { words, .. } | StreamEvent::Completed { words, .. } => words.clone(),
+            _ => Vec::new(),
+        })
+        .map(|w| w.word)
+        .collect();
+    assert!(!shown.iter().any(|w| w.contains("library") || w.contains("ghost")), "{shown:?}");
+    let completed = events.iter().find_map(|e| match e {
+        StreamEvent::Completed { words, .. } => Some(join(words)),
+        _ => None,
+    });
+    assert_eq!(completed.as_deref(), Some("s0 s1 s2 s3"));
+}
