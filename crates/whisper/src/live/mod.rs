@@ -546,9 +546,9 @@ impl StreamingTranscriber {
         }
         let offset = buffer::seconds(f.start);
         let hypothesis = self.hypothesis(&transcript, f.start);
-        trace_commit("hyp", seconds + offset, &hypothesis);
+        trace_words("hypothesis", seconds + offset, &hypothesis);
         let mut committed = self.agreement.insert(hypothesis);
-        trace_commit("agree", seconds + offset, &committed);
+        trace_words("commit agree", seconds + offset, &committed);
         let mut cuts: Vec<f64> = Vec::new();
         for u in self.utterances.iter().take(covered) {
             // What was heard up to the end of an utterance that ended is final, but for what
@@ -556,7 +556,7 @@ impl StreamingTranscriber {
             let end = buffer::seconds(u.end.expect("ended"));
             let heard = u.speech_end.map_or(end, |s| (buffer::seconds(s) + SPEECH_END_SLACK).min(end));
             let forced = self.agreement.force(heard);
-            trace_commit("end", seconds + offset, &forced);
+            trace_words("commit end", seconds + offset, &forced);
             committed.extend(forced);
             self.agreement.drop_pending(end);
             cuts.push(end);
@@ -636,7 +636,7 @@ impl StreamingTranscriber {
             // Nothing to cut at: keep the last step's audio, commit everything before it.
             let until = start + self.buffer.seconds() - self.opts.step_seconds.max(1.0);
             let forced = self.agreement.force(until);
-            trace_commit("full", start + self.buffer.seconds(), &forced);
+            trace_words("commit full", start + self.buffer.seconds(), &forced);
             self.settle(forced, 0);
             cut = Some(until);
         }
@@ -658,14 +658,15 @@ impl StreamingTranscriber {
     }
 }
 
-/// Logs (debug) the words committed now by `how`, and how much audio the decoding heard
-/// after each (`heard_end`: buffer seconds): what the agreement's tuning is measured with.
-fn trace_commit(how: &str, heard_end: f64, words: &[Word]) {
+/// Logs (debug) a hypothesis or the words committed now (`what`), each with the audio the
+/// decoding heard after it (`heard_end`: buffer seconds), its duration and its probability:
+/// what the agreement's tuning is measured with.
+fn trace_words(what: &str, heard_end: f64, words: &[Word]) {
     if words.is_empty() || !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }
     let list: Vec<String> = words.iter().map(|w| format!("{}@{:.2}:{:.2}:{:.2}", w.word.trim(), heard_end - w.end, w.end - w.start, w.probability)).collect();
-    tracing::debug!(target: "whisper::live", "commit {how}: {}", list.join("|"));
+    tracing::debug!("{what}: {}", list.join("|"));
 }
 
 /// The last `n` characters of `s`.

@@ -24,6 +24,25 @@ fn decode(samples: &[f32]) -> Transcript {
     Transcript { language: "en".into(), language_probability: 1.0, duration: end, segments: vec![segment] }
 }
 
+/// Feeds `audio` to `st` in 100 ms chunks, runs every due decoding with `decoder`, then
+/// finishes the stream and decodes until nothing is due; returns every event.
+fn run(st: &mut StreamingTranscriber, audio: &[f32], mut decoder: impl FnMut(&[f32]) -> Transcript) -> Vec<StreamEvent> {
+    let mut events = Vec::new();
+    for chunk in audio.chunks(SAMPLE_RATE / 10) {
+        st.push(chunk).unwrap();
+        while let Some(req) = st.next_decode() {
+            st.complete(Ok(decoder(&req.samples)));
+        }
+        events.extend(st.take_events());
+    }
+    st.finish();
+    while let Some(req) = st.next_decode() {
+        st.complete(Ok(decoder(&req.samples)));
+    }
+    events.extend(st.take_events());
+    events
+}
+
 #[test]
 fn utterances_are_decoded_after_the_speech_before_them_without_the_silence_between() {
     let turns = TurnOptions { threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: 500 };
@@ -34,20 +53,11 @@ fn utterances_are_decoded_after_the_speech_before_them_without_the_silence_betwe
     audio.extend(vec![0.0; 5 * SAMPLE_RATE]);
     audio.extend(speech(9, 3)); // utterance 1: stream seconds 9..12
     audio.extend(vec![0.0; 2 * SAMPLE_RATE]);
-    let (mut requests, mut events) = (Vec::new(), Vec::new());
-    for chunk in audio.chunks(SAMPLE_RATE / 10) {
-        st.push(chunk).unwrap();
-        while let Some(req) = st.next_decode() {
-            requests.push(req.samples.clone());
-            st.complete(Ok(decode(&req.samples)));
-        }
-        events.extend(st.take_events());
-    }
-    st.finish();
-    while let Some(req) = st.next_decode() {
-        st.complete(Ok(decode(&req.samples)));
-    }
-    events.extend(st.take_events());
+    let mut requests = Vec::new();
+    let events = run(&mut st, &audio, |samples| {
+        requests.push(samples.to_vec());
+        decode(samples)
+    });
     assert!(st.is_idle());
     // Utterance 1's first decoding holds utterance 0's speech before its own, and not the
     // 5 s of silence between them.
@@ -151,19 +161,7 @@ fn words_the_alignment_found_no_time_for_are_never_committed() {
         t
     };
     let mut st = StreamingTranscriber::new(LiveOptions::default(), None).unwrap();
-    let mut events = Vec::new();
-    for chunk in speech(0, 4).chunks(SAMPLE_RATE / 10) {
-        st.push(chunk).unwrap();
-        while let Some(req) = st.next_decode() {
-            st.complete(Ok(decode_squeezed(&req.samples)));
-        }
-        events.extend(st.take_events());
-    }
-    st.finish();
-    while let Some(req) = st.next_decode() {
-        st.complete(Ok(decode_squeezed(&req.samples)));
-    }
-    events.extend(st.take_events());
+    let events = run(&mut st, &speech(0, 4), decode_squeezed);
     let shown: Vec<String> = events
         .iter()
         .flat_map(|e| match e {
