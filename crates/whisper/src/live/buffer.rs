@@ -18,8 +18,9 @@ pub struct Buffer {
     /// (buffer sample, stream sample) at which each contiguous piece of stream audio begins;
     /// the first piece begins at or before `start`.
     pieces: VecDeque<(u64, u64)>,
-    /// Samples appended since the last decoding was handed out.
-    new_samples: usize,
+    /// Buffer-timeline sample up to which a decoding has covered the audio: the steps are
+    /// counted from here, so where they fall depends on the audio alone.
+    decoded: u64,
 }
 
 impl Buffer {
@@ -41,13 +42,24 @@ impl Buffer {
         self.audio.len() as f64 / SAMPLE_RATE as f64
     }
 
+    /// Samples held beyond what a decoding covered.
     pub fn new_samples(&self) -> usize {
-        self.new_samples
+        (self.end() - self.decoded.max(self.start)) as usize
     }
 
-    /// A decoding of everything held was handed out.
-    pub fn mark_decoded(&mut self) {
-        self.new_samples = 0;
+    /// Buffer-timeline sample up to which a decoding covered the audio.
+    pub fn decoded(&self) -> u64 {
+        self.decoded.max(self.start)
+    }
+
+    /// A decoding of the audio up to buffer sample `b` was handed out.
+    pub fn mark_decoded(&mut self, b: u64) {
+        self.decoded = self.decoded.max(b.min(self.end()));
+    }
+
+    /// The audio held up to buffer sample `b`.
+    pub fn audio_to(&self, b: u64) -> &[f32] {
+        &self.audio[..(b.saturating_sub(self.start) as usize).min(self.audio.len())]
     }
 
     /// Appends `samples` that begin at stream sample `stream_pos`.
@@ -61,7 +73,6 @@ impl Buffer {
             self.pieces.push_back((b, stream_pos));
         }
         self.audio.extend_from_slice(samples);
-        self.new_samples += samples.len();
     }
 
     /// Drops the audio before buffer sample `b`.
@@ -69,7 +80,6 @@ impl Buffer {
         let n = (b.saturating_sub(self.start) as usize).min(self.audio.len());
         self.audio.drain(..n);
         self.start += n as u64;
-        self.new_samples = self.new_samples.min(self.audio.len());
         while self.pieces.len() >= 2 && self.pieces[1].0 <= self.start {
             self.pieces.pop_front();
         }
@@ -116,6 +126,8 @@ mod tests {
         b.drop_before(30_000);
         assert_eq!((b.start(), b.audio().len()), (30_000, 10_000));
         assert!((b.to_stream(2.0) - 5.5).abs() < 1e-9);
+        b.mark_decoded(35_000);
+        assert_eq!((b.decoded(), b.new_samples(), b.audio_to(35_000).len()), (35_000, 5_000, 5_000));
         b.drop_all();
         assert_eq!((b.start(), b.end(), b.new_samples()), (40_000, 40_000, 0));
         b.append(160_000, &[0.0; 1600]);

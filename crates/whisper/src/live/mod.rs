@@ -293,13 +293,17 @@ impl StreamingTranscriber {
         let mut pos = at;
         let mut speaking = self.speaking();
         let end = self.received;
+        // Each turn splits the chunk where the detector knew of it (speech starts at its
+        // window, whose audio before the chunk is in the preroll; a stop is known at the end
+        // of the window that completed the silence): the same places however the audio was
+        // chunked.
         let mut cuts: Vec<(u64, Turn)> = turns
             .into_iter()
             .map(|t| match t {
-                Turn::Started(p) | Turn::Stopped(p) => (p.clamp(at, end), t),
+                Turn::Started(p) | Turn::Stopped(_, p) => (p.clamp(at, end), t),
             })
             .collect();
-        cuts.push((end, Turn::Stopped(u64::MAX)));
+        cuts.push((end, Turn::Stopped(u64::MAX, u64::MAX)));
         for (p, turn) in cuts {
             let piece = &samples[(pos - at) as usize..(p - at) as usize];
             if speaking {
@@ -321,7 +325,7 @@ impl StreamingTranscriber {
                     self.buffer.append(from, &pre);
                     speaking = true;
                 }
-                Turn::Stopped(s) if s != u64::MAX => {
+                Turn::Stopped(s, _) if s != u64::MAX => {
                     let speech_end = self.buffer.end().saturating_sub(p.saturating_sub(s));
                     if let Some(u) = self.utterances.back_mut().filter(|u| u.end.is_none()) {
                         u.speech_end = Some(speech_end.max(u.start));
@@ -332,7 +336,7 @@ impl StreamingTranscriber {
                     self.preroll_start = p;
                     speaking = false;
                 }
-                Turn::Stopped(_) => {}
+                Turn::Stopped(..) => {}
             }
         }
         Ok(())
@@ -419,9 +423,12 @@ impl StreamingTranscriber {
     }
 
     /// The next decoding to run, if one is due: when an utterance has ended (its last
-    /// decoding), or a step of new audio has arrived, or the buffer is full. Every decoding
-    /// covers the whole buffer, so an utterance is heard after the speech before it. One at a
-    /// time.
+    /// decoding), or a step of new audio has arrived, or the buffer is full. A decoding covers
+    /// the buffer from its start, so an utterance is heard after the speech before it, up to
+    /// a point the audio alone sets: the end of the utterance that ended, or the last whole
+    /// step since the previous decoding. So the committed text does not depend on how the
+    /// audio was chunked or on how fast the decodings return, as long as they keep up with
+    /// the steps (a decoder that falls behind covers several steps at once). One at a time.
     pub fn next_decode(&mut self) -> Option<DecodeRequest> {
         if self.in_flight.is_some() {
             return None;
@@ -432,7 +439,7 @@ impl StreamingTranscriber {
             let short = u.end.is_some_and(|e| e - u.start < (MIN_DECODE_SECONDS * SAMPLE_RATE as f64) as u64);
             if short && self.utterances.len() == 1 && u.words.is_empty() && self.agreement.pending().is_empty() {
                 let u = self.utterances.pop_front().expect("front");
-                self.buffer.mark_decoded();
+                self.buffer.mark_decoded(u.end.expect("ended"));
                 self.finish_utterance(u, Vec::new());
             } else {
                 break;
@@ -441,30 +448,45 @@ impl StreamingTranscriber {
         if self.utterances.is_empty() || self.buffer.audio().is_empty() {
             return None;
         }
-        let step = (self.opts.step_seconds * SAMPLE_RATE as f64) as usize;
-        let max = (self.opts.max_buffer_seconds * SAMPLE_RATE as f64) as usize;
-        let ended = self.utterances.front().is_some_and(|u| u.end.is_some());
-        let fresh = self.buffer.new_samples();
-        let due = ended || (fresh >= step && self.buffer.seconds() >= MIN_DECODE_SECONDS) || (fresh > 0 && self.buffer.audio().len() >= max);
-        let peek = !due && self.peek_due();
-        if !due && !peek {
-            return None;
-        }
-        if peek {
-            let end = self.buffer.end();
-            if let Some(u) = self.utterances.back_mut() {
-                u.peeked = Some(end);
-            }
+        let step = (self.opts.step_seconds * SAMPLE_RATE as f64) as u64;
+        let max = (self.opts.max_buffer_seconds * SAMPLE_RATE as f64) as u64;
+        let min = (MIN_DECODE_SECONDS * SAMPLE_RATE as f64) as u64;
+        let (start, end, decoded) = (self.buffer.start(), self.buffer.end(), self.buffer.decoded());
+        let cover = if let Some(e) = self.utterances.front().and_then(|u| u.end) {
+            // The utterance's last decoding: up to its end, not into the next one.
+            Some(e.max(start + 1).min(end))
+        } else if end - decoded >= step {
+            // Whole steps from the last decoding (one when the decoder keeps up), within the
+            // longest buffer.
+            let to = decoded + (end - decoded) / step * step;
+            let to = if to - start > max && start + max > decoded { start + max } else { to };
+            Some(to).filter(|&to| to - start >= min)
+        } else if end > decoded && end - start >= max {
+            Some(end)
         } else {
-            self.buffer.mark_decoded();
-        }
+            None
+        };
+        let peek = cover.is_none() && self.peek_due();
+        let to = match cover {
+            Some(to) => {
+                self.buffer.mark_decoded(to);
+                to
+            }
+            None if peek => {
+                if let Some(u) = self.utterances.back_mut() {
+                    u.peeked = Some(end);
+                }
+                end
+            }
+            None => return None,
+        };
         let mut options = self.opts.transcribe.clone();
         options.word_timestamps = true;
         options.initial_prompt = Some(self.context.clone()).filter(|c| !c.trim().is_empty());
         options.clip_timestamps.clear();
         options.prefix = None;
-        self.in_flight = Some(InFlight { generation: self.generation, start: self.buffer.start(), end: self.buffer.end(), peek });
-        Some(DecodeRequest { samples: self.buffer.audio().to_vec(), options })
+        self.in_flight = Some(InFlight { generation: self.generation, start, end: to, peek });
+        Some(DecodeRequest { samples: self.buffer.audio_to(to).to_vec(), options })
     }
 
     /// Whether the open utterance, which has shown no text yet, is due a peek.
@@ -481,14 +503,18 @@ impl StreamingTranscriber {
     /// The words of a decoding's transcript (buffer times), hallucinated segments and words
     /// without duration ([`COLLAPSED_WORD`]) left out.
     fn hypothesis(&self, transcript: &Transcript, start: u64) -> Vec<Word> {
-        // A segment that repeats itself (the fallback's compression test; live decoding has no
-        // fallback to retry it) is a hallucination: left out of the hypothesis.
+        // A segment that repeats itself, or whose decoding's average log-probability is below
+        // the threshold (the fallback's two tests; live decoding has no fallback to retry
+        // it) is a hallucination: left out of the hypothesis. Seen: "The river is has detour
+        // through", prompt words on 3 s of audio cut mid-sentence, probabilities 0.00 to 0.40,
+        // committed because the next decoding said it again.
         let offset = buffer::seconds(start);
         let cr = self.opts.transcribe.compression_ratio_threshold.unwrap_or(f32::INFINITY);
+        let lp = self.opts.transcribe.log_prob_threshold.unwrap_or(f32::NEG_INFINITY);
         transcript
             .segments
             .iter()
-            .filter(|s| s.compression_ratio <= cr)
+            .filter(|s| s.compression_ratio <= cr && s.avg_logprob >= lp)
             .flat_map(|s| s.words.iter().flatten())
             .filter(|w| w.end - w.start >= COLLAPSED_WORD)
             .map(|w| Word { start: w.start + offset, end: w.end + offset, ..w.clone() })
@@ -565,7 +591,7 @@ impl StreamingTranscriber {
         // Cut candidates: segment ends before the last segment, and the ends of utterances
         // completed now (all their words are committed).
         cuts.extend(transcript.segments.iter().rev().skip(1).map(|s| s.end + offset));
-        self.trim(&cuts);
+        self.trim(&cuts, f.end);
         if !self.utterances.is_empty() {
             let pending = self.agreement.pending().to_vec();
             self.show_partial(&pending);
@@ -624,19 +650,21 @@ impl StreamingTranscriber {
     /// (buffer seconds) that nothing uncommitted precedes (whisper_streaming's
     /// `chunk_completed_segment`); past the longest buffer, commits what has not agreed and
     /// cuts there.
-    fn trim(&mut self, cuts: &[f64]) {
+    fn trim(&mut self, cuts: &[f64], decoded_end: u64) {
         let (trim, max) = (self.opts.trim_seconds, self.opts.max_buffer_seconds - self.opts.step_seconds);
         let start = buffer::seconds(self.buffer.start());
+        // What the decoding covered (audio that came in meanwhile waits for the next one).
+        let held = buffer::seconds(decoded_end) - start;
         let first_pending = self.agreement.pending().first().map_or(f64::INFINITY, |w| w.start);
         let mut cut = None;
-        if self.buffer.seconds() > trim {
+        if held > trim {
             cut = cuts.iter().copied().filter(|&c| c > start && c <= first_pending + 1e-6).reduce(f64::max);
         }
-        if cut.is_none() && self.buffer.seconds() > max {
+        if cut.is_none() && held > max {
             // Nothing to cut at: keep the last step's audio, commit everything before it.
-            let until = start + self.buffer.seconds() - self.opts.step_seconds.max(1.0);
+            let until = start + held - self.opts.step_seconds.max(1.0);
             let forced = self.agreement.force(until);
-            trace_words("commit full", start + self.buffer.seconds(), &forced);
+            trace_words("commit full", start + held, &forced);
             self.settle(forced, 0);
             cut = Some(until);
         }

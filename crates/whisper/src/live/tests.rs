@@ -177,3 +177,93 @@ fn words_the_alignment_found_no_time_for_are_never_committed() {
     });
     assert_eq!(completed.as_deref(), Some("s0 s1 s2 s3"));
 }
+
+/// Feeds `audio` in chunks of `chunk` samples and decodes what is due after every
+/// `decode_every`-th chunk (a decoder that returns later); returns the committed and completed
+/// events.
+fn commits_when_fed(audio: &[f32], chunk: usize, decode_every: usize, decoder: &dyn Fn(&[f32]) -> Transcript) -> Vec<StreamEvent> {
+    let turns = TurnOptions { threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: 500 };
+    let opts = LiveOptions { turns: Some(turns), ..LiveOptions::default() };
+    let mut st = StreamingTranscriber::new(opts, Some(Box::new(Level))).unwrap();
+    let mut events = Vec::new();
+    for (k, c) in audio.chunks(chunk).enumerate() {
+        st.push(c).unwrap();
+        if k % decode_every == decode_every - 1 {
+            while let Some(req) = st.next_decode() {
+                st.complete(Ok(decoder(&req.samples)));
+            }
+        }
+        events.extend(st.take_events());
+    }
+    st.finish();
+    while let Some(req) = st.next_decode() {
+        st.complete(Ok(decoder(&req.samples)));
+    }
+    events.extend(st.take_events());
+    events.retain(|e| matches!(e, StreamEvent::Committed { .. } | StreamEvent::Completed { .. }));
+    events
+}
+
+#[test]
+fn the_committed_text_does_not_depend_on_chunk_sizes_or_decoding_delays() {
+    // A decoder whose every word time moves with the exact length it is given: any
+    // difference in what the decodings covered shows in the committed words.
+    let sensitive = |samples: &[f32]| {
+        let mut t = decode(samples);
+        let jitter = (samples.len() % 1000) as f64 * 1e-5;
+        for w in t.segments[0].words.as_mut().unwrap() {
+            w.start += jitter;
+            w.end += jitter;
+        }
+        t
+    };
+    let mut audio = vec![0.0; SAMPLE_RATE / 2];
+    audio.extend(speech(1, 7)); // a long utterance: several steps and a trim-free buffer
+    audio.extend(vec![0.0; 3 * SAMPLE_RATE]);
+    audio.extend(speech(11, 4));
+    audio.extend(vec![0.0; SAMPLE_RATE]);
+    let reference = commits_when_fed(&audio, SAMPLE_RATE / 10, 1, &sensitive);
+    assert!(reference.iter().filter(|e| matches!(e, StreamEvent::Completed { .. })).count() == 2, "{reference:#?}");
+    // Odd chunk sizes, and decodings that return up to 0.6 s late (within a step).
+    for (chunk, every) in [(1733, 1), (37 * 16, 1), (SAMPLE_RATE / 10, 3), (SAMPLE_RATE / 5, 3), (SAMPLE_RATE, 1)] {
+        let events = commits_when_fed(&audio, chunk, every, &sensitive);
+        assert_eq!(events, reference, "fed in chunks of {chunk} samples, decoded every {every} chunks");
+    }
+}
+
+#[test]
+fn a_decoding_below_the_log_probability_threshold_commits_nothing() {
+    // On less than 2.5 s of audio the fake decoder says the same invented words every time
+    // (so two decodings agree on them), with the average log-probability of a guess.
+    let guessing = |samples: &[f32]| {
+        let mut t = decode(samples);
+        if samples.len() < SAMPLE_RATE * 5 / 2 {
+            let s = &mut t.segments[0];
+            s.avg_logprob = -1.4;
+            s.words = Some(vec![Word { word: " check".into(), start: 0.2, end: 0.6, probability: 0.3 }, Word { word: " in".into(), start: 0.7, end: 0.9, probability: 0.4 }]);
+        }
+        t
+    };
+    let mut st = StreamingTranscriber::new(LiveOptions::default(), None).unwrap();
+    let events = run(&mut st, &speech(0, 5), guessing);
+    let shown: Vec<String> = events
+        .iter()
+        .flat_map(|e| match e {
+            StreamEvent::Committed { words, .. } | StreamEvent::Partial { words, .. } => words.clone(),
+            _ => Vec::new(),
+        })
+        .map(|w| w.word)
+        .collect();
+    assert!(!shown.iter().any(|w| w.contains("check")), "{shown:?}");
+    let completed = events.iter().find_map(|e| match e {
+        StreamEvent::Completed { words, .. } => Some(join(words)),
+        _ => None,
+    });
+    assert_eq!(completed.as_deref(), Some("s0 s1 s2 s3 s4"));
+    // Without the threshold the guess is committed: the test sees what it guards.
+    let mut opts = LiveOptions::default();
+    opts.transcribe.log_prob_threshold = None;
+    let mut st = StreamingTranscriber::new(opts, None).unwrap();
+    let events = run(&mut st, &speech(0, 5), guessing);
+    assert!(events.iter().any(|e| matches!(e, StreamEvent::Committed { words, .. } if words.iter().any(|w| w.word.contains("check")))));
+}

@@ -47,8 +47,10 @@ impl TurnOptions {
 pub enum Turn {
     /// Speech starts at this sample (the start of the first window at the threshold).
     Started(u64),
-    /// Speech ended at this sample (the start of the silence that ended it).
-    Stopped(u64),
+    /// Speech ended at the first sample (the start of the silence that ended it); the silence
+    /// was long enough at the second (the end of the window that made it so). Both depend on
+    /// the audio alone, not on how it was chunked.
+    Stopped(u64, u64),
 }
 
 /// Runs the VAD over a stream fed in chunks of any size; reports turn changes.
@@ -112,7 +114,7 @@ impl<V: Vad> TurnDetector<V> {
                 if (self.position - from) / WINDOW as u64 >= silence_windows {
                     self.in_speech = false;
                     self.silence_from = None;
-                    turns.push(Turn::Stopped(from));
+                    turns.push(Turn::Stopped(from, self.position));
                 }
             }
         }
@@ -156,7 +158,7 @@ pub(crate) mod tests {
             turns.extend(d.feed(chunk).unwrap());
         }
         let w = WINDOW as u64;
-        assert_eq!(turns, vec![Turn::Started(3 * w), Turn::Stopped(16 * w)]);
+        assert_eq!(turns, vec![Turn::Started(3 * w), Turn::Stopped(16 * w, 26 * w)]);
         assert!(!d.in_speech());
         assert_eq!(d.position(), 28 * w);
     }
