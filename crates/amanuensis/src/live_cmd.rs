@@ -159,7 +159,7 @@ pub fn run(tr: &Transcriber<'_>, live: LiveRun, rx: Receiver<Chunk>) -> anyhow::
 
 fn run_inner(tr: &Transcriber<'_>, live: LiveRun, rx: Receiver<Chunk>) -> anyhow::Result<()> {
     let vad = vad_for(&live.opts)?;
-    let step = (live.opts.step_seconds * SAMPLE_RATE as f64) as usize;
+    let piece = ((live.opts.step_seconds * SAMPLE_RATE as f64) as usize / 10).max(1);
     let mut st = StreamingTranscriber::new(live.opts, vad)?;
     let mut out = Renderer::new(live.json);
     let start = Instant::now();
@@ -167,7 +167,7 @@ fn run_inner(tr: &Transcriber<'_>, live: LiveRun, rx: Receiver<Chunk>) -> anyhow
     let mut held: Vec<f32> = Vec::new();
     let mut ended = false;
     while !ended {
-        // Take audio (a step's worth is gathered at speed 0).
+        // Take audio.
         let chunk = rx.recv().unwrap_or(Chunk::End);
         match chunk {
             Chunk::Audio(a) => held.extend_from_slice(&a),
@@ -177,11 +177,7 @@ fn run_inner(tr: &Transcriber<'_>, live: LiveRun, rx: Receiver<Chunk>) -> anyhow
                 bail!("reading the audio failed: {e}");
             }
         }
-        if live.speed == 0.0 {
-            if held.len() < step && !ended {
-                continue;
-            }
-        } else if live.speed > 0.0 && !held.is_empty() {
+        if live.speed > 0.0 && !held.is_empty() {
             // Release the audio no sooner than real time (times the speed).
             let due = start + Duration::from_secs_f64(fed as f64 / SAMPLE_RATE as f64 / live.speed);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
@@ -189,19 +185,30 @@ fn run_inner(tr: &Transcriber<'_>, live: LiveRun, rx: Receiver<Chunk>) -> anyhow
             }
         }
         fed += held.len() as u64;
-        st.push(&held)?;
+        // Pieces of a tenth of a step, each followed by the decodings due: a decoder that
+        // keeps up, so at speed 0 the same decodings run as at real time.
+        for piece in held.chunks(piece) {
+            st.push(piece)?;
+            decode_due(tr, &mut st, &mut out)?;
+        }
         held.clear();
         if ended {
             st.finish();
-        }
-        while let Some(req) = st.next_decode() {
-            let r = whisper::pool::on_pool(|| tr.transcribe(&req.samples, &req.options, &mut |_| {}));
-            st.complete(r);
-            out.render(st.take_events())?;
+            decode_due(tr, &mut st, &mut out)?;
         }
         out.render(st.take_events())?;
     }
     out.finish_line()?;
+    Ok(())
+}
+
+/// Runs the decodings `st` has due, one after another, rendering as they complete.
+fn decode_due(tr: &Transcriber<'_>, st: &mut StreamingTranscriber, out: &mut Renderer) -> anyhow::Result<()> {
+    while let Some(req) = st.next_decode() {
+        let r = whisper::pool::on_pool(|| tr.transcribe(&req.samples, &req.options, &mut |_| {}));
+        st.complete(r);
+        out.render(st.take_events())?;
+    }
     Ok(())
 }
 

@@ -38,10 +38,6 @@ impl Buffer {
         &self.audio
     }
 
-    pub fn seconds(&self) -> f64 {
-        self.audio.len() as f64 / SAMPLE_RATE as f64
-    }
-
     /// Samples held beyond what a decoding covered.
     pub fn new_samples(&self) -> usize {
         (self.end() - self.decoded.max(self.start)) as usize

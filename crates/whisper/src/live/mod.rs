@@ -452,20 +452,24 @@ impl StreamingTranscriber {
         let max = (self.opts.max_buffer_seconds * SAMPLE_RATE as f64) as u64;
         let min = (MIN_DECODE_SECONDS * SAMPLE_RATE as f64) as u64;
         let (start, end, decoded) = (self.buffer.start(), self.buffer.end(), self.buffer.decoded());
-        let cover = if let Some(e) = self.utterances.front().and_then(|u| u.end) {
-            // The utterance's last decoding: up to its end, not into the next one.
-            Some(e.max(start + 1).min(end))
-        } else if end - decoded >= step {
-            // Whole steps from the last decoding (one when the decoder keeps up), within the
-            // longest buffer.
-            let to = decoded + (end - decoded) / step * step;
+        // Whole steps from the last decoding come first, up to the end of an utterance that
+        // ended (a decoder that kept up ran them before the end was heard); one step when the
+        // decoder keeps up. Then the utterance's last decoding, up to its end and not into the
+        // next one.
+        let ended = self.utterances.front().and_then(|u| u.end).map(|e| e.max(start + 1).min(end));
+        let steps = ended.unwrap_or(end).saturating_sub(decoded) / step;
+        let mut cover = None;
+        if steps > 0 {
+            if steps > 1 {
+                tracing::debug!("a decoding covers {steps} steps: the decoder fell behind, so what is committed now depends on its timing");
+            }
+            let to = decoded + steps * step;
             let to = if to - start > max && start + max > decoded { start + max } else { to };
-            Some(to).filter(|&to| to - start >= min)
-        } else if end > decoded && end - start >= max {
-            Some(end)
-        } else {
-            None
-        };
+            cover = Some(to).filter(|&to| to - start >= min);
+        }
+        if cover.is_none() {
+            cover = ended.or(Some(end).filter(|&e| e > decoded && e - start >= max));
+        }
         let peek = cover.is_none() && self.peek_due();
         let to = match cover {
             Some(to) => {

@@ -26,12 +26,20 @@ fn decode(samples: &[f32]) -> Transcript {
 
 /// Feeds `audio` to `st` in 100 ms chunks, runs every due decoding with `decoder`, then
 /// finishes the stream and decodes until nothing is due; returns every event.
-fn run(st: &mut StreamingTranscriber, audio: &[f32], mut decoder: impl FnMut(&[f32]) -> Transcript) -> Vec<StreamEvent> {
+fn run(st: &mut StreamingTranscriber, audio: &[f32], decoder: impl FnMut(&[f32]) -> Transcript) -> Vec<StreamEvent> {
+    run_fed(st, audio, SAMPLE_RATE / 10, 1, decoder)
+}
+
+/// [`run`] in chunks of `chunk` samples, the due decodings run after every `decode_every`-th
+/// chunk (a decoder that returns later).
+fn run_fed(st: &mut StreamingTranscriber, audio: &[f32], chunk: usize, decode_every: usize, mut decoder: impl FnMut(&[f32]) -> Transcript) -> Vec<StreamEvent> {
     let mut events = Vec::new();
-    for chunk in audio.chunks(SAMPLE_RATE / 10) {
-        st.push(chunk).unwrap();
-        while let Some(req) = st.next_decode() {
-            st.complete(Ok(decoder(&req.samples)));
+    for (k, c) in audio.chunks(chunk).enumerate() {
+        st.push(c).unwrap();
+        if k % decode_every == decode_every - 1 {
+            while let Some(req) = st.next_decode() {
+                st.complete(Ok(decoder(&req.samples)));
+            }
         }
         events.extend(st.take_events());
     }
@@ -178,28 +186,12 @@ fn words_the_alignment_found_no_time_for_are_never_committed() {
     assert_eq!(completed.as_deref(), Some("s0 s1 s2 s3"));
 }
 
-/// Feeds `audio` in chunks of `chunk` samples and decodes what is due after every
-/// `decode_every`-th chunk (a decoder that returns later); returns the committed and completed
-/// events.
+/// The committed and completed events of a turn-detected stream fed as [`run_fed`] does.
 fn commits_when_fed(audio: &[f32], chunk: usize, decode_every: usize, decoder: &dyn Fn(&[f32]) -> Transcript) -> Vec<StreamEvent> {
     let turns = TurnOptions { threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: 500 };
     let opts = LiveOptions { turns: Some(turns), ..LiveOptions::default() };
     let mut st = StreamingTranscriber::new(opts, Some(Box::new(Level))).unwrap();
-    let mut events = Vec::new();
-    for (k, c) in audio.chunks(chunk).enumerate() {
-        st.push(c).unwrap();
-        if k % decode_every == decode_every - 1 {
-            while let Some(req) = st.next_decode() {
-                st.complete(Ok(decoder(&req.samples)));
-            }
-        }
-        events.extend(st.take_events());
-    }
-    st.finish();
-    while let Some(req) = st.next_decode() {
-        st.complete(Ok(decoder(&req.samples)));
-    }
-    events.extend(st.take_events());
+    let mut events = run_fed(&mut st, audio, chunk, decode_every, decoder);
     events.retain(|e| matches!(e, StreamEvent::Committed { .. } | StreamEvent::Completed { .. }));
     events
 }
@@ -217,17 +209,26 @@ fn the_committed_text_does_not_depend_on_chunk_sizes_or_decoding_delays() {
         }
         t
     };
-    let mut audio = vec![0.0; SAMPLE_RATE / 2];
-    audio.extend(speech(1, 7)); // a long utterance: several steps and a trim-free buffer
-    audio.extend(vec![0.0; 3 * SAMPLE_RATE]);
-    audio.extend(speech(11, 4));
-    audio.extend(vec![0.0; SAMPLE_RATE]);
-    let reference = commits_when_fed(&audio, SAMPLE_RATE / 10, 1, &sensitive);
-    assert!(reference.iter().filter(|e| matches!(e, StreamEvent::Completed { .. })).count() == 2, "{reference:#?}");
-    // Odd chunk sizes, and decodings that return up to 0.6 s late (within a step).
-    for (chunk, every) in [(1733, 1), (37 * 16, 1), (SAMPLE_RATE / 10, 3), (SAMPLE_RATE / 5, 3), (SAMPLE_RATE, 1)] {
-        let events = commits_when_fed(&audio, chunk, every, &sensitive);
-        assert_eq!(events, reference, "fed in chunks of {chunk} samples, decoded every {every} chunks");
+    // Leading silences of different lengths move every boundary against the chunks.
+    for lead in [8_000, 10_400, 12_800, 15_200] {
+        let mut audio = vec![0.0; lead];
+        audio.extend(speech(1, 7)); // a long utterance: several steps
+        audio.extend(vec![0.0; 3 * SAMPLE_RATE]);
+        audio.extend(speech(11, 4));
+        audio.extend(vec![0.0; SAMPLE_RATE]);
+        // Short utterances: in 1 s chunks one's end and a step's boundary can come together.
+        audio.extend(&speech(16, 2)[..SAMPLE_RATE * 13 / 10]);
+        audio.extend(vec![0.0; SAMPLE_RATE * 7 / 10]);
+        audio.extend(&speech(19, 2)[..SAMPLE_RATE * 17 / 10]);
+        audio.extend(vec![0.0; 2 * SAMPLE_RATE]);
+        let reference = commits_when_fed(&audio, SAMPLE_RATE / 10, 1, &sensitive);
+        assert!(reference.iter().filter(|e| matches!(e, StreamEvent::Completed { .. })).count() == 4, "{reference:#?}");
+        // Odd chunk sizes up to a step, and decodings that return up to 0.6 s late (within a
+        // step): a decoder that keeps up.
+        for (chunk, every) in [(1733, 1), (37 * 16, 1), (SAMPLE_RATE / 10, 3), (SAMPLE_RATE / 5, 3), (SAMPLE_RATE, 1)] {
+            let events = commits_when_fed(&audio, chunk, every, &sensitive);
+            assert_eq!(events, reference, "lead {lead}: fed in chunks of {chunk} samples, decoded every {every} chunks");
+        }
     }
 }
 
