@@ -44,13 +44,20 @@ def test_keyboard_interrupt_cancels(model):
     got = []
     # The signal comes while the iterator waits for the engine (GIL released, checking
     # signals): KeyboardInterrupt is raised there and the engine is told to stop.
+    # A process started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and Python then installs no handler (seen: CI launched with `nohup ... &`):
+    # the handler Python installs by default is set for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        for s in segments:
-            got.append(s)
-        time.sleep(10)  # finished before the signal (a very fast machine): interrupted here
-    timer.join()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for s in segments:
+                got.append(s)
+            time.sleep(10)  # finished before the signal (a very fast machine): interrupted here
+    finally:
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
     assert not got or got[-1].end < info.duration
     deadline = time.monotonic() + 30
     while _native.active_transcriptions() and time.monotonic() < deadline:
