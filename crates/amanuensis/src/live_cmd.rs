@@ -164,34 +164,33 @@ fn run_inner(tr: &Transcriber<'_>, live: LiveRun, rx: Receiver<Chunk>) -> anyhow
     let mut out = Renderer::new(live.json);
     let start = Instant::now();
     let mut fed = 0u64;
-    let mut held: Vec<f32> = Vec::new();
     let mut ended = false;
     while !ended {
-        // Take audio.
-        let chunk = rx.recv().unwrap_or(Chunk::End);
-        match chunk {
-            Chunk::Audio(a) => held.extend_from_slice(&a),
-            Chunk::End => ended = true,
+        let audio = match rx.recv().unwrap_or(Chunk::End) {
+            Chunk::Audio(a) => a,
+            Chunk::End => {
+                ended = true;
+                Vec::new()
+            }
             Chunk::Failed(e) => {
                 out.finish_line()?;
                 bail!("reading the audio failed: {e}");
             }
-        }
-        if live.speed > 0.0 && !held.is_empty() {
+        };
+        if live.speed > 0.0 && !audio.is_empty() {
             // Release the audio no sooner than real time (times the speed).
             let due = start + Duration::from_secs_f64(fed as f64 / SAMPLE_RATE as f64 / live.speed);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
         }
-        fed += held.len() as u64;
+        fed += audio.len() as u64;
         // Pieces of a tenth of a step, each followed by the decodings due: a decoder that
         // keeps up, so at speed 0 the same decodings run as at real time.
-        for piece in held.chunks(piece) {
+        for piece in audio.chunks(piece) {
             st.push(piece)?;
             decode_due(tr, &mut st, &mut out)?;
         }
-        held.clear();
         if ended {
             st.finish();
             decode_due(tr, &mut st, &mut out)?;
